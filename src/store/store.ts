@@ -1,0 +1,337 @@
+/**
+ * Persistent bot state in SQLite (`node:sqlite`, no native add-on): which guild talks to which
+ * character and chat, in which channels, whether that session should be resumed on boot; the
+ * Discord ↔ Voxta message-id map used for edits and deletions; voice opt-outs and guild settings.
+ *
+ * Every write runs in a transaction. The schema carries a version number and is brought up to
+ * date by the ordered {@link MIGRATIONS} when the store opens.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { MIGRATIONS, type Migration } from './migrations.js';
+
+export const DB_FILE_NAME = 'voxta-discord.db';
+
+/** One guild's session as stored. `chatId` is unset until Voxta has created the chat. */
+export interface GuildSessionRecord {
+  guildId: string;
+  characterId: string;
+  characterName: string;
+  chatId: string | undefined;
+  textChannelId: string;
+  voiceChannelId: string | undefined;
+  /** True while the session should run (and be resumed after a restart). */
+  active: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface MessageLink {
+  discordMessageId: string;
+  guildId: string;
+  chatId: string;
+  voxtaMessageId: string;
+  createdAt: number;
+}
+
+export type GuildSettingKey = 'mirrorTranscripts';
+
+export class StoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+interface SessionRow {
+  guild_id: string;
+  character_id: string;
+  character_name: string;
+  chat_id: string | null;
+  text_channel_id: string;
+  voice_channel_id: string | null;
+  active: number;
+  created_at: number;
+  updated_at: number;
+}
+
+function toRecord(row: SessionRow): GuildSessionRecord {
+  return {
+    guildId: row.guild_id,
+    characterId: row.character_id,
+    characterName: row.character_name,
+    chatId: row.chat_id ?? undefined,
+    textChannelId: row.text_channel_id,
+    voiceChannelId: row.voice_channel_id ?? undefined,
+    active: row.active === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export interface StoreOptions {
+  /** Clock for timestamps (tests). */
+  now?: () => number;
+  /** Migrations to apply (tests); defaults to the project's. */
+  migrations?: readonly Migration[];
+}
+
+export class Store {
+  readonly path: string;
+  private readonly db: DatabaseSync;
+  private readonly now: () => number;
+  private inTransaction = false;
+  private closed = false;
+  /** Migrations applied by this open (for the start-up log). */
+  readonly appliedMigrations: string[] = [];
+
+  private constructor(file: string, opts: StoreOptions) {
+    this.path = file;
+    this.now = opts.now ?? Date.now;
+    this.db = new DatabaseSync(file);
+    this.db.exec('PRAGMA journal_mode = WAL');
+    this.db.exec('PRAGMA synchronous = NORMAL');
+    this.db.exec('PRAGMA foreign_keys = ON');
+    this.db.exec('PRAGMA busy_timeout = 5000');
+    this.migrate(opts.migrations ?? MIGRATIONS);
+  }
+
+  /** Opens (creating the directory and the file if needed) `dataDir/voxta-discord.db`. */
+  static open(dataDir: string, opts: StoreOptions = {}): Store {
+    try {
+      fs.mkdirSync(dataDir, { recursive: true });
+    } catch (err) {
+      throw new StoreError(`Cannot create the data directory ${dataDir}: ${(err as Error).message}`, { cause: err });
+    }
+    const file = path.join(dataDir, DB_FILE_NAME);
+    try {
+      return new Store(file, opts);
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      throw new StoreError(`Cannot open the database ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  get schemaVersion(): number {
+    const row = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+    return row?.version ?? 0;
+  }
+
+  private migrate(migrations: readonly Migration[]): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const current = this.schemaVersion;
+    if (current > migrations.length) {
+      throw new StoreError(
+        `The database ${this.path} has schema version ${current}, newer than this bot knows (${migrations.length}); upgrade the bot or use another DATA_DIR`,
+      );
+    }
+    for (let v = current; v < migrations.length; v++) {
+      const m = migrations[v]!;
+      this.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.exec('DELETE FROM schema_version');
+        this.db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(v + 1);
+      });
+      this.appliedMigrations.push(`${v + 1}: ${m.description}`);
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction: committed when it returns, rolled back when it throws.
+   * Nested calls join the outer transaction.
+   */
+  transaction<T>(fn: () => T): T {
+    this.assertOpen();
+    if (this.inTransaction) return fn();
+    this.db.exec('BEGIN IMMEDIATE');
+    this.inTransaction = true;
+    try {
+      const result = fn();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      try {
+        this.db.exec('ROLLBACK');
+      } catch {
+        // The failure that caused the rollback is the one worth reporting.
+      }
+      throw err;
+    } finally {
+      this.inTransaction = false;
+    }
+  }
+
+  private run(sql: string, ...params: SQLInputValue[]): void {
+    this.transaction(() => this.db.prepare(sql).run(...params));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreError('The database is closed');
+  }
+
+  // ---- guild sessions -------------------------------------------------------------------
+
+  getGuildSession(guildId: string): GuildSessionRecord | undefined {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT * FROM guild_sessions WHERE guild_id = ?').get(guildId) as SessionRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** Every guild whose session should be running (resumed on boot). */
+  listActiveGuildSessions(): GuildSessionRecord[] {
+    this.assertOpen();
+    const rows = this.db.prepare('SELECT * FROM guild_sessions WHERE active = 1 ORDER BY updated_at').all() as unknown as SessionRow[];
+    return rows.map(toRecord);
+  }
+
+  /** Inserts or replaces a guild's session; keeps the original creation time. */
+  saveGuildSession(rec: Omit<GuildSessionRecord, 'createdAt' | 'updatedAt'>): GuildSessionRecord {
+    const now = this.now();
+    this.run(
+      `INSERT INTO guild_sessions (guild_id, character_id, character_name, chat_id, text_channel_id, voice_channel_id, active, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (guild_id) DO UPDATE SET
+         character_id = excluded.character_id, character_name = excluded.character_name, chat_id = excluded.chat_id,
+         text_channel_id = excluded.text_channel_id, voice_channel_id = excluded.voice_channel_id,
+         active = excluded.active, updated_at = excluded.updated_at`,
+      rec.guildId,
+      rec.characterId,
+      rec.characterName,
+      rec.chatId ?? null,
+      rec.textChannelId,
+      rec.voiceChannelId ?? null,
+      rec.active ? 1 : 0,
+      now,
+      now,
+    );
+    return this.getGuildSession(rec.guildId)!;
+  }
+
+  /** Marks a guild's session running or stopped, keeping the record (so `/resume` works later). */
+  setGuildSessionActive(guildId: string, active: boolean): void {
+    this.run('UPDATE guild_sessions SET active = ?, updated_at = ? WHERE guild_id = ?', active ? 1 : 0, this.now(), guildId);
+  }
+
+  /** Forgets a guild entirely (the bot was removed from it): session, message map, opt-outs, settings. */
+  forgetGuild(guildId: string): void {
+    this.transaction(() => {
+      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings']) {
+        this.db.prepare(`DELETE FROM ${table} WHERE guild_id = ?`).run(guildId);
+      }
+    });
+  }
+
+  // ---- Discord ↔ Voxta message ids ------------------------------------------------------
+
+  linkMessage(link: Omit<MessageLink, 'createdAt'>): void {
+    this.run(
+      `INSERT INTO message_map (discord_message_id, guild_id, chat_id, voxta_message_id, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (discord_message_id) DO UPDATE SET chat_id = excluded.chat_id, voxta_message_id = excluded.voxta_message_id`,
+      link.discordMessageId,
+      link.guildId,
+      link.chatId,
+      link.voxtaMessageId,
+      this.now(),
+    );
+  }
+
+  findMessageLink(discordMessageId: string): MessageLink | undefined {
+    this.assertOpen();
+    const row = this.db
+      .prepare('SELECT discord_message_id, guild_id, chat_id, voxta_message_id, created_at FROM message_map WHERE discord_message_id = ?')
+      .get(discordMessageId) as
+      | { discord_message_id: string; guild_id: string; chat_id: string; voxta_message_id: string; created_at: number }
+      | undefined;
+    if (!row) return undefined;
+    return {
+      discordMessageId: row.discord_message_id,
+      guildId: row.guild_id,
+      chatId: row.chat_id,
+      voxtaMessageId: row.voxta_message_id,
+      createdAt: row.created_at,
+    };
+  }
+
+  unlinkMessage(discordMessageId: string): void {
+    this.run('DELETE FROM message_map WHERE discord_message_id = ?', discordMessageId);
+  }
+
+  /**
+   * Keeps the map small: drops links older than `maxAgeMs` and, per guild, all but the newest
+   * `keepPerGuild`. Returns how many were removed.
+   */
+  pruneMessageLinks(maxAgeMs: number, keepPerGuild: number): number {
+    return this.transaction(() => {
+      const cutoff = this.now() - maxAgeMs;
+      const byAge = this.db.prepare('DELETE FROM message_map WHERE created_at < ?').run(cutoff);
+      const byCount = this.db
+        .prepare(
+          `DELETE FROM message_map WHERE discord_message_id IN (
+             SELECT discord_message_id FROM (
+               SELECT discord_message_id, ROW_NUMBER() OVER (PARTITION BY guild_id ORDER BY created_at DESC, rowid DESC) AS n
+               FROM message_map)
+             WHERE n > ?)`,
+        )
+        .run(keepPerGuild);
+      return Number(byAge.changes) + Number(byCount.changes);
+    });
+  }
+
+  // ---- voice opt-outs -------------------------------------------------------------------
+
+  setVoiceOptOut(guildId: string, userId: string, optedOut: boolean): void {
+    if (optedOut) {
+      this.run('INSERT OR IGNORE INTO voice_opt_outs (guild_id, user_id, created_at) VALUES (?, ?, ?)', guildId, userId, this.now());
+    } else {
+      this.run('DELETE FROM voice_opt_outs WHERE guild_id = ? AND user_id = ?', guildId, userId);
+    }
+  }
+
+  isVoiceOptedOut(guildId: string, userId: string): boolean {
+    this.assertOpen();
+    return this.db.prepare('SELECT 1 FROM voice_opt_outs WHERE guild_id = ? AND user_id = ?').get(guildId, userId) !== undefined;
+  }
+
+  listVoiceOptOuts(guildId: string): string[] {
+    this.assertOpen();
+    const rows = this.db.prepare('SELECT user_id FROM voice_opt_outs WHERE guild_id = ? ORDER BY user_id').all(guildId) as unknown as {
+      user_id: string;
+    }[];
+    return rows.map((r) => r.user_id);
+  }
+
+  // ---- settings -------------------------------------------------------------------------
+
+  getSetting(guildId: string, key: GuildSettingKey): string | undefined {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT value FROM guild_settings WHERE guild_id = ? AND key = ?').get(guildId, key) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  getBooleanSetting(guildId: string, key: GuildSettingKey, fallback: boolean): boolean {
+    const v = this.getSetting(guildId, key);
+    return v === undefined ? fallback : v === 'true';
+  }
+
+  setSetting(guildId: string, key: GuildSettingKey, value: string | boolean): void {
+    this.run(
+      'INSERT INTO guild_settings (guild_id, key, value) VALUES (?, ?, ?) ON CONFLICT (guild_id, key) DO UPDATE SET value = excluded.value',
+      guildId,
+      key,
+      String(value),
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+}
