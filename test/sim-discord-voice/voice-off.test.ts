@@ -1,0 +1,89 @@
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import {
+  AudioPlayerStatus,
+  createAudioPlayer,
+  entersState,
+  joinVoiceChannel,
+  NoSubscriberBehavior,
+  VoiceConnectionStatus,
+  type VoiceConnection,
+} from '@discordjs/voice';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodePackets } from '../../sim/discord/voice/audio-frames.js';
+import { startVoiceServer, type VoiceServer } from '../../sim/discord/voice/index.js';
+import { gatewayAdapter, goertzel, opusToneResource, tone, waitFor } from './helpers.js';
+
+const GUILD = '1200000000000000001';
+const CHANNEL = '1300000000000000001';
+const BOT = '1100000000000000001';
+const MEMBER = '1100000000000000002';
+
+describe('voice server, DAVE off, with the real @discordjs/voice', () => {
+  let voice: VoiceServer;
+  let connection: VoiceConnection | undefined;
+
+  beforeAll(async () => {
+    voice = await startVoiceServer({ dave: 'off', helloIntervalMs: 500 });
+    // In-process bot: trust the throwaway CA (adds it; the system CAs stay trusted).
+    setDefaultCACertificates([...getCACertificates('default'), voice.caCertPem]);
+  });
+  afterAll(async () => {
+    if (connection && connection.state.status !== VoiceConnectionStatus.Destroyed) connection.destroy();
+    await voice?.stop();
+  });
+
+  it('reaches Ready, carries audio both ways, resumes after 4015 and disconnects on 4014', async () => {
+    voice.memberJoined(GUILD, MEMBER); // already in the channel when the bot joins
+    const { adapterCreator, sent } = gatewayAdapter(voice, BOT);
+    connection = joinVoiceChannel({ guildId: GUILD, channelId: CHANNEL, adapterCreator, selfDeaf: false });
+    await entersState(connection, VoiceConnectionStatus.Ready, 5_000);
+    expect(sent[0]?.d).toMatchObject({ guild_id: GUILD, channel_id: CHANNEL, self_deaf: false });
+    expect(voice.session(GUILD)).toMatchObject({ ready: true, daveProtocolVersion: 0 });
+    const out = voice.frames(GUILD).filter((f) => f.dir === 'out').map((f) => f.op);
+    expect(out.slice(0, 3)).toEqual([2, 4, 11]); // READY, SESSION_DESCRIPTION, CLIENTS_CONNECT
+
+    // Bot → simulator: 440 Hz for 0.4 s.
+    const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Play } });
+    connection.subscribe(player);
+    const { resource, frames } = opusToneResource(440, 0.4);
+    player.play(resource);
+    await entersState(player, AudioPlayerStatus.Playing, 2_000);
+    await entersState(player, AudioPlayerStatus.Idle, 3_000);
+    await new Promise((r) => setTimeout(r, 100));
+    const rec = voice.botAudio(GUILD);
+    expect(rec.clearFrames).toBe(frames);
+    expect(rec.e2eeFrames).toBe(0);
+    const pcm = rec.pcm();
+    expect(goertzel(pcm, 440)).toBeGreaterThan(100 * goertzel(pcm, 1000));
+    expect(voice.botSpeaking(GUILD).map((s) => s.speaking)).toEqual([1, 0]);
+
+    // Simulator → bot: the member says 880 Hz (16 kHz mono input, resampled by the simulator).
+    const received: Buffer[] = [];
+    const stream = connection.receiver.subscribe(MEMBER);
+    stream.on('data', (b: Buffer) => received.push(b));
+    await voice.speak(GUILD, MEMBER, tone(880, 0.4, 16_000), { sampleRate: 16_000, channels: 1 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.length).toBe(20 + 5); // 20 frames of tone + 5 silence frames
+    const heard = decodePackets(received, 48_000, 1).pcm;
+    expect(goertzel(heard, 880)).toBeGreaterThan(100 * goertzel(heard, 440));
+
+    // 4015: the client resumes (op 7 → op 9) and audio keeps flowing on the same session.
+    const ssrcBefore = voice.session(GUILD)!.ssrc;
+    voice.closeBotSocket(GUILD, 4015);
+    await waitFor(voice.events, 'botResumed');
+    await entersState(connection, VoiceConnectionStatus.Ready, 2_000);
+    expect(voice.session(GUILD)!.ssrc).toBe(ssrcBefore);
+    const inOps = voice.frames(GUILD).filter((f) => f.dir === 'in').map((f) => f.op);
+    expect(inOps).toContain(7);
+    expect(voice.frames(GUILD).some((f) => f.dir === 'out' && f.op === 9)).toBe(true);
+    const before = received.length;
+    await voice.speak(GUILD, MEMBER, tone(880, 0.2), { sampleRate: 48_000, channels: 1 });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(received.length - before).toBe(10 + 5);
+
+    // 4014: kicked → Disconnected (no automatic rejoin).
+    voice.closeBotSocket(GUILD, 4014);
+    await entersState(connection, VoiceConnectionStatus.Disconnected, 2_000);
+    expect(connection.state).toMatchObject({ status: 'disconnected', closeCode: 4014 });
+  });
+});
