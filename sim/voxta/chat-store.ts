@@ -1,0 +1,87 @@
+/**
+ * Saved chats and their history, in memory for the life of the simulator (they survive
+ * stopChat, dropped connections and a simulated restart, as Voxta's database does).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Role, StoredMessage } from './messages.js';
+
+export interface ChatMessageRecord {
+  messageId: string;
+  role: Role;
+  senderId: string;
+  text: string;
+  timestamp: Date;
+  index: number;
+}
+
+export interface ChatRecord {
+  id: string;
+  characterId: string;
+  title: string;
+  created: Date;
+  lastSession: Date | null;
+  messages: ChatMessageRecord[];
+}
+
+export class ChatStore {
+  private readonly chats = new Map<string, ChatRecord>();
+
+  create(characterId: string, title: string): ChatRecord {
+    const chat: ChatRecord = { id: randomUUID(), characterId, title, created: new Date(), lastSession: null, messages: [] };
+    this.chats.set(chat.id, chat);
+    return chat;
+  }
+
+  get(id: string): ChatRecord | undefined {
+    return this.chats.get(id);
+  }
+
+  all(): ChatRecord[] {
+    return [...this.chats.values()];
+  }
+
+  /** Chats of a character, most recently used (or created) first. */
+  forCharacter(characterId: string): ChatRecord[] {
+    const lastUse = (c: ChatRecord): number => (c.lastSession ?? c.created).getTime();
+    return this.all()
+      .filter((c) => c.characterId === characterId)
+      .sort((a, b) => lastUse(b) - lastUse(a));
+  }
+
+  append(chat: ChatRecord, role: Role, senderId: string, text: string): ChatMessageRecord {
+    const m: ChatMessageRecord = { messageId: randomUUID(), role, senderId, text, timestamp: new Date(), index: chat.messages.length };
+    chat.messages.push(m);
+    return m;
+  }
+}
+
+/** A history item as `chatStarted.messages[]` carries it. */
+export function toStoredMessage(m: ChatMessageRecord, senderName: string, chatStart: Date): StoredMessage {
+  return {
+    messageId: m.messageId,
+    role: m.role,
+    senderId: m.senderId,
+    name: senderName,
+    text: m.text,
+    timestamp: m.timestamp.toISOString(),
+    tokens: estimateTokens(m.text),
+    index: m.index,
+    conversationIndex: 0,
+    chatTime: Math.max(0, m.timestamp.getTime() - chatStart.getTime()),
+    attachments: [],
+  };
+}
+
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+/** "just now", "5 minutes ago", "3 days ago": Voxta sends humanised dates in lists. */
+export function humanizeAgo(date: Date, now = new Date()): string {
+  const s = Math.max(0, Math.round((now.getTime() - date.getTime()) / 1000));
+  const unit = (n: number, name: string): string => `${n} ${name}${n === 1 ? '' : 's'} ago`;
+  if (s < 60) return 'just now';
+  if (s < 3600) return unit(Math.floor(s / 60), 'minute');
+  if (s < 86400) return unit(Math.floor(s / 3600), 'hour');
+  return unit(Math.floor(s / 86400), 'day');
+}

@@ -1,0 +1,204 @@
+/**
+ * Options with their defaults, fault switches, and the shared state every part of the simulator
+ * reaches through one {@link SimContext}.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from '../../src/log.js';
+import type { ChatStore } from './chat-store.js';
+import { DEFAULT_CHARACTERS, defaultReply, type ReplyContext, type SimCharacter } from './characters.js';
+import type { UserRef } from './messages.js';
+import type { SimRecorder } from './recorder.js';
+import type { SessionRegistry } from './session-registry.js';
+import type { TtsRegistry } from './tts.js';
+
+export type TranscriptSource = string[] | ((info: { sessionId: string; index: number; voicedMs: number }) => string | null);
+
+export interface VoxtaSimOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  host?: string;
+  /** Require `Authorization: Bearer <key>` (or `?access_token=`); each key is a distinct user. */
+  apiKey?: string | string[];
+  /** Require Basic auth (reverse-proxy style). With `apiKey` too, either credential is accepted. */
+  basicAuth?: { username: string; password: string };
+  maxChats?: number;
+  characters?: SimCharacter[];
+  reply?: (userText: string, ctx: ReplyContext) => string[];
+  chunkDelayMs?: number;
+  greeting?: boolean;
+  tts?: {
+    enabled?: boolean;
+    sampleRate?: number;
+    voice?: 'tone' | 'espeak';
+    silenceUrls?: boolean;
+    status?: number;
+    delayMs?: number;
+  };
+  stt?: {
+    enabled?: boolean;
+    endSilenceMs?: number;
+    vadThreshold?: number;
+    minVoicedMs?: number;
+    transcripts?: TranscriptSource;
+    bargeIn?: boolean;
+  };
+  pingIntervalMs?: number;
+  clientTimeoutMs?: number;
+  chatLockReleaseDelayMs?: number;
+  capacityDelayMs?: number;
+  apiVersion?: string;
+  faults?: Partial<SimFaults>;
+  maxRecordedFrames?: number;
+  log?: boolean;
+}
+
+/** The live options object (`sim.options`): every field present, mutable at run time. */
+export interface ResolvedOptions {
+  port: number;
+  host: string;
+  apiKey: string | string[] | undefined;
+  basicAuth: { username: string; password: string } | undefined;
+  maxChats: number;
+  characters: SimCharacter[];
+  reply: (userText: string, ctx: ReplyContext) => string[];
+  chunkDelayMs: number;
+  greeting: boolean;
+  tts: {
+    enabled: boolean;
+    sampleRate: number;
+    voice: 'tone' | 'espeak';
+    silenceUrls: boolean;
+    status: number;
+    delayMs: number;
+  };
+  stt: {
+    enabled: boolean;
+    endSilenceMs: number;
+    vadThreshold: number;
+    minVoicedMs: number;
+    transcripts: TranscriptSource | undefined;
+    bargeIn: boolean;
+  };
+  pingIntervalMs: number;
+  clientTimeoutMs: number;
+  chatLockReleaseDelayMs: number;
+  capacityDelayMs: number;
+  apiVersion: string;
+  maxRecordedFrames: number;
+  log: boolean;
+}
+
+export interface SimFaults {
+  /** After the first chunk of every reply: chatSessionError, replyCancelled, replyEnd (the hold stays). */
+  errorMidReply: boolean;
+  /** A `{"$type":"futureThing"}` event after every replyStart. */
+  unknownTypes: boolean;
+  /** After every replyStart: a replyChunk without messageId, non-object arguments, an unknown target. */
+  malformedPayloads: boolean;
+  /** Answer `authenticate` with `authenticationRequired`. */
+  authenticationRequired: boolean;
+  /** Every invoke's completion carries this error. */
+  invocationError: string | null;
+}
+
+export function resolveOptions(o: VoxtaSimOptions = {}): ResolvedOptions {
+  return {
+    port: o.port ?? 0,
+    host: o.host ?? '127.0.0.1',
+    apiKey: o.apiKey,
+    basicAuth: o.basicAuth,
+    maxChats: o.maxChats ?? 2,
+    characters: o.characters ?? DEFAULT_CHARACTERS.map((c) => ({ ...c })),
+    reply: o.reply ?? defaultReply,
+    chunkDelayMs: o.chunkDelayMs ?? 40,
+    greeting: o.greeting ?? false,
+    tts: {
+      enabled: o.tts?.enabled ?? true,
+      sampleRate: o.tts?.sampleRate ?? 24000,
+      voice: o.tts?.voice ?? 'tone',
+      silenceUrls: o.tts?.silenceUrls ?? false,
+      status: o.tts?.status ?? 200,
+      delayMs: o.tts?.delayMs ?? 0,
+    },
+    stt: {
+      enabled: o.stt?.enabled ?? true,
+      endSilenceMs: o.stt?.endSilenceMs ?? 600,
+      vadThreshold: o.stt?.vadThreshold ?? 500,
+      minVoicedMs: o.stt?.minVoicedMs ?? 60,
+      transcripts: o.stt?.transcripts,
+      bargeIn: o.stt?.bargeIn ?? false,
+    },
+    pingIntervalMs: o.pingIntervalMs ?? 15_000,
+    clientTimeoutMs: o.clientTimeoutMs ?? 30_000,
+    chatLockReleaseDelayMs: o.chatLockReleaseDelayMs ?? 0,
+    capacityDelayMs: o.capacityDelayMs ?? 10_000,
+    apiVersion: o.apiVersion ?? '2025-08',
+    maxRecordedFrames: o.maxRecordedFrames ?? 12_000,
+    log: o.log ?? false,
+  };
+}
+
+export function resolveFaults(f: Partial<SimFaults> = {}): SimFaults {
+  return {
+    errorMidReply: f.errorMidReply ?? false,
+    unknownTypes: f.unknownTypes ?? false,
+    malformedPayloads: f.malformedPayloads ?? false,
+    authenticationRequired: f.authenticationRequired ?? false,
+    invocationError: f.invocationError ?? null,
+  };
+}
+
+export const SERVER_VERSION = '1.0.0-beta.152-sim';
+
+/** Shared state of one simulator instance. */
+export interface SimContext {
+  readonly options: ResolvedOptions;
+  readonly faults: SimFaults;
+  readonly recorder: SimRecorder;
+  readonly chats: ChatStore;
+  readonly tts: TtsRegistry;
+  readonly registry: SessionRegistry;
+  readonly log: Logger;
+  readonly transcripts: TranscriptCursor;
+}
+
+export function findCharacter(options: ResolvedOptions, id: string): SimCharacter | undefined {
+  return options.characters.find((c) => c.id === id);
+}
+
+/** A stable user id and name for a credential identity (never derived from the secret itself). */
+export function userRefFor(userKey: string): UserRef {
+  const h = createHash('sha256').update(`voxta-sim-user:${userKey}`).digest('hex');
+  const id = `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return { id, name: 'User' };
+}
+
+/**
+ * Hands out scripted transcripts in order across the whole simulator. Replacing
+ * `options.stt.transcripts` with a new array starts again from its first entry.
+ */
+export class TranscriptCursor {
+  private source: TranscriptSource | undefined;
+  private next = 0;
+
+  /** Peeks the next scripted transcript of an array source (for partial texts). */
+  peek(current: TranscriptSource | undefined): string | undefined {
+    this.sync(current);
+    return Array.isArray(current) ? current[this.next] : undefined;
+  }
+
+  /** The final text of utterance `index`: scripted, from the function, or a readable default. */
+  take(current: TranscriptSource | undefined, info: { sessionId: string; index: number; voicedMs: number }): string | null {
+    this.sync(current);
+    if (typeof current === 'function') return current(info);
+    if (Array.isArray(current) && this.next < current.length) return current[this.next++] ?? null;
+    return `utterance ${info.index + 1} (${(info.voicedMs / 1000).toFixed(1)} s)`;
+  }
+
+  private sync(current: TranscriptSource | undefined): void {
+    if (current !== this.source) {
+      this.source = current;
+      this.next = 0;
+    }
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * The simulated Voxta server: an HTTP server with the SignalR hub, the audio input socket, TTS
+ * downloads and the REST helpers, plus recorded traffic and fault switches for tests.
+ * See README.md in this folder for the full API.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { errorInfo, logger } from '../../src/log.js';
+import { AudioSockets, type AudioRecord } from './audio-socket.js';
+import { authenticateRequest } from './auth.js';
+import { ChatStore, type ChatRecord } from './chat-store.js';
+import type { SessionInfo } from './chat-session.js';
+import {
+  TranscriptCursor,
+  findCharacter,
+  resolveFaults,
+  resolveOptions,
+  type ResolvedOptions,
+  type SimContext,
+  type SimFaults,
+  type VoxtaSimOptions,
+} from './context.js';
+import { SimHubConnection } from './hub-connection.js';
+import {
+  SimRecorder,
+  type MessageFilter,
+  type PlaybackRecord,
+  type ReceivedMessage,
+  type RecognitionRecord,
+  type SentMessage,
+  type SimEvents,
+  type TtsRequest,
+} from './recorder.js';
+import { handleHttp, sendJson } from './rest.js';
+import { SessionRegistry } from './session-registry.js';
+import { TtsRegistry, type TtsServed } from './tts.js';
+import { UserConnection, type HubConnectionInfo } from './user-connection.js';
+
+export type { VoxtaSimOptions, ResolvedOptions, SimFaults, TranscriptSource } from './context.js';
+export type { SimCharacter, ReplyContext } from './characters.js';
+export { DEFAULT_CHARACTERS, ARIA_ID, HOLT_ID, MIRA_ID, defaultReply, splitSentences } from './characters.js';
+export type { ReceivedMessage, SentMessage, PlaybackRecord, RecognitionRecord, MessageFilter, TtsRequest } from './recorder.js';
+export type { AudioRecord } from './audio-socket.js';
+export type { ChatRecord, ChatMessageRecord } from './chat-store.js';
+export type { SessionInfo } from './chat-session.js';
+export type { HubConnectionInfo } from './user-connection.js';
+export type { TtsServed } from './tts.js';
+export type { ClientPayload, ServerMessage } from './messages.js';
+export { speechDurationMs, toneFrequencyFor } from './tts.js';
+export { decodeWav, encodeWav } from './wav.js';
+
+const HUB_PATH = '/hub';
+const NEGOTIATE_PATH = '/hub/negotiate';
+const AUDIO_PATH = '/ws/audio/input/stream';
+
+export class VoxtaSim {
+  /** Live options: change them at run time (e.g. `sim.options.tts.status = 502`). */
+  readonly options: ResolvedOptions;
+  /** Live fault switches. */
+  readonly faults: SimFaults;
+  private readonly recorder = new SimRecorder();
+  private readonly chatStore = new ChatStore();
+  private readonly registry = new SessionRegistry();
+  private readonly ctx: SimContext;
+  private readonly audioSockets: AudioSockets;
+  private readonly hubWss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
+  private readonly connectionsById = new Map<string, UserConnection>();
+  private readonly hubsById = new Map<string, SimHubConnection>();
+  /** Negotiated connection tokens not yet used by a WebSocket, → connection id. */
+  private readonly negotiated = new Map<string, string>();
+  private server: Server | undefined;
+  private boundPort = 0;
+  private closed = false;
+
+  constructor(opts: VoxtaSimOptions = {}) {
+    this.options = resolveOptions(opts);
+    this.faults = resolveFaults(opts.faults);
+    let espeakWarned = false;
+    const log = logger().child({ component: 'voxta-sim' }, this.options.log ? {} : { level: 'error' });
+    const tts = new TtsRegistry(() => {
+      if (!espeakWarned) log.warn('espeak-ng is not installed: speaking with tones instead');
+      espeakWarned = true;
+    });
+    this.ctx = {
+      options: this.options,
+      faults: this.faults,
+      recorder: this.recorder,
+      chats: this.chatStore,
+      tts,
+      registry: this.registry,
+      log,
+      transcripts: new TranscriptCursor(),
+    };
+    this.audioSockets = new AudioSockets(this.ctx);
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get url(): string {
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `http://${host}:${this.boundPort}`;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Starts listening (on the same port again after {@link stop}). */
+  async start(): Promise<void> {
+    if (this.closed) throw new Error('voxta-sim: closed for good; start a new simulator');
+    if (this.server) return;
+    const server = createServer((req, res) => this.onRequest(req, res));
+    server.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.boundPort || this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    this.boundPort = typeof address === 'object' && address ? address.port : this.boundPort;
+    this.server = server;
+    this.ctx.log.info({ url: this.url }, 'simulated Voxta server listening');
+  }
+
+  /**
+   * Simulates Voxta going down: every socket is cut without a close frame, every session and
+   * pending TTS job is lost. Saved chats survive. {@link start} brings it back on the same port.
+   */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const hub of this.hubsById.values()) hub.terminate();
+    this.audioSockets.dropAll();
+    for (const s of this.registry.all()) s.dispose('crash');
+    this.registry.clear();
+    for (const c of this.connectionsById.values()) c.session = null;
+    this.ctx.tts.clear();
+    this.negotiated.clear();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.ctx.log.info('simulated Voxta server stopped');
+  }
+
+  /** Stops for good. */
+  async close(): Promise<void> {
+    await this.stop();
+    this.closed = true;
+    this.recorder.removeAllListeners();
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  /** Cuts every hub socket without a close frame (network loss / crash of the connection). */
+  dropHubConnections(): void {
+    for (const hub of this.hubsById.values()) hub.terminate();
+  }
+
+  /** Closes every hub connection with a SignalR close message (type 7). */
+  closeHubConnections(opts: { allowReconnect?: boolean; error?: string } = {}): void {
+    for (const hub of this.hubsById.values()) hub.closeWithMessage(opts);
+  }
+
+  dropAudioSockets(): void {
+    this.audioSockets.dropAll();
+  }
+
+  /** speechRecognitionStart / Partial / End for `text` now, on the session's connection. */
+  injectTranscript(sessionId: string, text: string | null): void {
+    const session = this.registry.get(sessionId);
+    if (!session || session.state !== 'active') throw new Error(`voxta-sim: no active session ${sessionId}`);
+    session.injectTranscript(text);
+  }
+
+  // ---------------------------------------------------------------- observability
+
+  get received(): ReceivedMessage[] {
+    return this.recorder.received;
+  }
+  get sent(): SentMessage[] {
+    return this.recorder.sent;
+  }
+  get ttsServed(): TtsServed[] {
+    return this.recorder.ttsServed;
+  }
+  get ttsRequests(): TtsRequest[] {
+    return this.recorder.ttsRequests;
+  }
+  get recognitions(): RecognitionRecord[] {
+    return this.recorder.recognitions;
+  }
+
+  seq(): number {
+    return this.recorder.seq();
+  }
+
+  connections(): HubConnectionInfo[] {
+    return [...this.connectionsById.values()].map((c) => c.info());
+  }
+
+  sessions(): SessionInfo[] {
+    return this.registry.all().map((s) => s.info());
+  }
+
+  heldSessions(): SessionInfo[] {
+    return this.sessions().filter((s) => s.held);
+  }
+
+  chats(): ChatRecord[] {
+    return this.chatStore.all();
+  }
+
+  /** Seeds a saved chat (e.g. to test resume); `messages` become its history. */
+  createChat(characterId: string, opts: { title?: string; messages?: { role: 'User' | 'Assistant'; text: string }[] } = {}): ChatRecord {
+    const character = findCharacter(this.options, characterId);
+    if (!character) throw new Error(`voxta-sim: unknown character ${characterId}`);
+    const chat = this.chatStore.create(characterId, opts.title ?? `Chat with ${character.name}`);
+    for (const m of opts.messages ?? []) {
+      this.chatStore.append(chat, m.role, m.role === 'User' ? 'user' : characterId, m.text);
+    }
+    return chat;
+  }
+
+  audio(sessionId: string): AudioRecord | undefined {
+    return this.audioSockets.record(sessionId);
+  }
+
+  playback(messageId: string): PlaybackRecord {
+    return this.recorder.playbackSnapshot(messageId);
+  }
+
+  waitFor<T>(predicate: () => T | undefined | null | false, timeoutMs?: number, description?: string): Promise<T> {
+    return this.recorder.waitFor(predicate, timeoutMs, description);
+  }
+
+  waitForClientMessage(type: string, filter?: MessageFilter, timeoutMs?: number): Promise<ReceivedMessage> {
+    return this.recorder.waitForClientMessage(type, filter, timeoutMs);
+  }
+
+  waitForServerMessage(type: string, filter?: MessageFilter, timeoutMs?: number): Promise<SentMessage> {
+    return this.recorder.waitForServerMessage(type, filter, timeoutMs);
+  }
+
+  on<K extends keyof SimEvents>(event: K, listener: (...args: SimEvents[K]) => void): this {
+    this.recorder.on(event, listener as never);
+    return this;
+  }
+
+  off<K extends keyof SimEvents>(event: K, listener: (...args: SimEvents[K]) => void): this {
+    this.recorder.off(event, listener as never);
+    return this;
+  }
+
+  once<K extends keyof SimEvents>(event: K, listener: (...args: SimEvents[K]) => void): this {
+    this.recorder.once(event, listener as never);
+    return this;
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    try {
+      const auth = authenticateRequest(req, url, this.options);
+      if (!auth.ok) {
+        res.setHeader('WWW-Authenticate', auth.challenge);
+        sendJson(res, 401, { error: 'Unauthorized' });
+        return;
+      }
+      if (url.pathname === NEGOTIATE_PATH) return this.onNegotiate(req, res);
+      if (handleHttp(this.ctx, req, res, url)) return;
+      sendJson(res, 404, { error: `Not found: ${url.pathname}` });
+    } catch (err) {
+      this.ctx.log.error({ path: url.pathname, err: errorInfo(err, true) }, 'request failed');
+      sendJson(res, 500, { error: 'Internal simulator error' });
+    }
+  }
+
+  private onNegotiate(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== 'POST') {
+      sendJson(res, 405, { error: 'negotiate expects POST' });
+      return;
+    }
+    req.resume(); // the body is empty; drain it anyway
+    const connectionId = randomUUID();
+    const connectionToken = randomUUID();
+    this.negotiated.set(connectionToken, connectionId);
+    sendJson(res, 200, {
+      negotiateVersion: 1,
+      connectionId,
+      connectionToken,
+      availableTransports: [{ transport: 'WebSockets', transferFormats: ['Text', 'Binary'] }],
+    });
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    const auth = authenticateRequest(req, url, this.options);
+    if (!auth.ok) return rejectUpgrade(socket, 401, 'Unauthorized', { 'WWW-Authenticate': auth.challenge });
+    if (url.pathname === HUB_PATH) {
+      const token = url.searchParams.get('id');
+      let connectionId: string = randomUUID();
+      if (token !== null) {
+        const id = this.negotiated.get(token);
+        if (!id) return rejectUpgrade(socket, 404, 'No Connection with that ID');
+        this.negotiated.delete(token);
+        connectionId = id;
+      }
+      this.hubWss.handleUpgrade(req, socket, head, (ws) => {
+        const hub = new SimHubConnection(
+          connectionId,
+          ws,
+          { pingIntervalMs: this.options.pingIntervalMs, clientTimeoutMs: this.options.clientTimeoutMs },
+          this.ctx.log,
+        );
+        const conn = new UserConnection(this.ctx, hub, auth.userKey);
+        this.hubsById.set(connectionId, hub);
+        this.connectionsById.set(connectionId, conn);
+        hub.on('closed', (code) => {
+          this.hubsById.delete(connectionId);
+          conn.onClosed();
+          this.recorder.emit('hubDisconnected', { connectionId, code });
+          this.recorder.emit('changed');
+        });
+        this.recorder.emit('hubConnected', { connectionId });
+        this.recorder.emit('changed');
+      });
+      return;
+    }
+    if (url.pathname === AUDIO_PATH) {
+      this.audioSockets.handleUpgrade(req, socket, head, url.searchParams.get('sessionId'), auth.userKey);
+      return;
+    }
+    rejectUpgrade(socket, 404, 'Not Found');
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void {
+  const lines = [`HTTP/1.1 ${status} ${text}`, 'Connection: close', 'Content-Length: 0'];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  socket.end(lines.join('\r\n') + '\r\n\r\n');
+  socket.once('finish', () => socket.destroy());
+}
+
+/** Creates and starts a simulator. */
+export async function startVoxtaSim(opts: VoxtaSimOptions = {}): Promise<VoxtaSim> {
+  const sim = new VoxtaSim(opts);
+  await sim.start();
+  return sim;
+}
