@@ -1,0 +1,36 @@
+/**
+ * Public surface of the Voxta client layer. Knows nothing of Discord.
+ */
+export * from './errors.js';
+export * from './messages.js';
+export { VoxtaEndpoint, type VoxtaEndpointOptions } from './endpoint.js';
+export { VoxtaRest, pathOf, type CharacterSummary, type ChatSummary, type FetchOptions, type FetchedBytes } from './rest.js';
+export {
+  VoxtaChatSession,
+  CLIENT_NAME,
+  EXPECTED_API_VERSION,
+  type ChatInfo,
+  type ReconnectOptions,
+  type ReconnectedInfo,
+  type ReconnectingInfo,
+  type ResumeChatOptions,
+  type SessionState,
+  type SessionStats,
+  type StartChatOptions,
+  type VoxtaChatSessionEvents,
+  type VoxtaChatSessionOptions,
+} from './chat-session.js';
+export { PlaybackContract, type ChunkInfo, type CompleteReason, type PlaybackContractOptions, type PlaybackSink, type PlaybackStats } from './playback-contract.js';
+export {
+  VoxtaAudioInput,
+  attachAudioInput,
+  AUDIO_SPEC_HEADER,
+  FRAME_BYTES,
+  FRAME_MS,
+  SAMPLE_RATE,
+  type AudioInputState,
+  type AudioInputStats,
+  type VoxtaAudioInputOptions,
+} from './audio-input.js';
+export { classifyAudioUrl, fetchSpeech, unfetchedDurationSec, type AudioUrlKind, type FetchSpeechOptions } from './tts.js';
+export { sanitizeUserText, attributeSpeaker, capText, needsEscape, unescapeUserText, ESCAPE_PREFIX, MAX_USER_TEXT_CHARS, type AttributeOptions } from './user-text.js';
