@@ -1,0 +1,256 @@
+/**
+ * The bot without discord.js: every guild's {@link GuildSession}, admission control, the Voxta
+ * catalog, metrics and the events `app.ts` forwards from Discord. Commands work against this.
+ */
+import type { Config } from '../config.js';
+import { errorInfo, type Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import { VoxtaAuthError, VoxtaNotFoundError } from '../voxta/errors.js';
+import { Admission } from './admission.js';
+import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
+import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
+import { GuildSession, type GuildSessionState } from './guild-session.js';
+import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
+
+export interface BotCoreDeps {
+  config: Config;
+  store: Store;
+  rest: VoxtaCatalogPort;
+  createVoxta: VoxtaSessionFactory;
+  joinVoice: GuildVoiceJoiner | undefined;
+  guild: (guildId: string) => GuildPort | undefined;
+  log: Logger;
+  editIntervalMs?: number;
+  contextDebounceMs?: number;
+  /** Back-off for resuming stored sessions Voxta could not take at boot. */
+  resumeRetryMs?: { first: number; max: number };
+}
+
+export class BotCore {
+  readonly admission: Admission;
+  readonly metrics: BotMetrics;
+  readonly catalog: VoxtaCatalog;
+  readonly config: Config;
+  readonly store: Store;
+  readonly log: Logger;
+  private readonly sessions = new Map<string, GuildSession>();
+  private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
+  /** Set by app.ts: the gateway is ready. */
+  discordReady = false;
+  /** False when Discord refused the MessageContent intent: text bridging is off. */
+  messageContentAvailable = true;
+  private shuttingDown = false;
+  private voxtaProbe: { ok: boolean; at: number } | undefined;
+
+  constructor(private readonly deps: BotCoreDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.log = deps.log;
+    this.admission = new Admission(deps.config.voxta.maxChats, deps.config.voxta.maxVoiceSessions);
+    this.metrics = createBotMetrics();
+    this.catalog = new VoxtaCatalog(deps.rest, { log: deps.log });
+    this.metrics.bind({
+      sessionStates: () => {
+        const counts: Record<string, number> = {};
+        for (const s of this.sessions.values()) counts[s.state] = (counts[s.state] ?? 0) + 1;
+        return counts;
+      },
+      voiceGuilds: () => this.admission.voiceCount,
+      voiceStats: () => {
+        const sum: Record<string, number> = {};
+        for (const s of this.sessions.values()) for (const [k, v] of Object.entries(s.voiceStats() ?? {})) sum[k] = (sum[k] ?? 0) + v;
+        return sum;
+      },
+      playback: () => {
+        const total = { owed: 0, sent: 0 };
+        for (const s of this.sessions.values()) {
+          const p = s.playbackStats();
+          if (p) {
+            total.owed += p.owed;
+            total.sent += p.sent;
+          }
+        }
+        return total;
+      },
+      discordReady: () => this.discordReady,
+    });
+  }
+
+  /** The guild's session object (created idle on first use). */
+  session(guildId: string): GuildSession {
+    let s = this.sessions.get(guildId);
+    if (!s) {
+      s = new GuildSession({
+        guildId,
+        guild: () => this.deps.guild(guildId),
+        store: this.store,
+        admission: this.admission,
+        metrics: this.metrics,
+        config: this.config,
+        createVoxta: this.deps.createVoxta,
+        joinVoice: this.deps.joinVoice,
+        log: this.log,
+        editIntervalMs: this.deps.editIntervalMs,
+        contextDebounceMs: this.deps.contextDebounceMs,
+      });
+      this.sessions.set(guildId, s);
+    }
+    return s;
+  }
+
+  guildHasTextChannel(guildId: string, channelId: string): boolean {
+    return this.deps.guild(guildId)?.textChannel(channelId) !== undefined;
+  }
+
+  existingSession(guildId: string): GuildSession | undefined {
+    return this.sessions.get(guildId);
+  }
+
+  sessionStates(): Array<{ guildId: string; state: GuildSessionState; voxta: string; voice: boolean }> {
+    return [...this.sessions.values()].map((s) => ({ guildId: s.guildId, state: s.state, voxta: s.voxtaState, voice: s.voiceChannelId !== undefined }));
+  }
+
+  /**
+   * Resumes every guild stored as active (after a restart). Runs them one after another: Voxta
+   * serialises chat starts anyway, and a failure in one guild must not stop the others. Guilds
+   * Voxta cannot take now (down, busy) are retried with back-off while they stay active.
+   */
+  async resumeAll(): Promise<void> {
+    const records = this.store.listActiveGuildSessions();
+    if (records.length) this.log.info({ guilds: records.length }, 'resuming the chats that were active before the restart');
+    for (const rec of records) await this.resumeStored(rec.guildId, 0);
+  }
+
+  private async resumeStored(guildId: string, attempt: number): Promise<void> {
+    this.resumeTimers.delete(guildId);
+    if (this.shuttingDown) return;
+    const rec = this.store.getGuildSession(guildId);
+    if (!rec?.active) return;
+    const guild = this.deps.guild(guildId);
+    if (!guild) {
+      this.log.info({ guildId }, 'resume: the bot is no longer in this guild; ending its session');
+      this.store.setGuildSessionActive(guildId, false);
+      return;
+    }
+    if (!guild.textChannel(rec.textChannelId)) {
+      this.log.info({ guildId, channelId: rec.textChannelId }, 'resume: the bound text channel is gone; ending the session');
+      this.store.setGuildSessionActive(guildId, false);
+      return;
+    }
+    const session = this.session(guildId);
+    if (session.state !== 'idle') return;
+    const voiceChannelId = rec.voiceChannelId && guild.isVoiceChannel(rec.voiceChannelId) ? rec.voiceChannelId : null;
+    try {
+      const out = await session.resume({ voiceChannelId });
+      this.log.info({ guildId, chatId: out.record.chatId }, 'resume: chat resumed after restart');
+      if (out.voiceNote) await session.post(out.voiceNote);
+    } catch (err) {
+      if (err instanceof VoxtaNotFoundError || err instanceof VoxtaAuthError) {
+        this.log.warn({ guildId, err: errorInfo(err) }, 'resume: giving up on this guild');
+        this.store.setGuildSessionActive(guildId, false);
+        await session.post(`I could not resume the chat with ${rec.characterName} after restarting: ${err instanceof VoxtaAuthError ? 'Voxta refused my credentials' : 'Voxta does not know that chat any more'}. Start a new one with /start.`);
+        return;
+      }
+      const retry = this.deps.resumeRetryMs ?? { first: 5000, max: 60_000 };
+      const delay = Math.min(retry.max, retry.first * 2 ** attempt);
+      this.log.warn({ guildId, err: errorInfo(err), retryInMs: delay }, 'resume: failed; will retry');
+      if (attempt === 0) {
+        await session.post(`I could not resume the chat with ${rec.characterName} yet (Voxta is not available); I will keep trying.`);
+      }
+      const t = setTimeout(() => void this.resumeStored(guildId, attempt + 1), delay);
+      t.unref();
+      this.resumeTimers.set(guildId, t);
+    }
+  }
+
+  /** Cancels a pending automatic resume (the admin ran /start, /resume or /stop). */
+  cancelAutoResume(guildId: string): void {
+    const t = this.resumeTimers.get(guildId);
+    if (t) clearTimeout(t);
+    this.resumeTimers.delete(guildId);
+  }
+
+  // ---- Discord events forwarded by app.ts -------------------------------------------------
+
+  async humanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
+    const s = this.sessions.get(guildId);
+    if (!s || s.textChannelId !== msg.channelId) return;
+    await s.handleHumanMessage(msg);
+  }
+
+  messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string): void {
+    const s = this.sessions.get(guildId);
+    if (!s || s.textChannelId !== channelId) return;
+    s.handleMessageEdit(messageId, authorName, content);
+  }
+
+  messageDeleted(guildId: string, channelId: string, messageId: string): void {
+    const s = this.sessions.get(guildId);
+    if (!s || s.textChannelId !== channelId) {
+      // Still drop a stale link so the map does not keep ids of deleted messages.
+      if (this.store.findMessageLink(messageId)) this.store.unlinkMessage(messageId);
+      return;
+    }
+    s.handleMessageDelete(messageId);
+  }
+
+  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined): void {
+    this.sessions.get(guildId)?.voiceMembersChanged([oldChannelId, newChannelId]);
+  }
+
+  async channelDeleted(guildId: string, channelId: string): Promise<void> {
+    const s = this.sessions.get(guildId);
+    if (s) {
+      await s.channelDeleted(channelId);
+      return;
+    }
+    const rec = this.store.getGuildSession(guildId);
+    if (rec?.active && rec.textChannelId === channelId) this.store.setGuildSessionActive(guildId, false);
+  }
+
+  /** The bot was removed from a guild (or the guild was deleted): end the session, forget it. */
+  async guildRemoved(guildId: string): Promise<void> {
+    this.cancelAutoResume(guildId);
+    const s = this.sessions.get(guildId);
+    if (s) await s.stop('removed from the guild');
+    this.sessions.delete(guildId);
+    this.store.forgetGuild(guildId);
+    this.log.info({ guildId }, 'removed from a guild; its session and stored state are gone');
+  }
+
+  // ---- health -----------------------------------------------------------------------------
+
+  /** Whether Voxta answers its REST API (cached for 10 s so health probes stay cheap). */
+  async voxtaReachable(): Promise<boolean> {
+    const now = Date.now();
+    if (this.voxtaProbe && now - this.voxtaProbe.at < 10_000) return this.voxtaProbe.ok;
+    let ok = [...this.sessions.values()].some((s) => s.voxtaState === 'ready');
+    if (!ok) {
+      try {
+        await this.deps.rest.listCharacters({ timeoutMs: 3000 });
+        ok = true;
+      } catch {
+        ok = false;
+      }
+    }
+    this.voxtaProbe = { ok, at: now };
+    return ok;
+  }
+
+  // ---- shutdown ---------------------------------------------------------------------------
+
+  /**
+   * Leaves voice (the voice module sends the playback completes it owes), closes every Voxta
+   * connection and keeps the stored state active, so the next start resumes the same chats.
+   */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    for (const t of this.resumeTimers.values()) clearTimeout(t);
+    this.resumeTimers.clear();
+    await Promise.all(
+      [...this.sessions.values()].map((s) =>
+        s.stop('shutdown', { keepActive: true }).catch((err: unknown) => this.log.warn({ guildId: s.guildId, err: errorInfo(err) }, 'shutdown: stopping a session failed')),
+      ),
+    );
+  }
+}

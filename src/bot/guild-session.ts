@@ -1,0 +1,752 @@
+/**
+ * One guild's conversation: its Voxta chat session, its bound text channel and (when joined) its
+ * voice connection, driven by an explicit state machine:
+ *
+ *   idle ──start/resume──▶ starting ──ok──▶ active ◀──resumed── reconnecting
+ *    ▲                        │ fail                │  Voxta lost ──▶ │
+ *    └────────── stopping ◀───┴────── stop / failed / channel gone ───┘
+ *
+ * Transitions are logged and emitted (`state`). Stored state follows the machine: a record is
+ * `active` from the moment a chat has started until an explicit stop (so a restart resumes it),
+ * and a failed start leaves the previous record as it was.
+ */
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config.js';
+import { errorInfo, type Logger } from '../log.js';
+import type { GuildSessionRecord, Store } from '../store/store.js';
+import type { ContextItem, ServerMessage } from '../voxta/messages.js';
+import { attributeSpeaker, capText, sanitizeUserText, unescapeUserText } from '../voxta/user-text.js';
+import type { Admission } from './admission.js';
+import type { BotMetrics } from './bot-metrics.js';
+import { RecentSamples } from './metrics.js';
+import type {
+  GuildPort,
+  GuildVoiceJoiner,
+  GuildVoicePort,
+  IncomingTextMessage,
+  MarkableMessage,
+  TextChannelPort,
+  VoxtaSessionFactory,
+  VoxtaSessionPort,
+  VoxtaSessionState,
+} from './ports.js';
+import { ReplyRenderer } from './reply-renderer.js';
+import { UserFacingError } from './user-errors.js';
+
+export type GuildSessionState = 'idle' | 'starting' | 'active' | 'reconnecting' | 'stopping';
+
+const TRANSITIONS: Record<GuildSessionState, readonly GuildSessionState[]> = {
+  idle: ['starting'],
+  starting: ['active', 'stopping', 'idle'],
+  active: ['reconnecting', 'stopping'],
+  reconnecting: ['active', 'stopping'],
+  stopping: ['idle'],
+};
+
+/** Longest user text sent as one message; see `text-bridge` notes in the README. */
+export const MAX_SEND_CHARS = 6000;
+const PENDING_EMOJI = '⏳';
+const TRUNCATED_EMOJI = '✂️';
+const TYPING_REFRESH_MS = 8000;
+const CONTEXT_DEBOUNCE_MS = 1500;
+
+export interface GuildSessionDeps {
+  guildId: string;
+  /** The guild as it is now (Discord objects change); undefined when the bot is no longer in it. */
+  guild: () => GuildPort | undefined;
+  store: Store;
+  admission: Admission;
+  metrics: BotMetrics;
+  config: Config;
+  createVoxta: VoxtaSessionFactory;
+  joinVoice: GuildVoiceJoiner | undefined;
+  log: Logger;
+  /** Reply edit throttle (tests shorten it). */
+  editIntervalMs?: number;
+  contextDebounceMs?: number;
+}
+
+export interface StartRequest {
+  characterId: string;
+  characterName: string;
+  textChannelId: string;
+  voiceChannelId: string | undefined;
+}
+
+export interface ResumeRequest {
+  chatId?: string;
+  /** Override the stored channels (for `/resume` run elsewhere). */
+  textChannelId?: string;
+  voiceChannelId?: string | null;
+}
+
+export interface StartOutcome {
+  record: GuildSessionRecord;
+  /** Why voice was not joined although a channel was asked for, in plain words. */
+  voiceNote: string | undefined;
+  resumed: boolean;
+}
+
+export interface SessionStatus {
+  state: GuildSessionState;
+  record: GuildSessionRecord | undefined;
+  voxtaState: VoxtaSessionState | 'none';
+  voice: { channelId: string; state: string } | undefined;
+  latency: { p50: number | undefined; p95: number | undefined; samples: number };
+  pendingMessages: number;
+}
+
+interface PendingUserMessage {
+  message: MarkableMessage;
+  sentText: string;
+}
+
+export class GuildSession extends EventEmitter {
+  readonly guildId: string;
+  private _state: GuildSessionState = 'idle';
+  private voxta: VoxtaSessionPort | undefined;
+  private voice: GuildVoicePort | undefined;
+  private readonly log: Logger;
+  private readonly latency = new RecentSamples(50);
+  /** Humans who have written in this session, to decide whether names are attached. */
+  private readonly speakers = new Set<string>();
+  /** Bridged messages waiting for Voxta's `update` echo that carries their Voxta id. */
+  private readonly awaitingEcho: Array<{ discordId: string; text: string }> = [];
+  /** Messages queued while Voxta reconnects (marked ⏳ until delivered). */
+  private readonly pending: PendingUserMessage[] = [];
+  private readonly renderers = new Map<string, ReplyRenderer>();
+  private typingTimer: NodeJS.Timeout | undefined;
+  private contextTimer: NodeJS.Timeout | undefined;
+  private turnStartedAt: number | undefined;
+  private announced = new Set<string>();
+  private lastInput: 'text' | 'voice' = 'text';
+
+  constructor(private readonly deps: GuildSessionDeps) {
+    super();
+    this.guildId = deps.guildId;
+    this.log = deps.log.child({ guildId: deps.guildId });
+  }
+
+  get state(): GuildSessionState {
+    return this._state;
+  }
+
+  get record(): GuildSessionRecord | undefined {
+    return this.deps.store.getGuildSession(this.guildId);
+  }
+
+  /** True while messages in the bound channel go to Voxta. */
+  get bridging(): boolean {
+    return this._state === 'active' || this._state === 'reconnecting';
+  }
+
+  get textChannelId(): string | undefined {
+    return this.bridging || this._state === 'starting' ? this.boundTextChannelId : undefined;
+  }
+  private boundTextChannelId: string | undefined;
+
+  get voiceChannelId(): string | undefined {
+    return this.voice?.channelId;
+  }
+
+  get voxtaState(): VoxtaSessionState | 'none' {
+    return this.voxta?.state ?? 'none';
+  }
+
+  private transition(to: GuildSessionState, why: string): void {
+    const from = this._state;
+    if (from === to) return;
+    if (!TRANSITIONS[from].includes(to)) throw new Error(`guild session: illegal transition ${from} → ${to} (${why})`);
+    this._state = to;
+    this.log.info({ from, to, why }, 'guild session state');
+    this.emit('state', to, from);
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  /** Starts a new chat with a character. Throws {@link UserFacingError} or a Voxta error. */
+  async start(req: StartRequest): Promise<StartOutcome> {
+    return this.open('start', req.textChannelId, req.voiceChannelId, async (voxta) => {
+      const { chatId } = await voxta.startChat({ characterId: req.characterId, contexts: this.contexts(req.textChannelId, req.voiceChannelId) });
+      return { characterId: req.characterId, characterName: req.characterName, chatId };
+    });
+  }
+
+  /** Resumes the stored chat, or the given one. */
+  async resume(req: ResumeRequest = {}): Promise<StartOutcome> {
+    const stored = this.record;
+    const chatId = req.chatId ?? stored?.chatId;
+    if (!chatId || !stored) {
+      throw new UserFacingError('There is no earlier chat to resume in this server. Start one with /start.');
+    }
+    const textChannelId = req.textChannelId ?? stored.textChannelId;
+    const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
+    return this.open('resume', textChannelId, voiceChannelId, async (voxta) => {
+      const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId) });
+      return { characterId: stored.characterId, characterName: stored.characterName, chatId: res.chatId || chatId };
+    });
+  }
+
+  private async open(
+    kind: 'start' | 'resume',
+    textChannelId: string,
+    voiceChannelId: string | undefined,
+    begin: (voxta: VoxtaSessionPort) => Promise<{ characterId: string; characterName: string; chatId: string }>,
+  ): Promise<StartOutcome> {
+    if (this._state === 'starting') throw new UserFacingError('A chat is already being started in this server. Wait a moment, then check /status.');
+    if (this._state === 'stopping') throw new UserFacingError('The chat in this server is stopping. Try again in a moment.');
+    if (this._state !== 'idle') {
+      const name = this.record?.characterName ?? 'a character';
+      throw new UserFacingError(`A chat with ${name} is already running in this server. Use /stop first.`);
+    }
+    const guild = this.deps.guild();
+    if (!guild) throw new UserFacingError('The bot is not in this server any more.');
+    const channel = guild.textChannel(textChannelId);
+    if (!channel) throw new UserFacingError('I cannot post in that text channel (it is gone, or I lack access). Pick another one.');
+    if (!this.deps.admission.tryAcquireChat(this.guildId)) {
+      throw new UserFacingError(
+        `Voxta already runs ${this.deps.admission.maxChats} chat${this.deps.admission.maxChats === 1 ? '' : 's'}, the most it allows (VOXTA_MAX_CHATS). Try again when another server has stopped its chat.`,
+      );
+    }
+    // From here on this call owns the guild: a second /start sees 'starting' and is refused.
+    this.transition('starting', kind);
+    this.boundTextChannelId = textChannelId;
+    this.announced.clear();
+    const voxta = this.deps.createVoxta(this.guildId);
+    this.attachVoxta(voxta);
+    let started: { characterId: string; characterName: string; chatId: string };
+    try {
+      await voxta.connect();
+      started = await begin(voxta);
+    } catch (err) {
+      this.detachVoxta(voxta);
+      await voxta.close({ stopChat: false }).catch(() => undefined);
+      this.deps.admission.releaseChat(this.guildId);
+      this._state = 'idle';
+      this.log.info({ from: 'starting', to: 'idle', why: `${kind} failed` }, 'guild session state');
+      this.emit('state', 'idle', 'starting');
+      this.log.warn({ err: errorInfo(err) }, `guild session: ${kind} failed`);
+      this.failPending();
+      throw err;
+    }
+    const record = this.deps.store.saveGuildSession({
+      guildId: this.guildId,
+      characterId: started.characterId,
+      characterName: started.characterName,
+      chatId: started.chatId,
+      textChannelId,
+      voiceChannelId,
+      active: true,
+    });
+    this.voxta = voxta;
+    this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
+    this.transition('active', `${kind} ok`);
+    this.deps.metrics.sessionsStarted.inc({ kind });
+    const voiceNote = voiceChannelId ? await this.joinVoice(voiceChannelId) : undefined;
+    if (voiceNote) this.deps.store.saveGuildSession({ ...record, voiceChannelId: this.voice ? voiceChannelId : undefined });
+    this.flushQueuedWhileStarting();
+    return { record: this.record ?? record, voiceNote, resumed: kind === 'resume' };
+  }
+
+  /**
+   * Stops the chat and leaves voice. `keepActive` (shutdown) leaves the stored record active so
+   * the next start resumes it; otherwise it is marked inactive, kept for `/resume`.
+   */
+  async stop(reason: string, opts: { keepActive?: boolean; notice?: string } = {}): Promise<boolean> {
+    if (this._state === 'idle' || this._state === 'stopping') {
+      if (!opts.keepActive && this._state === 'idle' && this.record?.active) this.deps.store.setGuildSessionActive(this.guildId, false);
+      return false;
+    }
+    if (this._state === 'starting') {
+      // Let the start finish (it cannot be cancelled half-way on Voxta's side), then stop it.
+      await new Promise<void>((resolve) => {
+        const onState = (s: GuildSessionState): void => {
+          if (s !== 'starting') {
+            this.off('state', onState);
+            resolve();
+          }
+        };
+        this.on('state', onState);
+      });
+      return this.stop(reason, opts);
+    }
+    this.transition('stopping', reason);
+    if (opts.notice) await this.announce(opts.notice);
+    this.stopTyping();
+    if (this.contextTimer) clearTimeout(this.contextTimer);
+    this.contextTimer = undefined;
+    await this.leaveVoice(reason);
+    for (const r of this.renderers.values()) await r.finish().catch(() => undefined);
+    this.renderers.clear();
+    const voxta = this.voxta;
+    this.voxta = undefined;
+    if (voxta) {
+      this.detachVoxta(voxta);
+      // close() stops the chat first (bounded); on shutdown closing the connection is enough, and
+      // Voxta disposes the chat itself (protocol §5.4).
+      await voxta.close({ stopChat: !opts.keepActive }).catch((err: unknown) => this.log.warn({ err: errorInfo(err) }, 'guild session: closing the Voxta connection failed'));
+    }
+    if (!opts.keepActive) this.deps.store.setGuildSessionActive(this.guildId, false);
+    this.deps.admission.releaseChat(this.guildId);
+    this.failPending();
+    this.awaitingEcho.length = 0;
+    this.speakers.clear();
+    this.transition('idle', reason);
+    return true;
+  }
+
+  // ---- voice ---------------------------------------------------------------------------
+
+  /** Joins voice; returns a plain note when it could not (the chat goes on text-only). */
+  private async joinVoice(channelId: string): Promise<string | undefined> {
+    const guild = this.deps.guild();
+    if (!this.deps.joinVoice || !guild) return 'Voice is not available in this build, so this chat is text-only.';
+    if (!guild.isVoiceChannel(channelId)) return 'That voice channel is gone, so this chat is text-only.';
+    if (!this.deps.admission.tryAcquireVoice(this.guildId)) {
+      return `Voice is busy in another server (Voxta can listen to ${this.deps.admission.maxVoice === 1 ? 'one voice channel' : `${this.deps.admission.maxVoice} voice channels`} at a time), so this chat is text-only for now.`;
+    }
+    const voxta = this.voxta;
+    if (!voxta) return undefined;
+    try {
+      const voice = await this.deps.joinVoice({
+        guildId: this.guildId,
+        channelId,
+        adapterCreator: guild.voiceAdapterCreator(),
+        botUserId: guild.botUserId,
+        voxta,
+        config: this.deps.config.voice,
+        isListenable: (userId) => this.isListenable(userId),
+        displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
+        notify: (text) => void this.post(text),
+        mirror: (kind, name, text) => this.mirror(kind, name, text),
+      });
+      this.voice = voice;
+      voice.once('ended', (why: unknown) => {
+        if (this.voice !== voice) return;
+        this.voice = undefined;
+        this.deps.admission.releaseVoice(this.guildId);
+        this.log.info({ why: String(why ?? '') }, 'guild session: voice ended, going on text-only');
+        void this.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.');
+      });
+      this.scheduleContextUpdate();
+      return undefined;
+    } catch (err) {
+      this.deps.admission.releaseVoice(this.guildId);
+      this.log.warn({ err: errorInfo(err), channelId }, 'guild session: joining voice failed');
+      return 'I could not join the voice channel (check my Connect and Speak permissions there), so this chat is text-only.';
+    }
+  }
+
+  /** `/join`: joins (or moves to) a voice channel in a running session. */
+  async joinVoiceChannel(channelId: string): Promise<string | undefined> {
+    if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
+    if (this.voice?.channelId === channelId) return undefined;
+    await this.leaveVoice('moving');
+    const note = await this.joinVoice(channelId);
+    const rec = this.record;
+    if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: this.voice ? channelId : undefined });
+    return note;
+  }
+
+  /** `/leave`: leaves voice and goes on text-only. */
+  async leaveVoiceChannel(): Promise<boolean> {
+    if (!this.voice) return false;
+    await this.leaveVoice('asked to leave');
+    const rec = this.record;
+    if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: undefined });
+    return true;
+  }
+
+  private async leaveVoice(reason: string): Promise<void> {
+    const voice = this.voice;
+    if (!voice) return;
+    this.voice = undefined;
+    try {
+      await voice.leave(reason);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: leaving voice failed');
+    }
+    this.deps.admission.releaseVoice(this.guildId);
+  }
+
+  private isListenable(userId: string): boolean {
+    const guild = this.deps.guild();
+    if (!guild || userId === guild.botUserId) return false;
+    if (this.deps.store.isVoiceOptedOut(this.guildId, userId)) return false;
+    const optOutRole = this.deps.config.voice.optOutRoleId;
+    if (optOutRole && guild.memberRoleIds(userId).includes(optOutRole)) return false;
+    const member = this.voice ? guild.voiceMembers(this.voice.channelId).find((m) => m.id === userId) : undefined;
+    return !member?.bot;
+  }
+
+  voiceStats(): Record<string, number> | undefined {
+    return this.voice?.stats();
+  }
+
+  private mirror(kind: 'member' | 'character', name: string, text: string): void {
+    if (kind === 'member') {
+      this.lastInput = 'voice';
+      this.turnStartedAt = Date.now();
+      this.deps.metrics.turns.inc({ source: 'voice' });
+    }
+    // Character replies are already rendered from the reply stream; only spoken input is mirrored.
+    if (kind !== 'member' || !this.mirrorTranscripts()) return;
+    void this.post(`🎙️ **${name}**: ${text}`);
+  }
+
+  mirrorTranscripts(): boolean {
+    return this.deps.store.getBooleanSetting(this.guildId, 'mirrorTranscripts', this.deps.config.voice.mirrorTranscripts);
+  }
+
+  // ---- text bridge ---------------------------------------------------------------------
+
+  /** A human's message in the bound channel. */
+  async handleHumanMessage(msg: IncomingTextMessage): Promise<void> {
+    if (msg.channelId !== this.boundTextChannelId || !(this.bridging || this._state === 'starting')) return;
+    this.speakers.add(msg.authorId);
+    const multi = this.speakers.size > 1;
+    const composed = multi ? attributeSpeaker(msg.authorName, msg.content, { maxChars: MAX_SEND_CHARS }) : this.capped(msg.content);
+    if (composed === '') return; // only an attachment or whitespace: nothing to say
+    const truncated = multi ? Array.from(msg.content).length + msg.authorName.length + 2 > MAX_SEND_CHARS : Array.from(msg.content.trim()).length > MAX_SEND_CHARS;
+    if (truncated) {
+      void msg.react(TRUNCATED_EMOJI).catch(() => undefined);
+      void this.post(`Your message was longer than ${MAX_SEND_CHARS} characters; the character only got the first part.`);
+    }
+    const voxta = this.voxta;
+    if (this._state === 'starting' || !voxta) {
+      this.pending.push({ message: msg, sentText: composed });
+      void msg.react(PENDING_EMOJI).catch(() => undefined);
+      return;
+    }
+    if (voxta.state !== 'ready') {
+      // The Voxta client queues and delivers in order after it is back; show the user it waits.
+      this.pending.push({ message: msg, sentText: composed });
+      void msg.react(PENDING_EMOJI).catch(() => undefined);
+    }
+    this.deliver(voxta, msg.id, composed, 'text');
+  }
+
+  private capped(text: string): string {
+    const clean = sanitizeUserText(text);
+    if (clean === '') return '';
+    const { text: capped } = capText(clean, MAX_SEND_CHARS);
+    return capped;
+  }
+
+  private deliver(voxta: VoxtaSessionPort, discordId: string | undefined, text: string, source: 'text' | 'say'): void {
+    this.lastInput = 'text';
+    this.turnStartedAt = Date.now();
+    this.deps.metrics.turns.inc({ source });
+    if (discordId) {
+      this.awaitingEcho.push({ discordId, text: unescapeUserText(text) });
+      if (this.awaitingEcho.length > 50) this.awaitingEcho.shift();
+    }
+    voxta.send(text);
+  }
+
+  /** Messages that arrived while the chat was starting go out now, in order. */
+  private flushQueuedWhileStarting(): void {
+    const voxta = this.voxta;
+    if (!voxta) return;
+    for (const p of this.pending.splice(0)) {
+      void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+      this.deliver(voxta, p.message.id, p.sentText, 'text');
+    }
+  }
+
+  /** Voxta is back: what it queued has been delivered; clear the ⏳ marks. */
+  private clearPendingMarks(): void {
+    for (const p of this.pending.splice(0)) void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+  }
+
+  private failPending(): void {
+    for (const p of this.pending.splice(0)) {
+      void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+      void p.message.react('❌').catch(() => undefined);
+    }
+  }
+
+  /** A bridged message was edited: edit the Voxta message it created. */
+  handleMessageEdit(discordMessageId: string, authorName: string, newContent: string): boolean {
+    const link = this.deps.store.findMessageLink(discordMessageId);
+    if (!link || !this.voxta || link.chatId !== this.voxta.chatId) return false;
+    const text = this.speakers.size > 1 ? attributeSpeaker(authorName, newContent, { maxChars: MAX_SEND_CHARS }) : this.capped(newContent);
+    if (!text) return false;
+    void this.voxta.updateMessage(link.voxtaMessageId, text);
+    return true;
+  }
+
+  /** A bridged message was deleted: delete the Voxta message it created. */
+  handleMessageDelete(discordMessageId: string): boolean {
+    const link = this.deps.store.findMessageLink(discordMessageId);
+    if (!link) return false;
+    this.deps.store.unlinkMessage(discordMessageId);
+    if (!this.voxta || link.chatId !== this.voxta.chatId) return false;
+    void this.voxta.deleteMessage(link.voxtaMessageId);
+    return true;
+  }
+
+  /** `/say`: the character says exactly this text. */
+  async say(text: string): Promise<void> {
+    const voxta = this.requireRunning();
+    const clean = text.trim();
+    if (!clean) throw new UserFacingError('Give the text the character should say.');
+    if (!(await voxta.characterSpeechRequest(capText(clean, MAX_SEND_CHARS).text))) {
+      throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+    }
+  }
+
+  /** `/interrupt`: stop the current reply (and its speech). */
+  async interrupt(): Promise<void> {
+    if (!(await this.requireRunning().interrupt())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+  }
+
+  private requireRunning(): VoxtaSessionPort {
+    if (!this.bridging || !this.voxta) throw new UserFacingError('No chat is running in this server. Start one with /start.');
+    return this.voxta;
+  }
+
+  // ---- Voxta events --------------------------------------------------------------------
+
+  private readonly onVoxtaMessage = (m: ServerMessage): void => {
+    try {
+      this.handleVoxtaMessage(m);
+    } catch (err) {
+      this.log.error({ err: errorInfo(err, true), type: m.$type }, 'guild session: handling a Voxta message failed');
+    }
+  };
+  private readonly onVoxtaState = (s: VoxtaSessionState): void => {
+    if (s === 'reconnecting' && this._state === 'active') {
+      this.transition('reconnecting', 'Voxta connection lost');
+      this.deps.metrics.reconnects.inc();
+      this.announceOnce('reconnecting', 'I lost the connection to Voxta and am reconnecting. Messages you send meanwhile will be delivered once it is back.');
+    }
+  };
+  private readonly onVoxtaSent = (info: { text: string }): void => {
+    const i = this.pending.findIndex((p) => p.sentText === info.text);
+    if (i < 0) return;
+    const [p] = this.pending.splice(i, 1);
+    void p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
+  };
+  private readonly onVoxtaChatLost = (info: { chatId: string }): void => {
+    this.log.warn({ chatId: info.chatId }, 'guild session: the chat could not be resumed after reconnecting');
+    if (!this.bridging) return;
+    void this.stop('chat lost', { notice: 'The chat no longer exists on Voxta (it may have been deleted there), so I stopped. Start a new one with /start.' });
+  };
+  private readonly onVoxtaReconnected = (): void => {
+    if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
+    this.clearPendingMarks();
+    if (this.announced.has('reconnecting')) {
+      this.announced.delete('reconnecting');
+      this.announceOnce('resumed', 'Reconnected to Voxta; the chat goes on.');
+      this.announced.delete('resumed');
+    }
+    this.scheduleContextUpdate();
+  };
+  private readonly onVoxtaFailed = (err: Error): void => {
+    this.log.warn({ err: errorInfo(err) }, 'guild session: Voxta connection failed for good');
+    if (!this.bridging) return;
+    void this.stop('Voxta failed', {
+      keepActive: true,
+      notice: 'I could not get the connection to Voxta back. Run /resume once Voxta is running again.',
+    }).then(() => {
+      // The chat should still be resumed by the next start of the bot, or by /resume.
+    });
+  };
+
+  private attachVoxta(v: VoxtaSessionPort): void {
+    v.on('message', this.onVoxtaMessage);
+    v.on('state', this.onVoxtaState);
+    v.on('reconnected', this.onVoxtaReconnected);
+    v.on('failed', this.onVoxtaFailed);
+    v.on('sent', this.onVoxtaSent);
+    v.on('chatLost', this.onVoxtaChatLost);
+  }
+
+  private detachVoxta(v: VoxtaSessionPort): void {
+    v.off('message', this.onVoxtaMessage);
+    v.off('state', this.onVoxtaState);
+    v.off('reconnected', this.onVoxtaReconnected);
+    v.off('failed', this.onVoxtaFailed);
+    v.off('sent', this.onVoxtaSent);
+    v.off('chatLost', this.onVoxtaChatLost);
+  }
+
+  private handleVoxtaMessage(m: ServerMessage): void {
+    switch (m.$type) {
+      case 'replyGenerating':
+        this.startTyping();
+        break;
+      case 'replyChunk': {
+        if (this.turnStartedAt !== undefined) {
+          const ms = Date.now() - this.turnStartedAt;
+          this.turnStartedAt = undefined;
+          this.latency.add(ms);
+          this.deps.metrics.turnLatency.observe(ms / 1000);
+        }
+        const r = this.renderer(m.messageId);
+        if (r) {
+          this.stopTyping();
+          r.append(m.text);
+        }
+        break;
+      }
+      case 'replyEnd':
+      case 'replyCancelled': {
+        this.stopTyping();
+        const r = this.renderers.get(m.messageId);
+        if (r) {
+          this.renderers.delete(m.messageId);
+          const chatId = this.voxta?.chatId;
+          void r.finish().then((ids) => {
+            if (chatId) for (const id of ids) this.link(id, m.messageId, chatId);
+          });
+        }
+        break;
+      }
+      case 'update': {
+        if (m.role.toLowerCase() !== 'user') break;
+        const text = unescapeUserText(m.text);
+        const idx = this.awaitingEcho.findIndex((e) => e.text === text);
+        const hit = idx >= 0 ? this.awaitingEcho.splice(idx, 1)[0] : undefined;
+        const chatId = this.voxta?.chatId;
+        if (hit && chatId) this.link(hit.discordId, m.messageId, chatId);
+        break;
+      }
+      case 'chatSessionError':
+        this.announceOnce(`error:${m.message}`, `Voxta reported a problem: ${m.message.slice(0, 300)}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** A renderer for the reply, unless it answers a voice turn while mirroring is off. */
+  private renderer(messageId: string): ReplyRenderer | undefined {
+    let r = this.renderers.get(messageId);
+    if (r) return r;
+    if (this.lastInput === 'voice' && this.voice && !this.mirrorTranscripts()) return undefined;
+    const channel = this.channel();
+    if (!channel) return undefined;
+    r = new ReplyRenderer(channel, { log: this.log, editIntervalMs: this.deps.editIntervalMs });
+    this.renderers.set(messageId, r);
+    return r;
+  }
+
+  private link(discordMessageId: string, voxtaMessageId: string, chatId: string): void {
+    try {
+      this.deps.store.linkMessage({ discordMessageId, guildId: this.guildId, chatId, voxtaMessageId });
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: storing a message link failed');
+    }
+  }
+
+  private startTyping(): void {
+    if (this.typingTimer) return;
+    const tick = (): void => {
+      void this.channel()?.sendTyping().catch(() => undefined);
+    };
+    tick();
+    this.typingTimer = setInterval(tick, TYPING_REFRESH_MS);
+    this.typingTimer.unref();
+  }
+
+  private stopTyping(): void {
+    if (this.typingTimer) clearInterval(this.typingTimer);
+    this.typingTimer = undefined;
+  }
+
+  // ---- context -------------------------------------------------------------------------
+
+  /** Voice members changed (join/leave/move) in this guild: update Voxta's context, debounced. */
+  voiceMembersChanged(channelIds: Array<string | undefined>): void {
+    if (!this.bridging || !this.voice) return;
+    if (!channelIds.includes(this.voice.channelId)) return;
+    this.scheduleContextUpdate();
+  }
+
+  private scheduleContextUpdate(): void {
+    if (this.contextTimer) clearTimeout(this.contextTimer);
+    this.contextTimer = setTimeout(() => {
+      this.contextTimer = undefined;
+      const voxta = this.voxta;
+      if (!voxta || !this.bridging || !this.boundTextChannelId) return;
+      void voxta.updateContext(this.contexts(this.boundTextChannelId, this.voice?.channelId));
+    }, this.deps.contextDebounceMs ?? CONTEXT_DEBOUNCE_MS);
+    this.contextTimer.unref();
+  }
+
+  /** Where the character is: the guild, the channels and who is present. */
+  contexts(textChannelId: string, voiceChannelId: string | undefined): ContextItem[] {
+    const guild = this.deps.guild();
+    if (!guild) return [];
+    const lines = [`You are talking with people on the Discord server "${guild.name}", in the text channel #${guild.channelName(textChannelId) ?? 'unknown'}.`];
+    if (voiceChannelId && this.voice) {
+      const present = guild
+        .voiceMembers(voiceChannelId)
+        .filter((m) => !m.bot && m.id !== guild.botUserId)
+        .map((m) => m.displayName);
+      lines.push(
+        `You are also in the voice channel "${guild.channelName(voiceChannelId) ?? 'voice'}"; present there now: ${present.length ? present.join(', ') : 'nobody'}.`,
+      );
+    }
+    return [{ name: 'discord', text: lines.join(' ') }];
+  }
+
+  // ---- channel & announcements -----------------------------------------------------------
+
+  private channel(): TextChannelPort | undefined {
+    return this.boundTextChannelId ? this.deps.guild()?.textChannel(this.boundTextChannelId) : undefined;
+  }
+
+  /** Posts one plain sentence in the bound channel (logged, never thrown). */
+  async post(text: string): Promise<void> {
+    const channel = this.channel();
+    if (!channel) return;
+    try {
+      await channel.send(text);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: posting a notice failed');
+    }
+  }
+
+  private announce(text: string): Promise<void> {
+    return this.post(text);
+  }
+
+  private announceOnce(key: string, text: string): void {
+    if (this.announced.has(key)) return;
+    this.announced.add(key);
+    void this.post(text);
+  }
+
+  /** The bound text channel or the voice channel was deleted. */
+  async channelDeleted(channelId: string): Promise<void> {
+    if (channelId === this.voice?.channelId) {
+      await this.leaveVoiceChannel();
+      await this.post('The voice channel was deleted; the chat goes on here in text.');
+      return;
+    }
+    if (channelId === this.boundTextChannelId && (this.bridging || this._state === 'starting')) {
+      this.log.info({ channelId }, 'guild session: bound text channel deleted; stopping');
+      await this.stop('text channel deleted');
+    }
+  }
+
+  status(): SessionStatus {
+    return {
+      state: this._state,
+      record: this.record,
+      voxtaState: this.voxtaState,
+      voice: this.voice ? { channelId: this.voice.channelId, state: this.voice.state } : undefined,
+      latency: { p50: this.latency.percentile(50), p95: this.latency.percentile(95), samples: this.latency.count },
+      pendingMessages: this.pending.length,
+    };
+  }
+
+  playbackStats(): { owed: number; sent: number } | undefined {
+    const st = this.voxta?.playback.stats;
+    return st ? { owed: st.owed, sent: st.completesSent } : undefined;
+  }
+}
+

@@ -1,0 +1,98 @@
+/**
+ * The narrow surfaces the bot core talks through. `app.ts` implements them over discord.js and
+ * the real Voxta client; the core (sessions, bridge, commands) depends only on these, which keeps
+ * it readable and lets the tests drive it at the same boundary.
+ */
+import type { EventEmitter } from 'node:events';
+import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
+import type { APIEmbed } from 'discord.js';
+import type { Config } from '../config.js';
+import type { SessionState, VoxtaChatSession } from '../voxta/chat-session.js';
+
+// ---- Discord side ------------------------------------------------------------------------
+
+/** A message the bot posted, which it may edit or react to later. */
+export interface PostedMessage {
+  readonly id: string;
+  edit(content: string): Promise<void>;
+}
+
+/** A human's message the bot may mark (pending, truncated). */
+export interface MarkableMessage {
+  readonly id: string;
+  react(emoji: string): Promise<void>;
+  unreact(emoji: string): Promise<void>;
+}
+
+export interface OutgoingMessage {
+  content?: string;
+  embeds?: APIEmbed[];
+  files?: Array<{ name: string; data: Buffer }>;
+}
+
+export interface TextChannelPort {
+  readonly id: string;
+  readonly name: string;
+  send(message: string | OutgoingMessage): Promise<PostedMessage>;
+  sendTyping(): Promise<void>;
+}
+
+export interface VoiceMember {
+  id: string;
+  displayName: string;
+  bot: boolean;
+}
+
+/** One guild as the core sees it; implemented freshly over the discord.js cache. */
+export interface GuildPort {
+  readonly id: string;
+  readonly name: string;
+  readonly botUserId: string;
+  textChannel(channelId: string): TextChannelPort | undefined;
+  /** Channel name, or undefined when the channel does not exist (any more). */
+  channelName(channelId: string): string | undefined;
+  isVoiceChannel(channelId: string): boolean;
+  voiceMembers(channelId: string): VoiceMember[];
+  displayName(userId: string): string;
+  memberRoleIds(userId: string): string[];
+  voiceAdapterCreator(): DiscordGatewayAdapterCreator;
+}
+
+/** A human's message in a bound channel. */
+export interface IncomingTextMessage extends MarkableMessage {
+  channelId: string;
+  authorId: string;
+  authorName: string;
+  content: string;
+}
+
+// ---- Voxta side ---------------------------------------------------------------------------
+
+/** One guild's Voxta connection: the real client (tests run it against the Voxta simulator). */
+export type VoxtaSessionPort = VoxtaChatSession;
+export type VoxtaSessionState = SessionState;
+export type VoxtaSessionFactory = (guildId: string) => VoxtaSessionPort;
+
+// ---- Voice side (contract implemented by src/voice/guild-voice.ts) -----------------------
+
+export interface GuildVoiceOptions {
+  guildId: string;
+  channelId: string;
+  adapterCreator: DiscordGatewayAdapterCreator;
+  botUserId: string;
+  voxta: VoxtaSessionPort;
+  config: Config['voice'];
+  isListenable(userId: string): boolean;
+  displayName(userId: string): string;
+  notify(text: string): void;
+  mirror(kind: 'member' | 'character', name: string, text: string): void;
+}
+
+export interface GuildVoicePort extends EventEmitter {
+  readonly channelId: string;
+  readonly state: string;
+  leave(reason?: string): Promise<void>;
+  stats(): Record<string, number>;
+}
+
+export type GuildVoiceJoiner = (opts: GuildVoiceOptions) => Promise<GuildVoicePort>;

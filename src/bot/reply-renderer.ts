@@ -1,0 +1,124 @@
+/**
+ * Streams one character reply into Discord: the first chunk is posted at once, later chunks edit
+ * that message at most once per `editIntervalMs` (Discord rate-limits edits), and when the text
+ * outgrows Discord's 2000-character limit the message is closed at a sentence or word boundary and
+ * the rest continues in a new message. Every Discord call runs in order on one queue, and a
+ * failed call is logged and does not stop the reply.
+ */
+import type { Logger } from '../log.js';
+import { errorInfo } from '../log.js';
+import type { PostedMessage, TextChannelPort } from './ports.js';
+import { DISCORD_MESSAGE_LIMIT, findSplitPoint } from './split-message.js';
+
+export interface ReplyRendererOptions {
+  editIntervalMs?: number;
+  limit?: number;
+  log: Logger;
+}
+
+export class ReplyRenderer {
+  private text = '';
+  /** Characters of `text` already frozen into finished messages. */
+  private frozen = 0;
+  private current: { message: PostedMessage; shown: string } | undefined;
+  private readonly finished: PostedMessage[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  private lastFlushAt = 0;
+  private done = false;
+  private readonly editIntervalMs: number;
+  private readonly limit: number;
+
+  constructor(
+    private readonly channel: TextChannelPort,
+    private readonly opts: ReplyRendererOptions,
+  ) {
+    this.editIntervalMs = opts.editIntervalMs ?? 1000;
+    this.limit = opts.limit ?? DISCORD_MESSAGE_LIMIT;
+  }
+
+  /** The reply text so far. */
+  get content(): string {
+    return this.text;
+  }
+
+  /** Adds a chunk (usually a sentence). Chunks are joined with a space, as Voxta clients do. */
+  append(chunk: string): void {
+    if (this.done || chunk === '') return;
+    if (this.text && !/\s$/.test(this.text) && !/^\s/.test(chunk)) this.text += ' ';
+    this.text += chunk;
+    this.schedule();
+  }
+
+  /** Writes out everything and resolves with the ids of all messages of this reply. */
+  async finish(): Promise<string[]> {
+    if (!this.done) {
+      this.done = true;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.enqueueFlush();
+    }
+    await this.queue;
+    return this.messageIds();
+  }
+
+  messageIds(): string[] {
+    return [...this.finished, ...(this.current ? [this.current.message] : [])].map((m) => m.id);
+  }
+
+  private schedule(): void {
+    if (this.timer) return;
+    const wait = Math.max(0, this.lastFlushAt + this.editIntervalMs - Date.now());
+    // The first chunk goes out at once: that is the latency users feel.
+    if (!this.current && this.finished.length === 0 && wait === 0) {
+      this.enqueueFlush();
+      return;
+    }
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.enqueueFlush();
+    }, wait);
+  }
+
+  private enqueueFlush(): void {
+    this.lastFlushAt = Date.now();
+    this.queue = this.queue.then(() => this.flush()).catch((err: unknown) => this.opts.log.warn({ err: errorInfo(err) }, 'reply: flush failed'));
+  }
+
+  private async flush(): Promise<void> {
+    // Close full messages first, so each one ends at a natural boundary.
+    for (;;) {
+      const rest = this.text.slice(this.frozen);
+      const lead = rest.length - rest.trimStart().length;
+      const body = rest.slice(lead);
+      if (body.length <= this.limit) break;
+      const cut = findSplitPoint(body, this.limit);
+      const piece = body.slice(0, cut).trimEnd();
+      await this.write(piece);
+      if (this.current) this.finished.push(this.current.message);
+      this.current = undefined;
+      this.frozen += lead + cut;
+    }
+    const tail = this.text.slice(this.frozen).trim();
+    if (tail) await this.write(tail);
+  }
+
+  private async write(content: string): Promise<void> {
+    if (this.current) {
+      if (this.current.shown === content) return;
+      try {
+        await this.current.message.edit(content);
+        this.current.shown = content;
+      } catch (err) {
+        this.opts.log.warn({ err: errorInfo(err) }, 'reply: editing the message failed');
+      }
+      return;
+    }
+    try {
+      const message = await this.channel.send(content);
+      this.current = { message, shown: content };
+    } catch (err) {
+      this.opts.log.warn({ err: errorInfo(err), channelId: this.channel.id }, 'reply: posting the message failed');
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The slash-command registry and the two entry points `app.ts` calls: {@link runCommand} (checks
+ * permission, answers within Discord's 3 s, turns every failure into an ephemeral sentence) and
+ * {@link runAutocomplete} (never throws, always answers).
+ */
+import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
+import { mayControlSession, refusalText } from '../bot/permissions.js';
+import { describeForUser, UserFacingError } from '../bot/user-errors.js';
+import { errorInfo } from '../log.js';
+import { interrupt } from './interrupt.js';
+import { join } from './join.js';
+import { leave } from './leave.js';
+import { listen } from './listen.js';
+import { resume } from './resume.js';
+import { say } from './say.js';
+import { start } from './start.js';
+import { status } from './status.js';
+import { stop } from './stop.js';
+import { transcripts } from './transcripts.js';
+import type { AutocompleteContext, Command, CommandContext } from './types.js';
+
+export type { AutocompleteContext, Command, CommandContext, CommandReply, ChannelOption, Invoker } from './types.js';
+
+export const COMMANDS: readonly Command[] = [start, resume, stop, status, say, interrupt, join, leave, listen, transcripts];
+
+const byName = new Map(COMMANDS.map((c) => [c.data.name, c]));
+
+export function findCommand(name: string): Command | undefined {
+  return byName.get(name);
+}
+
+/** The JSON bodies for a bulk overwrite (`PUT applications/{id}/commands`). */
+export function commandDefinitions(): RESTPostAPIChatInputApplicationCommandsJSONBody[] {
+  return COMMANDS.map((c) => c.data);
+}
+
+/** Past this, an unanswered interaction is deferred so Discord's 3 s limit is never missed. */
+export const SAFETY_DEFER_MS = 2000;
+
+export async function runCommand(ctx: CommandContext): Promise<void> {
+  const { core } = ctx;
+  const log = core.log.child({ guildId: ctx.guildId, command: ctx.commandName, userId: ctx.invoker.id });
+  const command = findCommand(ctx.commandName);
+  if (!command) {
+    await ctx.reply({ ephemeral: true, content: 'I do not know that command any more; Discord may still be updating the list.' });
+    return;
+  }
+  if (command.controlsSession && !mayControlSession(ctx.invoker, core.config.discord.adminRoleIds)) {
+    log.info('command refused: missing permission');
+    core.metrics.commands.inc({ command: ctx.commandName, outcome: 'refused' });
+    await ctx.reply({ ephemeral: true, content: refusalText(core.config.discord.adminRoleIds) });
+    return;
+  }
+  const safety = setTimeout(() => {
+    if (!ctx.acknowledged) void ctx.defer({ ephemeral: false }).catch(() => undefined);
+  }, SAFETY_DEFER_MS);
+  try {
+    await command.execute(ctx);
+    core.metrics.commands.inc({ command: ctx.commandName, outcome: 'ok' });
+  } catch (err) {
+    const expected = err instanceof UserFacingError;
+    if (expected) log.info({ reason: err.message }, 'command answered with a refusal');
+    else log.warn({ err: errorInfo(err, !(err instanceof Error && err.name.startsWith('Voxta'))) }, 'command failed');
+    core.metrics.commands.inc({ command: ctx.commandName, outcome: 'failed' });
+    try {
+      await ctx.reply({ ephemeral: true, content: describeForUser(err, core.config.voxta.maxChats) });
+    } catch (replyErr) {
+      log.warn({ err: errorInfo(replyErr) }, 'could not tell the user the command failed');
+    }
+  } finally {
+    clearTimeout(safety);
+  }
+}
+
+export async function runAutocomplete(ctx: AutocompleteContext): Promise<void> {
+  const command = findCommand(ctx.commandName);
+  try {
+    if (command?.autocomplete) await command.autocomplete(ctx);
+    else await ctx.respond([]);
+  } catch (err) {
+    ctx.core.log.debug({ err: errorInfo(err), command: ctx.commandName }, 'autocomplete failed; answering with no choices');
+    await ctx.respond([]).catch(() => undefined);
+  }
+}

@@ -1,0 +1,64 @@
+/** `/status`: what runs in this server, how Voxta is doing, and how fast replies come. */
+import { SlashCommandBuilder, type APIEmbed } from 'discord.js';
+import type { Command } from './types.js';
+
+const STATE_WORDS: Record<string, string> = {
+  idle: 'no chat running',
+  starting: 'starting…',
+  active: 'running',
+  reconnecting: 'reconnecting to Voxta…',
+  stopping: 'stopping…',
+};
+
+export const status: Command = {
+  controlsSession: false,
+  data: new SlashCommandBuilder().setName('status').setDescription('Show the chat, connections and reply times in this server').setDMPermission(false).toJSON(),
+
+  async execute(ctx) {
+    const { core } = ctx;
+    const session = core.existingSession(ctx.guildId);
+    const st = session?.status();
+    const rec = st?.record ?? core.store.getGuildSession(ctx.guildId);
+    const state = st?.state ?? 'idle';
+    const fields: NonNullable<APIEmbed['fields']> = [];
+    fields.push({ name: 'Session', value: STATE_WORDS[state] ?? state, inline: true });
+    if (rec) {
+      fields.push({ name: 'Character', value: rec.characterName, inline: true });
+      fields.push({ name: 'Chat', value: rec.chatId ? `\`${rec.chatId}\`` : 'none yet', inline: false });
+      fields.push({ name: 'Text channel', value: `<#${rec.textChannelId}>`, inline: true });
+    }
+    fields.push({
+      name: 'Voice',
+      value: st?.voice ? `<#${st.voice.channelId}> (${st.voice.state})` : 'not in voice',
+      inline: true,
+    });
+    const voxta = st && st.voxtaState !== 'none' ? st.voxtaState : (await core.voxtaReachable()) ? 'reachable (no chat open)' : 'not reachable';
+    fields.push({ name: 'Voxta connection', value: voxta, inline: true });
+    const lat = st?.latency;
+    fields.push({
+      name: 'Reply time (to first words)',
+      value: lat && lat.samples > 0 ? `median ${fmtMs(lat.p50)}, 95th percentile ${fmtMs(lat.p95)} (last ${lat.samples} turns)` : 'no turns yet',
+      inline: false,
+    });
+    if (st && st.pendingMessages > 0) fields.push({ name: 'Waiting to be delivered', value: `${st.pendingMessages} message(s)`, inline: true });
+    fields.push({
+      name: 'Message Content intent',
+      value: core.messageContentAvailable
+        ? 'available: messages in the bound channel reach the character'
+        : 'OFF: text bridging is unavailable. Enable “Message Content Intent” under Bot → Privileged Gateway Intents in the Discord Developer Portal, then restart the bot.',
+      inline: false,
+    });
+    fields.push({
+      name: 'Capacity',
+      value: `${core.admission.chatCount} of ${core.admission.maxChats} chats, ${core.admission.voiceCount} of ${core.admission.maxVoice} voice channels in use`,
+      inline: false,
+    });
+    if (session?.mirrorTranscripts() === false) fields.push({ name: 'Voice transcripts', value: 'not mirrored to text', inline: true });
+    await ctx.reply({ ephemeral: true, embeds: [{ title: 'Voxta bot status', color: 0x7c5cff, fields }] });
+  },
+};
+
+function fmtMs(ms: number | undefined): string {
+  if (ms === undefined) return '—';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}

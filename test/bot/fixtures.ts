@@ -1,0 +1,238 @@
+/**
+ * Test fixtures for the bot core: a guild made of plain objects that records what the bot posts
+ * (the Discord side of the boundary in src/bot/ports.ts), and a BotCore wired to the real Voxta
+ * client, the real REST client, a real SQLite store and the Voxta simulator.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
+import { BotCore } from '../../src/bot/bot-core.js';
+import type { GuildPort, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort, VoiceMember } from '../../src/bot/ports.js';
+import type { CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { Store } from '../../src/store/store.js';
+import { VoxtaChatSession } from '../../src/voxta/chat-session.js';
+import { VoxtaEndpoint } from '../../src/voxta/endpoint.js';
+import { VoxtaRest } from '../../src/voxta/rest.js';
+import type { VoxtaCatalogPort } from '../../src/bot/catalog.js';
+
+createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
+
+export interface Posted {
+  id: string;
+  content: string;
+  edits: number;
+  embeds?: OutgoingMessage['embeds'];
+}
+
+let nextId = 1;
+export const snowflake = (): string => String(100000000000000000n + BigInt(nextId++));
+
+export class RecordingChannel implements TextChannelPort {
+  readonly posted: Posted[] = [];
+  typing = 0;
+  constructor(
+    readonly id: string,
+    readonly name: string,
+  ) {}
+  async send(message: string | OutgoingMessage): Promise<PostedMessage> {
+    const m = typeof message === 'string' ? { content: message } : message;
+    const rec: Posted = { id: snowflake(), content: m.content ?? '', edits: 0, embeds: m.embeds };
+    if (rec.content.length > 2000) throw new Error(`Discord would refuse ${rec.content.length} characters`);
+    this.posted.push(rec);
+    return {
+      id: rec.id,
+      edit: async (content: string) => {
+        if (content.length > 2000) throw new Error(`Discord would refuse an edit of ${content.length} characters`);
+        rec.content = content;
+        rec.edits++;
+      },
+    };
+  }
+  async sendTyping(): Promise<void> {
+    this.typing++;
+  }
+  texts(): string[] {
+    return this.posted.map((p) => p.content);
+  }
+}
+
+export class FakeGuild implements GuildPort {
+  readonly botUserId = '900000000000000001';
+  readonly channels = new Map<string, RecordingChannel>();
+  readonly voiceChannels = new Map<string, { name: string; members: VoiceMember[] }>();
+  readonly names = new Map<string, string>();
+  readonly roles = new Map<string, string[]>();
+  constructor(
+    readonly id: string,
+    readonly name: string,
+  ) {}
+  addText(name: string): RecordingChannel {
+    const c = new RecordingChannel(snowflake(), name);
+    this.channels.set(c.id, c);
+    return c;
+  }
+  addVoice(name: string): string {
+    const id = snowflake();
+    this.voiceChannels.set(id, { name, members: [] });
+    return id;
+  }
+  textChannel(channelId: string): TextChannelPort | undefined {
+    return this.channels.get(channelId);
+  }
+  channelName(channelId: string): string | undefined {
+    return this.channels.get(channelId)?.name ?? this.voiceChannels.get(channelId)?.name;
+  }
+  isVoiceChannel(channelId: string): boolean {
+    return this.voiceChannels.has(channelId);
+  }
+  voiceMembers(channelId: string): VoiceMember[] {
+    return this.voiceChannels.get(channelId)?.members ?? [];
+  }
+  displayName(userId: string): string {
+    return this.names.get(userId) ?? 'Someone';
+  }
+  memberRoleIds(userId: string): string[] {
+    return this.roles.get(userId) ?? [];
+  }
+  voiceAdapterCreator(): DiscordGatewayAdapterCreator {
+    throw new Error('no voice in these tests');
+  }
+}
+
+export interface CoreHarness {
+  core: BotCore;
+  store: Store;
+  config: Config;
+  guilds: Map<string, FakeGuild>;
+  sessions: VoxtaChatSession[];
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+export function makeConfig(voxtaUrl: string, dataDir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({ VOXTA_URL: voxtaUrl, DATA_DIR: dataDir, HEALTH_PORT: '0', ...env }, { requireDiscordToken: false });
+}
+
+export function makeCore(
+  voxtaUrl: string,
+  opts: { env?: Record<string, string>; dataDir?: string; guilds?: Map<string, FakeGuild>; rest?: VoxtaCatalogPort } = {},
+): CoreHarness {
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vd-bot-'));
+  const config = makeConfig(voxtaUrl, dataDir, opts.env);
+  const store = Store.open(config.dataDir);
+  const endpoint = VoxtaEndpoint.fromConfig(config.voxta);
+  const guilds = opts.guilds ?? new Map<string, FakeGuild>();
+  const sessions: VoxtaChatSession[] = [];
+  const core = new BotCore({
+    config,
+    store,
+    rest: opts.rest ?? new VoxtaRest(endpoint),
+    createVoxta: (guildId) => {
+      const s = new VoxtaChatSession({
+        endpoint,
+        audioInput: 'None',
+        logBindings: { guildId },
+        reconnect: { initialDelayMs: 50, maxDelayMs: 200, giveUpAfterMs: 5000 },
+        timeouts: { chatStartMs: 5000 },
+      });
+      sessions.push(s);
+      return s;
+    },
+    joinVoice: undefined,
+    guild: (id) => guilds.get(id),
+    log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false }),
+    editIntervalMs: 20,
+    contextDebounceMs: 20,
+    resumeRetryMs: { first: 100, max: 400 },
+  });
+  core.discordReady = true;
+  return {
+    core,
+    store,
+    config,
+    guilds,
+    sessions,
+    dataDir,
+    async close() {
+      await core.shutdown();
+      store.close();
+    },
+  };
+}
+
+export interface RecordedInteraction extends CommandContext {
+  replies: CommandReply[];
+  deferred: { ephemeral: boolean } | undefined;
+}
+
+/** A slash-command invocation at the interaction boundary: what the handler sees and answers. */
+export function interaction(
+  core: BotCore,
+  guild: FakeGuild,
+  channelId: string,
+  commandName: string,
+  o: { invoker?: Partial<Invoker>; strings?: Record<string, string>; channels?: Record<string, string>; subcommand?: string } = {},
+): RecordedInteraction {
+  const invoker: Invoker = { id: '500000000000000001', displayName: 'Alice', canManageGuild: true, roleIds: [], voiceChannelId: undefined, ...o.invoker };
+  const rec: RecordedInteraction = {
+    core,
+    commandName,
+    guildId: guild.id,
+    guildName: guild.name,
+    channelId,
+    invoker,
+    replies: [],
+    deferred: undefined,
+    get acknowledged() {
+      return this.deferred !== undefined || this.replies.length > 0;
+    },
+    string: (name) => o.strings?.[name],
+    channel: (name) => {
+      const id = o.channels?.[name];
+      if (!id) return undefined;
+      if (guild.isVoiceChannel(id)) return { id, name: guild.channelName(id) ?? '', kind: 'voice' };
+      if (guild.channels.has(id)) return { id, name: guild.channelName(id) ?? '', kind: 'text' };
+      return { id, name: 'other', kind: 'other' };
+    },
+    subcommand: () => o.subcommand,
+    async defer(d) {
+      rec.deferred = d;
+    },
+    async reply(r) {
+      rec.replies.push(r);
+    },
+  };
+  return rec;
+}
+
+/** A human's message in a channel, recording the reactions the bot puts on it. */
+export function humanMessage(channelId: string, authorId: string, authorName: string, content: string): IncomingTextMessage & { reactions: Set<string> } {
+  const reactions = new Set<string>();
+  return {
+    id: snowflake(),
+    channelId,
+    authorId,
+    authorName,
+    content,
+    reactions,
+    async react(e) {
+      reactions.add(e);
+    },
+    async unreact(e) {
+      reactions.delete(e);
+    },
+  };
+}
+
+export async function waitUntil<T>(fn: () => T | undefined | false | null, what: string, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
