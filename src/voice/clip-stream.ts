@@ -1,0 +1,214 @@
+/**
+ * The object-mode stream of Opus packets the AudioPlayer reads (`StreamType.Opus`), fed clip
+ * after clip by the speech queue.
+ *
+ * Why one stream per run of clips rather than one AudioResource per clip: a resource per clip
+ * makes the player go idle between sentences (speaking flag off/on, five padding frames each
+ * time), while one continuous stream plays back-to-back sentences without a seam. The stream
+ * ends itself only when it runs dry after the queue said `idle()` (nothing else to come for now);
+ * the next clip then opens a new stream.
+ *
+ * Encoding is pulled: `_read` asks the current clip's {@link PacketSource} for a few packets at a
+ * time (highWaterMark), so a long sentence is never encoded in one blocking go and an interrupt
+ * throws away nothing that was paid for.
+ *
+ * Clip boundaries are tracked on the READ side (the player takes one packet per 20 ms): the
+ * first packet of a clip leaving the stream is "the clip started playing" (→ speechPlaybackStart
+ * with its true duration) and its last packet leaving is "finished". A clip without packets
+ * starts and finishes when the reader reaches it.
+ */
+import { Readable } from 'node:stream';
+import type { SinkItem } from './speech-queue.js';
+
+/**
+ * Per buffered packet: which clip it belongs to and whether it opens/closes it. A clip without
+ * packets gets a mark of its own (`empty`) at its place in the order.
+ */
+interface Mark {
+  item: SinkItem;
+  first: boolean;
+  last: boolean;
+  empty?: boolean;
+}
+
+export interface ClipStreamOptions {
+  /** Packets encoded ahead of the reader. Default 3 (60 ms): enough slack, little to throw away. */
+  highWaterMark?: number;
+  /** Called when the reader takes the first packet of the stream (latency measurement). */
+  onFirstPacket?(): void;
+}
+
+export class ClipStream extends Readable {
+  private readonly clips: SinkItem[] = [];
+  /** Clip currently being pulled from (already removed from `clips`). */
+  private current: { item: SinkItem; packets: number } | undefined;
+  /** Marks of packets pushed but not yet taken by the reader, in order. */
+  private readonly marks: Mark[] = [];
+  private wanted = false;
+  private endWhenDry = false;
+  private ended = false;
+  private firstPacketSeen = false;
+  private readonly started = new WeakSet<SinkItem>();
+  private readonly onFirstPacket: (() => void) | undefined;
+
+  constructor(opts: ClipStreamOptions = {}) {
+    super({ objectMode: true, highWaterMark: opts.highWaterMark ?? 3 });
+    this.onFirstPacket = opts.onFirstPacket;
+  }
+
+  /** Clips given to the stream and not yet finished (fully taken by the reader), in order. */
+  private unfinished(): SinkItem[] {
+    const items = new Set<SinkItem>(this.marks.map((m) => m.item));
+    if (this.current) items.add(this.current.item);
+    for (const c of this.clips) items.add(c);
+    return [...items];
+  }
+
+  /** Number of clips given to the stream and not yet finished. */
+  get pendingClips(): number {
+    return this.unfinished().length;
+  }
+
+  /** True once `push(null)` happened or the stream was destroyed: no more clips can be added. */
+  get isClosed(): boolean {
+    return this.ended || this.destroyed;
+  }
+
+  /** Appends a clip. Returns false if the stream is already closed (the caller opens a new one). */
+  add(item: SinkItem): boolean {
+    if (this.isClosed) return false;
+    this.endWhenDry = false;
+    this.clips.push(item);
+    if (this.wanted) this.pump();
+    return true;
+  }
+
+  /** Nothing more for now: end once everything given has been read. */
+  endWhenEmpty(): void {
+    if (this.isClosed) return;
+    this.endWhenDry = true;
+    if (this.wanted) this.pump();
+  }
+
+  /** Drops every clip not yet finished (their sources are closed, no callback). Used on stop. */
+  discard(): void {
+    const items = this.unfinished();
+    this.clips.length = 0;
+    this.marks.length = 0;
+    this.current = undefined;
+    for (const item of items) item.source.close();
+    if (!this.destroyed) this.destroy();
+  }
+
+  /**
+   * Playback ended early (player error): every clip not yet finished is reported started and
+   * finished, in order, so the replies they belong to can complete; then the stream is destroyed.
+   */
+  releaseAll(): void {
+    const items = this.unfinished();
+    this.clips.length = 0;
+    this.marks.length = 0;
+    this.current = undefined;
+    for (const item of items) {
+      item.source.close();
+      this.start(item);
+      item.finished();
+    }
+    if (!this.destroyed) this.destroy();
+  }
+
+  override read(size?: number): Buffer | null {
+    this.announceEmptyClips();
+    const packet = super.read(size) as Buffer | null;
+    if (packet) {
+      if (!this.firstPacketSeen) {
+        this.firstPacketSeen = true;
+        this.onFirstPacket?.();
+      }
+      const mark = this.marks.shift();
+      if (mark) {
+        if (mark.first) this.start(mark.item);
+        if (mark.last) mark.item.finished();
+      }
+      this.announceEmptyClips();
+      // Readable asked for more (inside super.read) before this mark was consumed: with nothing
+      // left it could not end the stream then, so it is given the chance now.
+      if (this.wanted && this.endWhenDry) this.pump();
+    }
+    return packet;
+  }
+
+  private start(item: SinkItem): void {
+    if (this.started.has(item)) return;
+    this.started.add(item);
+    item.started();
+  }
+
+  override _read(): void {
+    this.wanted = true;
+    this.pump();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.wanted = false;
+    callback(err);
+  }
+
+  /**
+   * Empty clips (no audio) whose turn has come — everything before them was taken — are
+   * started and finished now, in order.
+   */
+  private announceEmptyClips(): void {
+    while (this.marks[0]?.empty) {
+      const { item } = this.marks.shift()!;
+      this.start(item);
+      item.finished();
+    }
+  }
+
+  /** Pulls packets from the clips until the reader has enough. */
+  private pump(): void {
+    while (this.wanted && !this.isClosed) {
+      if (!this.current) {
+        const next = this.clips.shift();
+        if (!next) {
+          this.announceEmptyClips();
+          if (this.endWhenDry && this.marks.length === 0) {
+            this.ended = true;
+            this.wanted = false;
+            this.push(null);
+          }
+          return;
+        }
+        this.current = { item: next, packets: 0 };
+      }
+      const cur = this.current;
+      let packet: Buffer | null;
+      try {
+        packet = cur.item.source.next();
+      } catch {
+        // An encoder failure must not kill playback: the clip ends here.
+        packet = null;
+      }
+      if (packet) {
+        const mark: Mark = { item: cur.item, first: cur.packets === 0, last: false };
+        cur.packets++;
+        this.marks.push(mark);
+        this.wanted = this.push(packet);
+        continue;
+      }
+      // The clip is exhausted.
+      cur.item.source.close();
+      this.current = undefined;
+      if (cur.packets === 0) {
+        // Nothing to play: its turn comes when everything before it was read.
+        this.marks.push({ item: cur.item, first: true, last: true, empty: true });
+        this.announceEmptyClips();
+        continue;
+      }
+      const lastMark = this.marks.findLast((m) => m.item === cur.item && !m.empty);
+      if (lastMark) lastMark.last = true;
+      else cur.item.finished();
+    }
+  }
+}
