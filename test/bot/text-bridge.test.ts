@@ -1,0 +1,189 @@
+/**
+ * The text bridge and the orchestrator's resilience, against the Voxta simulator: messages in the
+ * bound channel reach Voxta (sanitised, attributed), replies stream back split at 2000
+ * characters, edits and deletions map to Voxta, reconnects are announced once and lose nothing,
+ * and a restart resumes from SQLite.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runCommand } from '../../src/commands/index.js';
+import { ESCAPE_PREFIX } from '../../src/voxta/user-text.js';
+import { ARIA_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/index.js';
+import { FakeGuild, humanMessage, interaction, makeCore, waitUntil, type CoreHarness } from './fixtures.js';
+
+let sim: VoxtaSim;
+let h: CoreHarness;
+let guild: FakeGuild;
+let general: ReturnType<FakeGuild['addText']>;
+const ALICE = '500000000000000001';
+const BOB = '500000000000000002';
+
+beforeEach(async () => {
+  sim = await startVoxtaSim({ chunkDelayMs: 1, capacityDelayMs: 50, chatLockReleaseDelayMs: 0 });
+  h = makeCore(sim.url);
+  guild = new FakeGuild('120000000000000001', 'Bridge Server');
+  general = guild.addText('general');
+  h.guilds.set(guild.id, guild);
+  await runCommand(interaction(h.core, guild, general.id, 'start', { strings: { character: ARIA_ID } }));
+  expect(h.core.session(guild.id).state).toBe('active');
+});
+afterEach(async () => {
+  await h.close();
+  await sim.close();
+});
+
+const sends = () => sim.received.filter((m) => m.payload.$type === 'send').map((m) => String(m.payload.text));
+
+async function say(authorId: string, name: string, text: string) {
+  const msg = humanMessage(general.id, authorId, name, text);
+  await h.core.humanMessage(guild.id, msg);
+  return msg;
+}
+
+describe('text bridge', () => {
+  it('sends a human message to Voxta and streams the reply into the channel, with a typing indicator', async () => {
+    await say(ALICE, 'Alice', 'hello there');
+    await waitUntil(() => sends().length === 1, 'the send');
+    expect(sends()).toEqual(['hello there']);
+    const reply = await waitUntil(() => general.posted.find((p) => p.content.includes('You said: hello there') && p.content.includes('reply number 1')), 'the reply');
+    expect(reply.content).toBe('You said: hello there. This is Aria, reply number 1.');
+    expect(general.typing).toBeGreaterThan(0);
+    // One Discord message per reply, edited as chunks arrive (not one message per chunk).
+    expect(general.posted.filter((p) => p.content.includes('Aria'))).toHaveLength(1);
+  });
+
+  it('ignores messages in other channels', async () => {
+    const other = guild.addText('random');
+    await h.core.humanMessage(guild.id, humanMessage(other.id, ALICE, 'Alice', 'not for the bot'));
+    expect(sends()).toEqual([]);
+  });
+
+  it('splits a long reply at sentence boundaries into messages of at most 2000 characters, losing nothing', async () => {
+    const sentences = Array.from({ length: 60 }, (_, i) => `This is sentence number ${i + 1} of a rather long answer, padded to be long enough.`);
+    sim.options.reply = () => sentences;
+    await say(ALICE, 'Alice', 'tell me a long story');
+    const expected = sentences.join(' ');
+    await waitUntil(() => general.posted.map((p) => p.content).join(' ').includes('sentence number 60 of'), 'the whole long reply', 10_000);
+    await new Promise((r) => setTimeout(r, 100)); // let the last edit land
+    const parts = general.posted.filter((p) => p.content.startsWith('This is sentence'));
+    expect(parts.length).toBeGreaterThanOrEqual(3);
+    for (const p of parts) {
+      expect(p.content.length).toBeLessThanOrEqual(2000);
+      expect(p.content).toMatch(/\.$/); // closed at a sentence end
+    }
+    expect(parts.map((p) => p.content).join(' ')).toBe(expected);
+  });
+
+  it('escapes text Voxta would treat as a command or an event', async () => {
+    await say(ALICE, 'Alice', '/shrug');
+    await say(ALICE, 'Alice', '[waves hello]');
+    await waitUntil(() => sends().length === 2, 'two sends');
+    expect(sends()).toEqual([`${ESCAPE_PREFIX}/shrug`, `${ESCAPE_PREFIX}[waves hello]`]);
+    // No "Command /shrug is not supported" from Voxta.
+    expect(sim.sent.some((m) => (m.payload as { $type?: string }).$type === 'chatSessionError')).toBe(false);
+  });
+
+  it('attaches display names once more than one human takes part', async () => {
+    await say(ALICE, 'Alice', 'first');
+    await say(BOB, 'Bob', 'second');
+    await say(ALICE, 'Alice', 'third');
+    await waitUntil(() => sends().length === 3, 'three sends');
+    expect(sends()).toEqual(['first', 'Bob: second', 'Alice: third']);
+  });
+
+  it('delivers a 5000-character message whole', async () => {
+    const long = 'word '.repeat(1000).trim();
+    expect(long.length).toBe(4999);
+    const msg = await say(ALICE, 'Alice', long + '!');
+    await waitUntil(() => sends().length === 1, 'the send');
+    expect(sends()[0]).toBe(long + '!');
+    expect(msg.reactions.has('✂️')).toBe(false);
+  });
+
+  it('truncates beyond 6000 characters and tells the user', async () => {
+    const msg = await say(ALICE, 'Alice', 'x'.repeat(7000));
+    await waitUntil(() => sends().length === 1, 'the send');
+    expect(sends()[0]!.length).toBeLessThanOrEqual(6000);
+    expect(msg.reactions.has('✂️')).toBe(true);
+    await waitUntil(() => general.posted.find((p) => p.content.includes('longer than 6000 characters')), 'the truncation notice');
+  });
+
+  it('maps edits and deletions of bridged messages to the Voxta messages they created', async () => {
+    const msg = await say(ALICE, 'Alice', 'I like cats');
+    await waitUntil(() => sim.sent.find((m) => (m.payload as { $type?: string; role?: string }).$type === 'update'), 'the user message echo');
+    const link = await waitUntil(() => h.store.findMessageLink(msg.id), 'the id link');
+    h.core.messageEdited(guild.id, general.id, msg.id, 'Alice', 'I like dogs');
+    const upd = await sim.waitForClientMessage('update');
+    expect(upd.payload).toMatchObject({ messageId: link.voxtaMessageId, text: 'I like dogs' });
+    h.core.messageDeleted(guild.id, general.id, msg.id);
+    const del = await sim.waitForClientMessage('deleteMessage');
+    expect(del.payload).toMatchObject({ messageId: link.voxtaMessageId });
+    expect(h.store.findMessageLink(msg.id)).toBeUndefined();
+    // An edit of a message that was never bridged is ignored.
+    h.core.messageEdited(guild.id, general.id, '999', 'Alice', 'x');
+    expect(sim.received.filter((m) => m.payload.$type === 'update')).toHaveLength(1);
+  });
+});
+
+describe('resilience', () => {
+  it('announces a Voxta reconnect once, marks messages sent meanwhile and delivers them in order afterwards', async () => {
+    sim.dropHubConnections();
+    await waitUntil(() => h.core.session(guild.id).state === 'reconnecting' || general.posted.find((p) => p.content.includes('reconnecting')), 'reconnecting');
+    const a = await say(ALICE, 'Alice', 'are you there?');
+    const b = await say(ALICE, 'Alice', 'hello?');
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('Reconnected to Voxta')), 'the resumed notice', 10_000);
+    await waitUntil(() => sends().length === 2, 'both queued messages delivered');
+    expect(sends()).toEqual(['are you there?', 'hello?']);
+    await waitUntil(() => !a.reactions.has('⏳') && !b.reactions.has('⏳'), 'pending marks cleared');
+    const notices = general.texts().filter((t) => t.includes('lost the connection to Voxta') || t.startsWith('Reconnected'));
+    expect(notices).toEqual([
+      'I lost the connection to Voxta and am reconnecting. Messages you send meanwhile will be delivered once it is back.',
+      'Reconnected to Voxta; the chat goes on.',
+    ]);
+    expect(h.core.session(guild.id).state).toBe('active');
+    expect(h.core.metrics.reconnects.get()).toBe(1);
+  }, 15_000);
+
+  it('resumes every active guild from SQLite after a restart', async () => {
+    const chatId = h.store.getGuildSession(guild.id)!.chatId;
+    const dataDir = h.dataDir;
+    await h.close(); // shutdown keeps the record active
+    await waitUntil(() => sim.sessions().length === 0, 'the old session to go');
+    h = makeCore(sim.url, { dataDir, guilds: h.guilds });
+    expect(h.store.listActiveGuildSessions().map((r) => r.guildId)).toEqual([guild.id]);
+    await h.core.resumeAll();
+    expect(h.core.session(guild.id).state).toBe('active');
+    expect(sim.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    const resumes = sim.received.filter((m) => m.payload.$type === 'resumeChat');
+    expect(resumes.at(-1)!.payload).toMatchObject({ chatId });
+    await say(ALICE, 'Alice', 'back again');
+    await waitUntil(() => general.posted.find((p) => p.content.includes('You said: back again')), 'a reply after the restart');
+  });
+
+  it('keeps retrying a resume while Voxta is down at boot, and tells the channel once', async () => {
+    const dataDir = h.dataDir;
+    await h.close();
+    await sim.stop();
+    h = makeCore(sim.url, { dataDir, guilds: h.guilds });
+    await h.core.resumeAll();
+    expect(h.core.session(guild.id).state).toBe('idle');
+    await sim.start();
+    await waitUntil(() => h.core.session(guild.id).state === 'active', 'the retried resume', 10_000);
+    expect(general.texts().filter((t) => t.startsWith('I could not resume the chat with Aria yet'))).toHaveLength(1);
+  }, 15_000);
+
+  it('ends the session cleanly when the bound text channel is deleted', async () => {
+    guild.channels.delete(general.id);
+    await h.core.channelDeleted(guild.id, general.id);
+    expect(h.core.session(guild.id).state).toBe('idle');
+    expect(h.store.getGuildSession(guild.id)!.active).toBe(false);
+    await waitUntil(() => sim.sessions().length === 0, 'the Voxta chat to stop');
+    expect(h.core.admission.chatCount).toBe(0);
+  });
+
+  it('forgets a guild the bot was removed from', async () => {
+    h.guilds.delete(guild.id);
+    await h.core.guildRemoved(guild.id);
+    expect(h.store.getGuildSession(guild.id)).toBeUndefined();
+    await waitUntil(() => sim.sessions().length === 0, 'the Voxta chat to stop');
+  });
+});
