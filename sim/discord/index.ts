@@ -1,0 +1,737 @@
+/**
+ * The offline Discord: REST + gateway on one loopback HTTP server, plus the voice server
+ * (`./voice`), driven through a scenario API in Discord terms (guilds, channels, members who
+ * type, run commands and speak). The real discord.js client accepts it unchanged when built with
+ * `new Client({ rest: { api: sim.restUrl } })`. Test-only code: never imported by `src/`.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GatewayIntentBits } from 'discord-api-types/v10';
+import { logger, type Logger } from '../../src/log.js';
+import { parseWav } from '../../src/audio/wav.js';
+import { Gateway, makeBotToken, type GatewayFrameRecord, type GatewaySession, type IdentifyRecord, type RequestGuildMembers } from './gateway.js';
+import { Interactions, type AutocompleteChoice, type InteractionHandle, type OptionValue } from './interactions.js';
+import { MessageService } from './messages.js';
+import { channelPayload, guildCreatePayload, memberPayload, messagePayload, rolePayload, userPayload } from './payloads.js';
+import { ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, Perm } from './permissions.js';
+import type { RateLimitOptions } from './rest/http.js';
+import { buildRoutes } from './rest/routes.js';
+import { API_PREFIX, RestServer, type RecordedRequest } from './rest/server.js';
+import { SimError, SimState, type RegisteredCommand, type SimChannel, type SimGuild, type SimMessage, type TypingEvent } from './state.js';
+import { RecordingVoiceBackend, type VoiceBackend } from './voice-link.js';
+import { VoiceStates, type BotVoiceState } from './voice-states.js';
+
+export { CommandRejectedError, InteractionHandle, type AutocompleteChoice, type FinalReply, type InteractionResponseRecord, type OptionValue } from './interactions.js';
+export { RecordingVoiceBackend, type VoiceBackend, type VoiceCall } from './voice-link.js';
+export { ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, Perm } from './permissions.js';
+export { SimError, type SimMessage, type SimAttachment, type RegisteredCommand, type TypingEvent } from './state.js';
+export type { RecordedRequest } from './rest/server.js';
+export type { GatewayFrameRecord, IdentifyRecord } from './gateway.js';
+export type { BotVoiceState } from './voice-states.js';
+
+export interface DiscordSimOptions {
+  /** DAVE for the voice server: 'off' negotiates protocol version 0, 'v1' real MLS. Default 'off'. */
+  dave?: 'off' | 'v1';
+  /** The Message Content privileged intent is enabled for the app (default true). When false, or
+   *  when the bot does not request the intent, guild messages arrive without content. */
+  messageContent?: boolean;
+  /** Server Members privileged intent enabled (default true). */
+  membersIntent?: boolean;
+  /** Presence privileged intent enabled (default true). */
+  presencesIntent?: boolean;
+  /** Close with 4014 "Disallowed intent(s)" when a disabled privileged intent is requested, like
+   *  Discord does (default false: the intent is silently not honoured). */
+  rejectDisallowedIntents?: boolean;
+  /** HELLO heartbeat interval; Discord uses 41250. Tests use ~500 to exercise heartbeats. */
+  heartbeatIntervalMs?: number;
+  botToken?: string;
+  botUserId?: string;
+  botUsername?: string;
+  /** Default: the bot user id (true of every modern Discord application). */
+  applicationId?: string;
+  /** The bot's permissions in every guild (its managed role). Default {@link DEFAULT_BOT_PERMISSIONS}. */
+  botPermissions?: bigint;
+  /** Time the bot has to acknowledge an interaction (Discord: 3000 ms). */
+  interactionAckTimeoutMs?: number;
+  /** Per-bucket REST rate limit (default 50 per second: generous, but real). */
+  rateLimit?: RateLimitOptions;
+  /** Voice backend: default starts the real voice server (`./voice`); `false` uses a
+   *  {@link RecordingVoiceBackend} (signalling only); or pass any {@link VoiceBackend}. */
+  voice?: VoiceBackend | false;
+  /** HELLO interval of the voice gateway (voice server option). */
+  voiceHeartbeatIntervalMs?: number;
+  log?: Logger;
+}
+
+export interface AddMemberOptions {
+  username: string;
+  displayName?: string;
+  /** Role ids to give (see {@link SimGuildHandle.addRole}). */
+  roles?: string[];
+  /** 'member' (default): @everyone only; 'admin': an Administrator role; a bigint: a role with
+   *  exactly those permission bits. */
+  permissions?: bigint | 'admin' | 'member';
+  bot?: boolean;
+  locale?: string;
+}
+
+export interface SpeakOptions {
+  /** For PCM input (ignored for WAV bytes, whose header says it). Default 48000. */
+  sampleRate?: number;
+  channels?: 1 | 2;
+}
+
+export async function startDiscordSim(opts: DiscordSimOptions = {}): Promise<DiscordSim> {
+  const log = opts.log ?? logger().child({ component: 'discord-sim' });
+  let voice: VoiceBackend;
+  let ownsVoice = false;
+  if (opts.voice === false) {
+    voice = new RecordingVoiceBackend();
+  } else if (opts.voice) {
+    voice = opts.voice;
+  } else {
+    voice = await startRealVoiceServer(opts.dave ?? 'off', opts.voiceHeartbeatIntervalMs);
+    ownsVoice = true;
+  }
+  const sim = new DiscordSim(opts, log, voice, ownsVoice);
+  await sim.listen();
+  return sim;
+}
+
+/** Imported lazily so that the REST/gateway side also works where the voice server cannot start. */
+async function startRealVoiceServer(dave: 'off' | 'v1', helloIntervalMs: number | undefined): Promise<VoiceBackend> {
+  const modulePath = './voice/index.js';
+  const mod = (await import(modulePath)) as { startVoiceServer(o: { dave: 'off' | 'v1'; helloIntervalMs?: number }): Promise<VoiceBackend> };
+  return mod.startVoiceServer({ dave, ...(helloIntervalMs ? { helloIntervalMs } : {}) });
+}
+
+export class DiscordSim {
+  readonly token: string;
+  readonly botUserId: string;
+  readonly applicationId: string;
+  readonly state: SimState;
+  readonly gateway: Gateway;
+  readonly rest: RestServer;
+  readonly interactions: Interactions;
+  readonly voiceStates: VoiceStates;
+  private readonly messagesService: MessageService;
+  private readonly server: Server;
+  private port = 0;
+  private readonly botPermissions: bigint;
+  private readonly guildHandles = new Map<string, SimGuildHandle>();
+  private closed = false;
+
+  /** @internal use {@link startDiscordSim} */
+  constructor(
+    private readonly opts: DiscordSimOptions,
+    readonly log: Logger,
+    /** The voice server (the real one unless replaced in the options). */
+    readonly voice: VoiceBackend,
+    private readonly ownsVoice: boolean,
+  ) {
+    this.botUserId = opts.botUserId ?? '1300000000000000001';
+    this.applicationId = opts.applicationId ?? this.botUserId;
+    this.token = opts.botToken ?? makeBotToken(this.botUserId);
+    this.botPermissions = opts.botPermissions ?? DEFAULT_BOT_PERMISSIONS;
+    this.state = new SimState(this.botUserId, this.applicationId, opts.botUsername ?? 'VoxtaBot');
+    this.gateway = new Gateway({
+      token: this.token,
+      heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 41_250,
+      privileged: {
+        messageContent: opts.messageContent ?? true,
+        members: opts.membersIntent ?? true,
+        presences: opts.presencesIntent ?? true,
+      },
+      rejectDisallowedIntents: opts.rejectDisallowedIntents ?? false,
+      resumeUrl: () => this.gatewayUrl,
+      log,
+    });
+    this.messagesService = new MessageService(this.state, this.gateway, {
+      messageContent: opts.messageContent ?? true,
+      attachmentUrl: (channelId, id, filename) => `http://127.0.0.1:${this.port}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`,
+    });
+    this.interactions = new Interactions(this.state, this.gateway, this.messagesService, { ackTimeoutMs: opts.interactionAckTimeoutMs ?? 3000, log });
+    this.voiceStates = new VoiceStates(this.state, this.gateway, voice, log);
+    this.rest = new RestServer(
+      buildRoutes({
+        state: this.state,
+        messages: this.messagesService,
+        interactions: this.interactions,
+        gatewayUrl: () => this.gatewayUrl,
+        membersIntentEnabled: opts.membersIntent ?? true,
+        typing: (channelId, userId) => this.recordTyping(channelId, userId),
+        log,
+      }),
+      { token: this.token, rateLimit: opts.rateLimit ?? { limit: 50, windowMs: 1000 }, log, attachment: (id) => this.state.attachments.get(id) },
+    );
+    this.gateway.setHooks({
+      readyData: (session) => this.readyData(session),
+      initialGuilds: (session) => this.state.botGuilds().map((g) => this.guildCreate(g, session)),
+      voiceStateUpdate: (session, d) => this.voiceStates.onBotRequest(session, d),
+      requestGuildMembers: (session, d) => this.requestGuildMembers(session, d),
+    });
+    this.server = createServer((req, res) => void this.rest.handle(req, res));
+    this.server.on('upgrade', (req, socket, head) => this.gateway.handleUpgrade(req, socket, head));
+  }
+
+  /** @internal */
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    this.log.info({ restUrl: this.restUrl }, 'discord-sim: listening');
+  }
+
+  /** For `new Client({ rest: { api: sim.restUrl } })` and `DISCORD_API_URL`. */
+  get restUrl(): string {
+    return `http://127.0.0.1:${this.port}/api`;
+  }
+
+  get gatewayUrl(): string {
+    return `ws://127.0.0.1:${this.port}/gateway`;
+  }
+
+  /** CA certificate of the voice server (NODE_EXTRA_CA_CERTS for a bot process). */
+  get caCertPath(): string {
+    return this.voice.caCertPath;
+  }
+
+  get caCertPem(): string {
+    return this.voice.caCertPem;
+  }
+
+  /** Every REST request, in order. */
+  get requests(): RecordedRequest[] {
+    return this.rest.requests;
+  }
+
+  /** Every gateway frame, both directions. */
+  get gatewayFrames(): GatewayFrameRecord[] {
+    return this.gateway.frames;
+  }
+
+  /** The IDENTIFY payloads received (token redacted), latest last. */
+  get identifies(): IdentifyRecord[] {
+    return this.gateway.identifies;
+  }
+
+  get typingEvents(): TypingEvent[] {
+    return this.state.typingEvents;
+  }
+
+  // ---- scenario: world building ----
+
+  addGuild(p: { name: string; locale?: string; everyonePermissions?: bigint }): SimGuildHandle {
+    const owner = this.state.createUser({ username: `${p.name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-owner` });
+    const guild = this.state.createGuild({ name: p.name, ownerId: owner.id, locale: p.locale, everyonePermissions: p.everyonePermissions ?? DEFAULT_EVERYONE_PERMISSIONS });
+    this.state.addMember(guild.id, owner.id);
+    const botRole = this.state.createRole(guild.id, { name: this.state.user(this.botUserId).username, permissions: this.botPermissions, managed: true });
+    this.state.addMember(guild.id, this.botUserId, [botRole.id]);
+    const handle = new SimGuildHandle(this, guild);
+    this.guildHandles.set(guild.id, handle);
+    // A guild created while the bot is connected is one the bot was just added to.
+    this.dispatchGuildCreate(guild);
+    return handle;
+  }
+
+  guild(id: string): SimGuildHandle {
+    const h = this.guildHandles.get(id);
+    if (!h) throw new SimError(`unknown guild ${id}`);
+    return h;
+  }
+
+  /** The bot is kicked from (or leaves) the guild: GUILD_DELETE without `unavailable`. */
+  removeBotFromGuild(guildId: string): void {
+    const guild = this.state.guild(guildId);
+    if (!guild.botPresent) return;
+    this.voiceStates.disconnectBot(guildId);
+    guild.botPresent = false;
+    const bot = guild.members.get(this.botUserId);
+    if (bot) bot.present = false;
+    this.gateway.dispatch('GUILD_DELETE', { id: guildId });
+  }
+
+  /** The bot is (re)invited: GUILD_CREATE. */
+  addBotToGuild(guildId: string): void {
+    const guild = this.state.guild(guildId);
+    if (guild.botPresent) return;
+    guild.botPresent = true;
+    const bot = guild.members.get(this.botUserId);
+    if (bot) {
+      bot.present = true;
+      bot.joinedAt = new Date();
+    }
+    this.dispatchGuildCreate(guild);
+  }
+
+  /** Deletes a channel (CHANNEL_DELETE); whoever was in it (voice) is disconnected first. */
+  deleteChannel(channelId: string): void {
+    const channel = this.state.channel(channelId);
+    if (channel.kind === 'voice') this.voiceStates.channelDeleted(channel.guildId, channelId);
+    channel.deleted = true;
+    this.state.guild(channel.guildId).channels.delete(channelId);
+    if (this.state.guild(channel.guildId).botPresent) this.gateway.dispatch('CHANNEL_DELETE', channelPayload(channel));
+  }
+
+  // ---- scenario: observation ----
+
+  /** Messages of a channel (bot's and members', not ephemeral ones), oldest first, with edit history. */
+  messages(channelId: string, opts: { includeDeleted?: boolean } = {}): SimMessage[] {
+    return this.state.channelMessages(channelId, opts.includeDeleted ?? false);
+  }
+
+  /** Resolves with the first message (existing, new or edited) in the channel matching `predicate`. */
+  waitForMessage(channelId: string, predicate?: (m: SimMessage) => boolean, timeoutMs = 5000): Promise<SimMessage> {
+    return this.messagesService.waitForMessage(channelId, predicate, timeoutMs);
+  }
+
+  /** Registered commands: global when `guildId` is omitted. */
+  commands(guildId?: string): RegisteredCommand['data'][] {
+    return this.state.commandsFor(guildId).map((c) => c.data);
+  }
+
+  /** Resolves once commands named `names` are registered (guild scope, or global without guildId). */
+  waitForCommands(names: string[], guildId?: string, timeoutMs = 10_000): Promise<void> {
+    const ready = () => names.every((n) => this.state.commandsFor(guildId).some((c) => c.data.name === n) || (guildId !== undefined && this.state.globalCommands.some((c) => c.data.name === n)));
+    return waitForEvent(this.state, 'commandsChanged', ready, timeoutMs, `commands ${names.join(', ')}`);
+  }
+
+  /** The bot's voice state in a guild (undefined when not in voice). */
+  botVoiceState(guildId: string): BotVoiceState | undefined {
+    return this.voiceStates.botVoiceState(guildId);
+  }
+
+  /** Resolves when the bot's voice channel in the guild is `channelId` (null: not in voice). */
+  async waitForBotVoice(guildId: string, channelId: string | null, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.botVoiceState(guildId)?.channelId ?? null) !== channelId) {
+      if (Date.now() > deadline) throw new Error(`discord-sim: bot voice channel in ${guildId} is ${this.botVoiceState(guildId)?.channelId ?? 'none'}, expected ${channelId ?? 'none'} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Resolves when a session is READY and every GUILD_CREATE has been sent. */
+  waitForBotReady(timeoutMs = 10_000): Promise<void> {
+    return waitForEvent(this.gateway, 'ready', () => this.gateway.currentSession !== undefined && this.gateway.connected, timeoutMs, 'bot READY');
+  }
+
+  /** Resolves with the first recorded REST request matching `'METHOD /route/:template'` (and `predicate`). */
+  waitForRequest(methodAndRoute: string, predicate: (r: RecordedRequest) => boolean = () => true, timeoutMs = 5000): Promise<RecordedRequest> {
+    const find = () => this.rest.find(methodAndRoute).find(predicate);
+    return waitForEvent(this.rest, 'request', () => find() !== undefined, timeoutMs, methodAndRoute).then(() => find() as RecordedRequest);
+  }
+
+  // ---- scenario: faults ----
+
+  /** Server-side removal of the bot from voice: VOICE_STATE_UPDATE with a null channel, voice session closed. */
+  disconnectBotFromVoice(guildId: string): void {
+    this.voiceStates.disconnectBot(guildId);
+  }
+
+  /** Drops the gateway socket (default close code 4000) without ending the session: the client resumes. */
+  dropGatewayConnection(code = 4000): void {
+    this.gateway.dropConnection(code);
+  }
+
+  /** Stop (or resume) answering gateway heartbeats. */
+  setGatewayHeartbeatAcks(enabled: boolean): void {
+    this.gateway.ackHeartbeats = enabled;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.gateway.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.ownsVoice) await this.voice.stop();
+  }
+
+  // ---- internals used by the handles ----
+
+  /** @internal */
+  dispatchGuildCreate(guild: SimGuild): void {
+    if (!guild.botPresent) return;
+    this.gateway.dispatch('GUILD_CREATE', null, (_d, session) => this.guildCreate(guild, session));
+  }
+
+  /** @internal */
+  dispatch(t: string, d: unknown, guildId: string): void {
+    if (this.state.guild(guildId).botPresent) this.gateway.dispatch(t, d);
+  }
+
+  /** @internal */
+  get messageService(): MessageService {
+    return this.messagesService;
+  }
+
+  /** @internal */
+  recordTyping(channelId: string, userId: string): void {
+    const event: TypingEvent = { channelId, userId, at: new Date() };
+    this.state.typingEvents.push(event);
+    this.state.emit('typing', event);
+    if (userId !== this.botUserId) {
+      const channel = this.state.channel(channelId);
+      const member = this.state.member(channel.guildId, userId);
+      this.dispatch('TYPING_START', { channel_id: channelId, guild_id: channel.guildId, user_id: userId, timestamp: Math.floor(event.at.getTime() / 1000), member: memberPayload(this.state, member) }, channel.guildId);
+    }
+  }
+
+  private readyData(session: GatewaySession): Record<string, unknown> {
+    void session;
+    return {
+      v: 10,
+      user: { ...userPayload(this.state.user(this.botUserId)), verified: true, mfa_enabled: false, email: null },
+      guilds: this.state.botGuilds().map((g) => ({ id: g.id, unavailable: true })),
+      application: { id: this.applicationId, flags: 0 },
+      shard: [0, 1],
+      user_settings: {},
+      private_channels: [],
+      presences: [],
+      relationships: [],
+      guild_join_requests: [],
+      geo_ordered_rtc_regions: ['simulated'],
+      session_type: 'normal',
+      auth: {},
+    };
+  }
+
+  /**
+   * GUILD_CREATE as Discord sends it: without the Guild Presences intent, `members` holds only the
+   * bot and members in voice channels (Discord's documented rule); with it, everyone.
+   */
+  private guildCreate(guild: SimGuild, session: GatewaySession): Record<string, unknown> {
+    const presences = (session.intents & GatewayIntentBits.GuildPresences) !== 0 && (this.opts.presencesIntent ?? true);
+    const ids = presences
+      ? [...guild.members.keys()]
+      : [this.botUserId, ...[...guild.voiceStates.keys()].filter((id) => id !== this.botUserId)];
+    return guildCreatePayload(this.state, guild, ids);
+  }
+
+  private requestGuildMembers(session: GatewaySession, d: RequestGuildMembers): void {
+    const guild = this.state.guilds.get(d.guild_id);
+    if (!guild || !guild.botPresent) return;
+    const all = [...guild.members.values()].filter((m) => m.present);
+    let members = all;
+    if (d.user_ids !== undefined) {
+      const ids = Array.isArray(d.user_ids) ? d.user_ids : [d.user_ids];
+      members = all.filter((m) => ids.includes(m.userId));
+    } else {
+      if ((session.intents & GatewayIntentBits.GuildMembers) === 0) {
+        this.log.warn('discord-sim: member list requested without the GuildMembers intent; answering with none');
+        members = [];
+      }
+      const q = (d.query ?? '').toLowerCase();
+      members = members.filter((m) => this.state.user(m.userId).username.toLowerCase().startsWith(q));
+      if (d.limit) members = members.slice(0, d.limit);
+    }
+    this.gateway.dispatch('GUILD_MEMBERS_CHUNK', {
+      guild_id: guild.id,
+      members: members.map((m) => memberPayload(this.state, m)),
+      chunk_index: 0,
+      chunk_count: 1,
+      not_found: [],
+      ...(d.nonce ? { nonce: d.nonce } : {}),
+    });
+  }
+}
+
+export class SimGuildHandle {
+  /** @internal */
+  constructor(
+    private readonly sim: DiscordSim,
+    private readonly guild: SimGuild,
+  ) {}
+
+  get id(): string {
+    return this.guild.id;
+  }
+
+  get name(): string {
+    return this.guild.name;
+  }
+
+  /** The @everyone role (its id is the guild id). */
+  get everyoneRoleId(): string {
+    return this.guild.id;
+  }
+
+  /** The guild owner (has every permission). */
+  get owner(): SimMemberHandle {
+    return new SimMemberHandle(this.sim, this.guild.id, this.guild.ownerId);
+  }
+
+  addTextChannel(name: string, opts: { topic?: string } = {}): SimChannelHandle {
+    return this.addChannel(name, 'text', opts.topic);
+  }
+
+  addVoiceChannel(name: string): SimChannelHandle {
+    return this.addChannel(name, 'voice');
+  }
+
+  channel(name: string): SimChannelHandle {
+    const c = [...this.guild.channels.values()].find((x) => x.name === name && !x.deleted);
+    if (!c) throw new SimError(`no channel named ${name} in ${this.guild.name}`);
+    return new SimChannelHandle(this.sim, c);
+  }
+
+  addRole(p: { name: string; permissions?: bigint }): { id: string; name: string } {
+    const role = this.sim.state.createRole(this.guild.id, { name: p.name, permissions: p.permissions ?? 0n });
+    this.sim.dispatch('GUILD_ROLE_CREATE', { guild_id: this.guild.id, role: rolePayload(role) }, this.guild.id);
+    return { id: role.id, name: role.name };
+  }
+
+  addMember(p: AddMemberOptions): SimMemberHandle {
+    const state = this.sim.state;
+    const user = state.createUser({ username: p.username, globalName: p.displayName ?? null, bot: p.bot ?? false, locale: p.locale });
+    const roleIds = [...(p.roles ?? [])];
+    for (const r of roleIds) if (!this.guild.roles.has(r)) throw new SimError(`unknown role ${r} in ${this.guild.name}`);
+    const perms = p.permissions ?? 'member';
+    if (perms === 'admin') {
+      let admin = [...this.guild.roles.values()].find((r) => r.name === 'Admin' && r.permissions === Perm.Administrator);
+      admin ??= state.createRole(this.guild.id, { name: 'Admin', permissions: Perm.Administrator });
+      roleIds.push(admin.id);
+    } else if (typeof perms === 'bigint') {
+      roleIds.push(state.createRole(this.guild.id, { name: `${p.username}-permissions`, permissions: perms }).id);
+    }
+    const member = state.addMember(this.guild.id, user.id, roleIds);
+    this.sim.dispatch('GUILD_MEMBER_ADD', { ...memberPayload(state, member), guild_id: this.guild.id }, this.guild.id);
+    return new SimMemberHandle(this.sim, this.guild.id, user.id);
+  }
+
+  member(username: string): SimMemberHandle {
+    const m = [...this.guild.members.values()].find((x) => x.present && this.sim.state.user(x.userId).username === username);
+    if (!m) throw new SimError(`no member named ${username} in ${this.guild.name}`);
+    return new SimMemberHandle(this.sim, this.guild.id, m.userId);
+  }
+
+  /** Changes what @everyone may do (GUILD_ROLE_UPDATE). */
+  setEveryonePermissions(permissions: bigint): void {
+    this.setRolePermissions(this.guild.id, permissions);
+  }
+
+  setRolePermissions(roleId: string, permissions: bigint): void {
+    const role = this.guild.roles.get(roleId);
+    if (!role) throw new SimError(`unknown role ${roleId}`);
+    role.permissions = permissions;
+    this.sim.dispatch('GUILD_ROLE_UPDATE', { guild_id: this.guild.id, role: rolePayload(role) }, this.guild.id);
+  }
+
+  private addChannel(name: string, kind: 'text' | 'voice', topic?: string): SimChannelHandle {
+    const channel = this.sim.state.createChannel(this.guild.id, { name, kind, topic });
+    this.sim.dispatch('CHANNEL_CREATE', channelPayload(channel), this.guild.id);
+    return new SimChannelHandle(this.sim, channel);
+  }
+}
+
+export class SimChannelHandle {
+  /** @internal */
+  constructor(
+    private readonly sim: DiscordSim,
+    private readonly channel: SimChannel,
+  ) {}
+
+  get id(): string {
+    return this.channel.id;
+  }
+
+  get name(): string {
+    return this.channel.name;
+  }
+
+  get kind(): 'text' | 'voice' {
+    return this.channel.kind;
+  }
+
+  get guildId(): string {
+    return this.channel.guildId;
+  }
+
+  /** Sets a permission overwrite for a role or member (CHANNEL_UPDATE). */
+  setPermissionOverwrite(targetId: string, p: { allow?: bigint; deny?: bigint }): void {
+    const guild = this.sim.state.guild(this.channel.guildId);
+    const type: 0 | 1 = guild.roles.has(targetId) ? 0 : 1;
+    this.channel.overwrites = this.channel.overwrites.filter((o) => o.id !== targetId);
+    this.channel.overwrites.push({ id: targetId, type, allow: p.allow ?? 0n, deny: p.deny ?? 0n });
+    this.sim.dispatch('CHANNEL_UPDATE', channelPayload(this.channel), this.channel.guildId);
+  }
+
+  delete(): void {
+    this.sim.deleteChannel(this.channel.id);
+  }
+}
+
+/** A simulated human (or other bot) in a guild, doing what a Discord user does. */
+export class SimMemberHandle {
+  /** @internal */
+  constructor(
+    private readonly sim: DiscordSim,
+    readonly guildId: string,
+    readonly id: string,
+  ) {}
+
+  get username(): string {
+    return this.sim.state.user(this.id).username;
+  }
+
+  get displayName(): string {
+    const u = this.sim.state.user(this.id);
+    return this.sim.state.guild(this.guildId).members.get(this.id)?.nick ?? u.globalName ?? u.username;
+  }
+
+  /** Guild-level permissions (roles, owner, Administrator). */
+  get permissions(): bigint {
+    return this.sim.state.guildPermissions(this.guildId, this.id);
+  }
+
+  get isAdministrator(): boolean {
+    return this.permissions === ALL_PERMISSIONS;
+  }
+
+  get voiceChannelId(): string | null {
+    return this.sim.state.guild(this.guildId).voiceStates.get(this.id)?.channelId ?? null;
+  }
+
+  /** Types a message (MESSAGE_CREATE). Refused like the Discord client when the member may not send there. */
+  say(channelId: string, content: string, opts: { replyTo?: string } = {}): SimMessage {
+    const channel = this.textChannel(channelId);
+    const perms = this.sim.state.channelPermissions(channel.id, this.id);
+    if ((perms & (Perm.ViewChannel | Perm.SendMessages)) !== (Perm.ViewChannel | Perm.SendMessages)) {
+      throw new SimError(`${this.username} cannot send messages in #${channel.name}`);
+    }
+    if (content.length === 0 || [...content].length > 2000) throw new SimError('a message must have 1 to 2000 characters');
+    const msg = this.sim.state.newMessage({ channelId: channel.id, authorId: this.id, content, referencedMessageId: opts.replyTo ?? null });
+    return this.sim.messageService.post(msg);
+  }
+
+  /** Edits one of the member's own messages (MESSAGE_UPDATE). */
+  edit(messageId: string, content: string): SimMessage {
+    const msg = this.ownMessage(messageId);
+    return this.sim.messageService.edit(msg, { content });
+  }
+
+  /** Deletes one of the member's own messages (MESSAGE_DELETE). */
+  delete(messageId: string): void {
+    this.sim.messageService.remove(this.ownMessage(messageId));
+  }
+
+  /** Shows "… is typing" (TYPING_START). */
+  startTyping(channelId: string): void {
+    this.sim.recordTyping(this.textChannel(channelId).id, this.id);
+  }
+
+  /**
+   * Runs a slash command (INTERACTION_CREATE). `name` may include a subcommand ("voice join").
+   * Rejects with CommandRejectedError when the Discord client would not offer or accept it.
+   */
+  runCommand(channelId: string, name: string, options: Record<string, OptionValue> = {}): Promise<InteractionHandle> {
+    return this.sim.interactions.runCommand(this.id, channelId, name, options);
+  }
+
+  /** Types `value` into the autocomplete option `focused`; resolves with the bot's choices. */
+  autocomplete(channelId: string, command: string, focused: string, value: string, others: Record<string, OptionValue> = {}): Promise<AutocompleteChoice[]> {
+    return this.sim.interactions.autocomplete(this.id, channelId, command, focused, value, others);
+  }
+
+  joinVoice(channelId: string, opts: { selfMute?: boolean; selfDeaf?: boolean } = {}): void {
+    this.sim.voiceStates.memberJoin(this.guildId, this.id, channelId, opts);
+  }
+
+  leaveVoice(): void {
+    this.sim.voiceStates.memberLeave(this.guildId, this.id);
+  }
+
+  /**
+   * Speaks in the bot's voice channel: PCM samples (with `sampleRate`/`channels`, default 48 kHz
+   * mono) or the bytes of a WAV file. Resolves when the last RTP packet was sent (real time).
+   */
+  async speak(audio: Int16Array | Uint8Array, opts: SpeakOptions = {}): Promise<void> {
+    if (!this.sim.voiceStates.membersWithBot(this.guildId).includes(this.id)) {
+      throw new SimError(`${this.username} is not in the bot's voice channel (member: ${this.voiceChannelId ?? 'not in voice'}, bot: ${this.sim.botVoiceState(this.guildId)?.channelId ?? 'not in voice'})`);
+    }
+    let pcm: Int16Array;
+    let sampleRate: number;
+    let channels: 1 | 2;
+    if (audio instanceof Int16Array) {
+      pcm = audio;
+      sampleRate = opts.sampleRate ?? 48_000;
+      channels = opts.channels ?? 1;
+    } else {
+      const wav = parseWav(audio);
+      sampleRate = wav.sampleRate;
+      if (wav.channels <= 2) {
+        pcm = wav.samples;
+        channels = wav.channels as 1 | 2;
+      } else {
+        pcm = downmix(wav.samples, wav.channels);
+        channels = 1;
+      }
+    }
+    await this.sim.voice.speak(this.guildId, this.id, pcm, { sampleRate, channels });
+  }
+
+  /** Gives the member a role (GUILD_MEMBER_UPDATE). */
+  addRole(roleId: string): void {
+    const member = this.sim.state.member(this.guildId, this.id);
+    if (!this.sim.state.guild(this.guildId).roles.has(roleId)) throw new SimError(`unknown role ${roleId}`);
+    if (!member.roleIds.includes(roleId)) member.roleIds.push(roleId);
+    this.sim.dispatch('GUILD_MEMBER_UPDATE', { ...memberPayload(this.sim.state, member), guild_id: this.guildId }, this.guildId);
+  }
+
+  /** Leaves the guild (voice first, then GUILD_MEMBER_REMOVE). */
+  leaveGuild(): void {
+    this.leaveVoice();
+    const member = this.sim.state.member(this.guildId, this.id);
+    member.present = false;
+    this.sim.dispatch('GUILD_MEMBER_REMOVE', { guild_id: this.guildId, user: userPayload(this.sim.state.user(this.id)) }, this.guildId);
+  }
+
+  private textChannel(channelId: string): SimChannel {
+    const channel = this.sim.state.channel(channelId);
+    if (channel.guildId !== this.guildId) throw new SimError(`channel ${channelId} is not in guild ${this.guildId}`);
+    return channel;
+  }
+
+  private ownMessage(messageId: string): SimMessage {
+    const msg = this.sim.state.messages.get(messageId);
+    if (!msg || msg.deleted) throw new SimError(`unknown message ${messageId}`);
+    if (msg.authorId !== this.id) throw new SimError(`message ${messageId} was not written by ${this.username}`);
+    return msg;
+  }
+}
+
+function downmix(samples: Int16Array, channels: number): Int16Array {
+  const frames = Math.floor(samples.length / channels);
+  const out = new Int16Array(frames);
+  for (let i = 0; i < frames; i++) {
+    let sum = 0;
+    for (let c = 0; c < channels; c++) sum += samples[i * channels + c] ?? 0;
+    out[i] = Math.round(sum / channels);
+  }
+  return out;
+}
+
+function waitForEvent(emitter: { on(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown }, event: string, ready: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  if (ready()) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const check = () => {
+      if (!ready()) return;
+      cleanup();
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`discord-sim: timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      emitter.off(event, check);
+    };
+    emitter.on(event, check);
+  });
+}
+
+// Re-exported for tests that build payloads themselves.
+export { messagePayload, API_PREFIX };
