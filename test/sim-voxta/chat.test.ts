@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ARIA_ID, HOLT_ID, MIRA_ID, startVoxtaSim, type VoxtaSim, type VoxtaSimOptions } from '../../sim/voxta/index.js';
-import { connectAuthenticated, parseWavHeader, readReply, startChat, type HubClient } from './helpers.js';
+import { connectAuthenticated, idsOf, parseWavHeader, readReply, startChat, type HubClient } from './helpers.js';
 
 let sim: VoxtaSim | undefined;
 const clients: HubClient[] = [];
@@ -158,7 +158,7 @@ describe('voxta-sim chat flow', () => {
     const s = await setup();
     const c = await client();
     const started = await startChat(c, ARIA_ID);
-    const { sessionId, chatId } = started as { sessionId: string; chatId: string };
+    const { sessionId, chatId } = idsOf(started);
     let after = c.mark();
     await c.send({ $type: 'send', sessionId, text: 'remember me' });
     const r = await readReply(c, after);
@@ -228,7 +228,7 @@ describe('voxta-sim chat flow', () => {
   it('a closed hub connection disposes its session; the lock frees after chatLockReleaseDelayMs', async () => {
     const s = await setup({ chatLockReleaseDelayMs: 300 });
     const a = await client();
-    const { chatId } = (await startChat(a, ARIA_ID)) as { chatId: string };
+    const { chatId } = idsOf(await startChat(a, ARIA_ID));
     s.dropHubConnections();
     await s.waitFor(() => s.sessions()[0]?.state === 'disposing', 2000, 'session disposing');
     const b = await client();

@@ -184,3 +184,10 @@ export function sendUtterance(ws: WebSocket, voicedFrames: number, silentFrames:
 export function authHeader(token: string): Record<string, string> {
   return { Authorization: `Bearer ${token}` };
 }
+
+/** The sessionId and chatId of a chatStarted payload (checked, not cast). */
+export function idsOf(m: Msg): { sessionId: string; chatId: string } {
+  const { sessionId, chatId } = m;
+  if (typeof sessionId !== 'string' || typeof chatId !== 'string') throw new Error(`no ids in ${JSON.stringify(m)}`);
+  return { sessionId, chatId };
+}
