@@ -71,6 +71,7 @@ export interface VoiceServer {
 const FRAME_MS = 20;
 const SILENCE_TAIL = 5;
 const SETTLE_BEFORE_SPEAKING_MS = 3_000;
+const SPEAKING_LEAD_MS = 20;
 
 export async function startVoiceServer(opts: VoiceServerOptions): Promise<VoiceServer> {
   const host = opts.host ?? '127.0.0.1';
@@ -293,12 +294,14 @@ class SimVoiceServer implements VoiceServer {
       );
     }
     g.session?.sendMemberSpeaking(member, 1);
-    // Drift-free clock: packet i leaves at start + i·20 ms, whatever the timer jitter.
-    const start = performance.now();
+    // Drift-free clock: packet i leaves at start + i·20 ms, whatever the timer jitter. The first
+    // packet leaves one frame after op 5: UDP can overtake the TLS websocket, and the receiver
+    // drops RTP from an SSRC it has not mapped yet (gotcha 5).
+    const start = performance.now() + SPEAKING_LEAD_MS;
     let unsent = 0;
     for (let i = 0; i < packets.length; i++) {
       const wait = start + i * FRAME_MS - performance.now();
-      if (wait > 1) await sleep(wait);
+      if (wait >= 1) await sleep(wait);
       if (g.members.get(member.userId) !== member) break; // left mid-sentence
       if (!g.session?.sendMemberFrame(member, packets[i]!)) unsent++;
     }
