@@ -133,7 +133,8 @@ export class PlaybackContract extends EventEmitter<Events> {
     if (this.#completed.has(messageId)) return;
     const e = this.#entry(messageId);
     e.ended = true;
-    if (!this.#maybeComplete(messageId, e)) this.#arm(messageId, e, 0);
+    // The audio reported so far may still be playing: give the safety timer that much on top.
+    if (!this.#maybeComplete(messageId, e)) this.#arm(messageId, e, e.audioSec);
   }
 
   /** All of this message's audio has finished playing (nothing queued or downloading). */
