@@ -20,6 +20,7 @@ import { API_PREFIX, RestServer, type RecordedRequest } from './rest/server.js';
 import { SimError, SimState, type RegisteredCommand, type SimChannel, type SimGuild, type SimMessage, type TypingEvent } from './state.js';
 import { RecordingVoiceBackend, type VoiceBackend } from './voice-link.js';
 import { VoiceStates, type BotVoiceState } from './voice-states.js';
+import { startVoiceServer, type VoiceServer } from './voice/index.js';
 
 export { CommandRejectedError, InteractionHandle, type AutocompleteChoice, type FinalReply, type InteractionResponseRecord, type OptionValue } from './interactions.js';
 export { RecordingVoiceBackend, type VoiceBackend, type VoiceCall } from './voice-link.js';
@@ -28,6 +29,7 @@ export { SimError, type SimMessage, type SimAttachment, type RegisteredCommand, 
 export type { RecordedRequest } from './rest/server.js';
 export type { GatewayFrameRecord, IdentifyRecord } from './gateway.js';
 export type { BotVoiceState } from './voice-states.js';
+export type { VoiceServer, BotAudioRecord, BotAudioPacket, SessionInfo } from './voice/index.js';
 
 export interface DiscordSimOptions {
   /** DAVE for the voice server: 'off' negotiates protocol version 0, 'v1' real MLS. Default 'off'. */
@@ -84,25 +86,23 @@ export interface SpeakOptions {
 export async function startDiscordSim(opts: DiscordSimOptions = {}): Promise<DiscordSim> {
   const log = opts.log ?? logger().child({ component: 'discord-sim' });
   let voice: VoiceBackend;
-  let ownsVoice = false;
+  let real: VoiceServer | undefined;
   if (opts.voice === false) {
     voice = new RecordingVoiceBackend();
   } else if (opts.voice) {
     voice = opts.voice;
   } else {
-    voice = await startRealVoiceServer(opts.dave ?? 'off', opts.voiceHeartbeatIntervalMs);
-    ownsVoice = true;
+    real = await startVoiceServer({ dave: opts.dave ?? 'off', ...(opts.voiceHeartbeatIntervalMs ? { helloIntervalMs: opts.voiceHeartbeatIntervalMs } : {}) });
+    voice = real;
   }
-  const sim = new DiscordSim(opts, log, voice, ownsVoice);
-  await sim.listen();
-  return sim;
-}
-
-/** Imported lazily so that the REST/gateway side also works where the voice server cannot start. */
-async function startRealVoiceServer(dave: 'off' | 'v1', helloIntervalMs: number | undefined): Promise<VoiceBackend> {
-  const modulePath = './voice/index.js';
-  const mod = (await import(modulePath)) as { startVoiceServer(o: { dave: 'off' | 'v1'; helloIntervalMs?: number }): Promise<VoiceBackend> };
-  return mod.startVoiceServer({ dave, ...(helloIntervalMs ? { helloIntervalMs } : {}) });
+  try {
+    const sim = new DiscordSim(opts, log, voice, real);
+    await sim.listen();
+    return sim;
+  } catch (err) {
+    await real?.stop();
+    throw err;
+  }
 }
 
 export class DiscordSim {
@@ -125,9 +125,9 @@ export class DiscordSim {
   constructor(
     private readonly opts: DiscordSimOptions,
     readonly log: Logger,
-    /** The voice server (the real one unless replaced in the options). */
+    /** The voice backend (the real voice server unless replaced in the options). */
     readonly voice: VoiceBackend,
-    private readonly ownsVoice: boolean,
+    private readonly realVoice: VoiceServer | undefined,
   ) {
     this.botUserId = opts.botUserId ?? '1300000000000000001';
     this.applicationId = opts.applicationId ?? this.botUserId;
@@ -191,6 +191,15 @@ export class DiscordSim {
 
   get gatewayUrl(): string {
     return `ws://127.0.0.1:${this.port}/gateway`;
+  }
+
+  /**
+   * The real voice server (bot audio, DAVE state, fault injection: see sim/discord/voice/README.md).
+   * Throws when the simulator was started with a replacement voice backend.
+   */
+  get voiceServer(): VoiceServer {
+    if (!this.realVoice) throw new SimError('this simulator runs without the real voice server (options.voice was given)');
+    return this.realVoice;
   }
 
   /** CA certificate of the voice server (NODE_EXTRA_CA_CERTS for a bot process). */
@@ -346,7 +355,7 @@ export class DiscordSim {
     await this.gateway.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    if (this.ownsVoice) await this.voice.stop();
+    await this.realVoice?.stop();
   }
 
   // ---- internals used by the handles ----

@@ -23,10 +23,11 @@ describe('discord-sim gateway with a real discord.js client', () => {
     world = await startWorld();
     const { sim, guild, text, voice, alice, boss } = world;
     alice.joinVoice(voice.id);
-    client = await loginClient(sim);
+    const c = await loginClient(sim);
+    client = c;
 
-    expect(client.user.id).toBe(sim.botUserId);
-    const g = client.guilds.cache.get(guild.id);
+    expect(c.user.id).toBe(sim.botUserId);
+    const g = c.guilds.cache.get(guild.id);
     expect(g?.name).toBe('Test Guild');
     expect(g?.channels.cache.get(text.id)?.type).toBe(ChannelType.GuildText);
     expect(g?.channels.cache.get(voice.id)?.type).toBe(ChannelType.GuildVoice);
