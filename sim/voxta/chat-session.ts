@@ -54,7 +54,7 @@ export interface SessionInfo {
 }
 
 type ForegroundCommand =
-  | { kind: 'user'; text: string }
+  | { kind: 'user'; text: string; doReply: boolean }
   | { kind: 'trigger' }
   | { kind: 'speech'; text: string }
   /** Resume of a chat whose last message is the user's: answer it. */
@@ -248,7 +248,7 @@ export class ChatSession {
     }
     // Non-empty user text aborts the reply being generated and interrupts speech first.
     this.interrupt();
-    this.enqueue({ kind: 'user', text });
+    this.enqueue({ kind: 'user', text, doReply: p.doReply !== false });
   }
 
   private onPlaybackStart(p: ClientPayload): void {
@@ -336,6 +336,10 @@ export class ChatSession {
       const m = this.ctx.chats.append(this.chat, 'User', userRefFor(this.userKey).id, cmd.text);
       this.emit(this.updateMessage(m));
       this.emit({ $type: 'chatFlow', sessionId: this.sessionId, state: 'ProcessingUserMessage' });
+      if (!cmd.doReply) {
+        this.emit({ $type: 'chatFlow', sessionId: this.sessionId, state: 'WaitingForUserInput' });
+        return;
+      }
     }
     let chunks: string[];
     if (cmd.kind === 'speech') {
@@ -538,6 +542,7 @@ export class ChatSession {
 
   private finishRecognition(index: number, voicedMs: number, text: string | null, injected: boolean): void {
     const reason = text ? 'Complete' : 'Empty';
+    this.log.info({ index, voicedMs, text, injected }, 'speech recognised');
     this.emit({ $type: 'speechRecognitionEnd', text: text || null, reason });
     this.ctx.recorder.recordRecognition({
       sessionId: this.sessionId,

@@ -40,6 +40,9 @@ export const CloseCode = {
   Abnormal: 1006,
 } as const;
 
+/** A record still missing its separator after this many characters is refused. */
+const MAX_PENDING_CHARS = 1024 * 1024;
+
 export class SimHubConnection extends EventEmitter<HubConnectionEvents> {
   private readonly reader = new RecordReader();
   private handshakeDone = false;
@@ -104,7 +107,13 @@ export class SimHubConnection extends EventEmitter<HubConnectionEvents> {
       this.fail('Binary frames are not supported: only the JSON hub protocol is', CloseCode.ProtocolError);
       return;
     }
-    for (const text of this.reader.push(rawToString(data))) {
+    const records = this.reader.push(rawToString(data));
+    if (this.reader.buffered > MAX_PENDING_CHARS) {
+      this.log.warn({ connectionId: this.id, buffered: this.reader.buffered }, 'record separator missing, closing');
+      this.fail('Message too large or missing its record separator', CloseCode.PolicyViolation);
+      return;
+    }
+    for (const text of records) {
       if (!this.handshakeDone) {
         this.onHandshake(text);
         continue;

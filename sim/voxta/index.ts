@@ -323,10 +323,12 @@ export class VoxtaSim {
         this.connectionsById.set(connectionId, conn);
         hub.on('closed', (code) => {
           this.hubsById.delete(connectionId);
+          this.ctx.log.info({ connectionId, code }, 'hub connection closed');
           conn.onClosed();
           this.recorder.emit('hubDisconnected', { connectionId, code });
           this.recorder.emit('changed');
         });
+        this.ctx.log.info({ connectionId, negotiated: token !== null }, 'hub connection opened');
         this.recorder.emit('hubConnected', { connectionId });
         this.recorder.emit('changed');
       });

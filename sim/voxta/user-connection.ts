@@ -91,6 +91,7 @@ export class UserConnection implements SessionOwner {
     this.session = null;
     if (session.state === 'disposing') return;
     session.dispose('disconnect');
+    this.ctx.log.info({ connectionId: this.connectionId, sessionId: session.sessionId }, 'connection gone: chat session disposed');
     this.ctx.registry.removeLater(session, this.ctx.options.chatLockReleaseDelayMs);
   }
 
@@ -106,6 +107,7 @@ export class UserConnection implements SessionOwner {
     } else {
       const payload = arg as ClientPayload;
       this.ctx.recorder.recordReceived(this.connectionId, payload, invocationId);
+      this.ctx.log.debug({ connectionId: this.connectionId, $type: payload.$type }, 'client message');
       try {
         this.dispatch(payload);
       } catch (err) {
@@ -221,6 +223,7 @@ export class UserConnection implements SessionOwner {
         if (this.pendingStart === pending) this.pendingStart = null;
         if (pending.cancelled || !this.hub.open) return;
         if (!gotSlot) {
+          this.ctx.log.info({ connectionId: this.connectionId, maxChats: o.maxChats }, 'chat start refused: concurrent chat cap');
           this.send({ $type: 'error', message: `Cannot start more than ${o.maxChats} concurrent chats.` });
           return;
         }
@@ -232,6 +235,10 @@ export class UserConnection implements SessionOwner {
         const session = new ChatSession(this.ctx, this, target, character, this.userKey);
         this.ctx.registry.add(session);
         this.session = session;
+        this.ctx.log.info(
+          { connectionId: this.connectionId, sessionId: session.sessionId, chatId: target.id, character: character.name, resumed: Boolean(chat) },
+          'chat started',
+        );
         session.begin({ isNew: !chat, contextKey, contexts, sessions: () => this.userSessions() });
       })
       .catch((err: unknown) => {
@@ -280,6 +287,7 @@ export class UserConnection implements SessionOwner {
     }
     session.dispose('stop');
     this.ctx.registry.remove(session);
+    this.ctx.log.info({ connectionId: this.connectionId, sessionId: session.sessionId }, 'chat stopped');
     this.session = null;
     this.send({ $type: 'chatClosed', sessionId: session.sessionId, chatId: session.chat.id });
     this.send({ $type: 'chatsSessionsUpdated', sessions: this.userSessions() });

@@ -133,6 +133,13 @@ describe('voxta-sim chat flow', () => {
     await c.send({ $type: 'characterSpeechRequest', sessionId, text: 'Welcome back! Good to see you.' });
     const speech = await readReply(c, after);
     expect(speech.chunks.map((m) => m.text)).toEqual(['Welcome back!', 'Good to see you.']);
+    await c.send({ $type: 'speechPlaybackComplete', sessionId, messageId: speech.messageId });
+
+    after = c.mark();
+    await c.send({ $type: 'send', sessionId, text: 'just noting', doReply: false });
+    expect((await c.next('update', { after })).text).toBe('just noting');
+    await c.next('chatFlow', { after, match: (m) => m.state === 'WaitingForUserInput' });
+    expect(c.all('replyGenerating', after)).toEqual([]);
     expect(c.all('error')).toEqual([]);
   });
 

@@ -100,6 +100,12 @@ describe('voxta-sim SignalR hub', () => {
     b.ws.send('{"protocol":"json","version":1}\x1e');
     b.ws.send('this is not json\x1e');
     expect(await bClosed).toBe(1002);
+
+    const c = await rawHub(s);
+    const cClosed = new Promise<number>((r) => c.ws.once('close', (code) => r(code)));
+    c.ws.send('{"protocol":"json","version":1}\x1e');
+    c.ws.send('x'.repeat(1024 * 1024 + 10));
+    expect(await cClosed).toBe(1008);
   });
 
   it('closeHubConnections(allowReconnect) makes the client reconnect with a new connection; the session is gone', async () => {
