@@ -7,13 +7,14 @@
  * queue meanwhile, so a client that forgets the complete sees a chat that never answers again,
  * as on a real server.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ChatMessageRecord, ChatRecord } from './chat-store.js';
 import { estimateTokens, toStoredMessage } from './chat-store.js';
 import { splitSentences, thumbnailUrlOf, type SimCharacter } from './characters.js';
 import { userRefFor, type SimContext } from './context.js';
-import type { CharacterRef, ClientPayload, ContextState, ServerMessage, ChatSessionSummary } from './messages.js';
+import type { CharacterRef, ChatSessionSummary, ClientPayload, ContextState, ServerMessage, ServiceInfo } from './messages.js';
 import { Recognizer } from './recognizer.js';
+import type { Logger } from '../../src/log.js';
 import { speechDurationMs } from './tts.js';
 
 /** Thrown by handlers for a message the server refuses: reported as `error` and as a completion error. */
@@ -109,8 +110,10 @@ export class ChatSession {
     );
   }
 
-  private get log() {
-    return this.ctx.log.child({ sessionId: this.sessionId });
+  private logger: Logger | undefined;
+  private get log(): Logger {
+    this.logger ??= this.ctx.log.child({ sessionId: this.sessionId });
+    return this.logger;
   }
 
   info(): SessionInfo {
@@ -163,8 +166,7 @@ export class ChatSession {
   }
 
   chatStartedMessage(): ServerMessage {
-    const services = this.ctx.options;
-    const service = (name: string) => ({ serviceName: name, serviceId: `00000000-0000-4000-8000-${name.length.toString().padStart(12, '0')}` });
+    const { tts, stt } = this.ctx.options;
     return {
       $type: 'chatStarted',
       sessionId: this.sessionId,
@@ -174,9 +176,9 @@ export class ChatSession {
       user: userRefFor(this.userKey),
       characters: [this.characterRef()],
       services: {
-        textGen: service('SimTextGen'),
-        textToSpeech: services.tts.enabled ? service(services.tts.voice === 'espeak' ? 'SimEspeak' : 'SimToneTTS') : null,
-        speechToText: services.stt.enabled ? service('SimVadSTT') : null,
+        textGen: serviceInfo('SimTextGen'),
+        textToSpeech: tts.enabled ? serviceInfo(tts.voice === 'espeak' ? 'SimEspeak' : 'SimToneTTS') : null,
+        speechToText: stt.enabled ? serviceInfo('SimVadSTT') : null,
         actionInference: null,
         summarization: null,
         imageGen: null,
@@ -439,7 +441,8 @@ export class ChatSession {
   private finishReply(reply: ActiveReply, cancelled: boolean): void {
     clearTimeout(reply.timer);
     if (this.reply === reply) this.reply = null;
-    const { sessionId, messageId } = { sessionId: this.sessionId, messageId: reply.messageId };
+    const { sessionId } = this;
+    const { messageId } = reply;
     if (cancelled) this.emit({ $type: 'replyCancelled', sessionId, messageId });
     const messageIndex = this.chat.messages.length;
     this.emit({
@@ -614,4 +617,10 @@ export class ChatSession {
       tokens: estimateTokens(m.text),
     };
   }
+}
+
+/** A service description with a stable id derived from its name. */
+function serviceInfo(serviceName: string): ServiceInfo {
+  const hex = createHash('sha1').update(serviceName).digest('hex');
+  return { serviceName, serviceId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}` };
 }

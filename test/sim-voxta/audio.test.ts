@@ -140,6 +140,22 @@ describe('voxta-sim audio input and recognition', () => {
     await s.waitFor(() => s.heldSessions()[0]?.heldMessageId === first.messageId, 2000, 'hold on the cancelled reply');
   });
 
+  it('barge-in while a finished reply is playing interrupts that message once', async () => {
+    const s = await setup({ stt: { bargeIn: true } });
+    const c = await voiceClient();
+    const sessionId = (await startChat(c, ARIA_ID)).sessionId as string;
+    const ws = await audio(sessionId);
+    const after = c.mark();
+    await c.send({ $type: 'send', sessionId, text: 'hi' });
+    const reply = await readReply(c, after);
+    await c.send({ $type: 'speechPlaybackStart', sessionId, messageId: reply.messageId, startIndex: 0, duration: 1 });
+    sendUtterance(ws, 40, 25); // two partials, one interrupt
+    await c.next('speechRecognitionEnd', { after });
+    expect(c.all('interruptSpeech', after)).toEqual([{ $type: 'interruptSpeech', sessionId, messageId: reply.messageId }]);
+    expect(c.all('replyCancelled', after)).toEqual([]);
+    expect(s.heldSessions()).toHaveLength(1);
+  });
+
   it('injectTranscript emits start, partial and end; null gives Empty', async () => {
     const s = await setup();
     const c = await voiceClient();

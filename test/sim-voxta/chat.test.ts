@@ -73,6 +73,8 @@ describe('voxta-sim chat flow', () => {
     await c.send({ $type: 'send', sessionId, text: 'Again' });
     const second = await readReply(c, after);
     expect(second.chunks[1]?.text).toBe('This is Aria, reply number 2.');
+    // Voxta writes $type first in every payload.
+    for (const m of s.sent) expect(Object.keys(m.payload as object)[0]).toBe('$type');
   });
 
   it('the hold blocks the next user message until speechPlaybackComplete', async () => {

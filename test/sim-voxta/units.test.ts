@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { avatarPng } from '../../sim/voxta/png.js';
 import { Recognizer } from '../../sim/voxta/recognizer.js';
 import { RecordReader, parseRecord } from '../../sim/voxta/signalr.js';
-import { speechDurationMs, synthesiseTone, toneFrequencyFor } from '../../sim/voxta/tts.js';
+import { TtsRegistry, hasEspeak, speechDurationMs, synthesiseTone, toneFrequencyFor } from '../../sim/voxta/tts.js';
 import { decodeWav, encodeWav } from '../../sim/voxta/wav.js';
 import { defaultReply, splitSentences } from '../../sim/voxta/characters.js';
 import { frame, parseWavHeader } from './helpers.js';
@@ -31,6 +31,22 @@ describe('voxta-sim building blocks', () => {
     wav.writeUInt32LE(0xffffffff, 40);
     expect(Array.from(decodeWav(wav).pcm)).toEqual([1, -2, 3, -4]);
     expect(() => decodeWav(Buffer.from('not a wav file at all'))).toThrow(/RIFF/);
+  });
+
+  it('espeak voice: real speech when espeak-ng is installed, otherwise the tone fallback', async () => {
+    let warned = 0;
+    const tts = new TtsRegistry(() => warned++);
+    const job = tts.create({ sessionId: 's', messageId: 'm', text: 'Hello from the simulator.' });
+    const { served, wav } = await tts.render(job.id, { sampleRate: 16000, voice: 'espeak' })!;
+    expect(parseWavHeader(wav).sampleRate).toBe(served.sampleRate);
+    if (hasEspeak()) {
+      expect(served.frequency).toBeNull();
+      expect(served.durationMs).toBeGreaterThan(500);
+    } else {
+      expect(warned).toBe(1);
+      expect(served).toMatchObject({ sampleRate: 16000, frequency: toneFrequencyFor(job.id), durationMs: speechDurationMs(job.text) });
+    }
+    expect(tts.render('unknown', { sampleRate: 16000, voice: 'tone' })).toBeUndefined();
   });
 
   it('speech durations: 60 ms per character, at least 300 ms', () => {
