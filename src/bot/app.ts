@@ -1,19 +1,279 @@
 /**
- * The bot process: discord.js client, command registration and the per-guild sessions.
- * (Filled in by the bot-core work; this first version only logs in.)
+ * The bot process: the discord.js client, slash-command registration and routing, the bridge
+ * from Discord events to the per-guild sessions, the health server and graceful shutdown.
+ *
+ * MessageContent is a privileged intent. When the Developer Portal has it off, Discord closes the
+ * gateway with 4014; the bot then logs in again without it, keeps working for slash commands and
+ * voice, and reports text bridging as unavailable (`/status`, `/readyz`).
  */
-import { Client, GatewayIntentBits } from 'discord.js';
+import { generateDependencyReport } from '@discordjs/voice';
+import { Client, Events, GatewayIntentBits, type Interaction, type Message, type PartialMessage } from 'discord.js';
 import type { Config } from '../config.js';
-import { createLogger, registerSecret } from '../log.js';
+import { commandDefinitions, runAutocomplete, runCommand } from '../commands/index.js';
+import { createLogger, errorInfo, registerSecret, type Logger } from '../log.js';
+import { Store } from '../store/store.js';
+import { VoxtaChatSession } from '../voxta/chat-session.js';
+import { VoxtaEndpoint } from '../voxta/endpoint.js';
+import { VoxtaRest } from '../voxta/rest.js';
+import { BotCore } from './bot-core.js';
+import { autocompleteContext, commandContext, guildPort, incomingMessage, isHumanGuildMessage } from './discord-adapters.js';
+import { startHealthServer, type HealthServer } from './health.js';
+import type { GuildVoiceJoiner, GuildVoiceOptions, GuildVoicePort } from './ports.js';
 
-export async function runBot(config: Config): Promise<void> {
+const BASE_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildVoiceStates, GatewayIntentBits.GuildMessages];
+const SHUTDOWN_DEADLINE_MS = 9000;
+/** How often the Discord↔Voxta message-id map is pruned, and what it keeps. */
+const PRUNE_EVERY_MS = 6 * 3600_000;
+const LINK_MAX_AGE_MS = 30 * 24 * 3600_000;
+const LINKS_PER_GUILD = 5000;
+
+export interface RunningBot {
+  core: BotCore;
+  client: Client;
+  health: HealthServer | undefined;
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function runBot(config: Config): Promise<RunningBot> {
   registerSecret(config.discord.token);
   registerSecret(config.voxta.apiKey);
   const log = createLogger({ level: config.logLevel });
-  const client = new Client({
-    intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildVoiceStates, GatewayIntentBits.GuildMessages],
-    rest: { api: config.discord.apiUrl },
+  log.debug({ report: generateDependencyReport() }, 'voice dependency report');
+
+  let store: Store;
+  try {
+    store = Store.open(config.dataDir);
+  } catch (err) {
+    // One plain line, no stack: usually a DATA_DIR permission problem.
+    log.fatal({ err: errorInfo(err) }, 'cannot open the database; check DATA_DIR and its permissions');
+    process.exit(1);
+  }
+  for (const m of store.appliedMigrations) log.info({ migration: m, file: store.path }, 'database migrated');
+  const endpoint = VoxtaEndpoint.fromConfig(config.voxta);
+  const rest = new VoxtaRest(endpoint);
+  const joinVoice = await loadVoiceJoiner(log);
+
+  let client: Client | undefined;
+  const core = new BotCore({
+    config,
+    store,
+    rest,
+    joinVoice,
+    guild: (guildId) => (client ? guildPort(client, guildId) : undefined),
+    log,
+    createVoxta: (guildId, { voice }) =>
+      new VoxtaChatSession({
+        endpoint,
+        audioInput: voice ? 'WebSocketStream' : 'None',
+        log,
+        logBindings: { guildId },
+      }),
   });
-  client.once('clientReady', (c) => log.info({ user: c.user.tag }, 'logged in to Discord'));
-  await client.login(config.discord.token);
+
+  const health = await startHealthServer({
+    port: config.health.port,
+    host: config.health.host,
+    log,
+    sources: {
+      discordReady: () => core.discordReady,
+      voxtaReachable: () => core.voxtaReachable(),
+      messageContentAvailable: () => core.messageContentAvailable,
+      guilds: () => core.sessionStates(),
+      metrics: () => core.metrics.registry.render(),
+    },
+  }).catch((err: unknown) => {
+    log.error({ err: errorInfo(err), port: config.health.port }, 'health endpoint could not start (port in use?); going on without it');
+    return undefined;
+  });
+
+  let accepting = true;
+  const pruneTimer = setInterval(() => {
+    try {
+      const n = store.pruneMessageLinks(LINK_MAX_AGE_MS, LINKS_PER_GUILD);
+      if (n) log.debug({ removed: n }, 'pruned old message links');
+    } catch (err) {
+      log.warn({ err: errorInfo(err) }, 'pruning message links failed');
+    }
+  }, PRUNE_EVERY_MS);
+  pruneTimer.unref();
+
+  // ---- Discord client -----------------------------------------------------------------------
+
+  const attach = (c: Client): void => {
+    c.once(Events.ClientReady, (ready) => {
+      core.discordReady = true;
+      log.info({ user: ready.user.tag, guilds: ready.guilds.cache.size, messageContent: core.messageContentAvailable }, 'logged in to Discord');
+      void (async () => {
+        await registerCommands(ready, config, log);
+        await core.resumeAll().catch((err: unknown) => log.error({ err: errorInfo(err, true) }, 'resuming stored sessions failed'));
+      })();
+    });
+    c.on(Events.ShardDisconnect, (ev) => {
+      core.discordReady = false;
+      log.warn({ code: ev.code }, 'Discord gateway disconnected');
+    });
+    c.on(Events.ShardResume, () => (core.discordReady = true));
+    c.on(Events.ShardReady, () => (core.discordReady = true));
+    c.on(Events.Error, (err) => log.warn({ err: errorInfo(err) }, 'Discord client error'));
+    c.on(Events.Warn, (msg) => log.warn({ msg }, 'Discord client warning'));
+
+    c.on(Events.InteractionCreate, (interaction: Interaction) => {
+      if (!accepting) return;
+      void routeInteraction(core, interaction, log);
+    });
+    c.on(Events.MessageCreate, (message: Message) => {
+      if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(message, c.user?.id)) return;
+      const botId = c.user?.id ?? '';
+      void core.humanMessage(message.guildId, incomingMessage(message, botId)).catch((err: unknown) =>
+        log.warn({ guildId: message.guildId, err: errorInfo(err) }, 'bridging a message failed'),
+      );
+    });
+    c.on(Events.MessageUpdate, (_old, updated: Message | PartialMessage) => {
+      if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(updated, c.user?.id)) return;
+      core.messageEdited(updated.guildId, updated.channelId, updated.id, updated.member?.displayName ?? updated.author.displayName, updated.content);
+    });
+    c.on(Events.MessageDelete, (message) => {
+      if (!accepting || !message.guildId) return;
+      core.messageDeleted(message.guildId, message.channelId, message.id);
+    });
+    c.on(Events.VoiceStateUpdate, (before, after) => {
+      if (!accepting) return;
+      core.voiceStateChanged(after.guild.id, before.channelId ?? undefined, after.channelId ?? undefined);
+    });
+    c.on(Events.GuildDelete, (guild) => {
+      // `available === false` is an outage, not a removal: keep everything.
+      if (!accepting || guild.available === false) return;
+      void core.guildRemoved(guild.id);
+    });
+    c.on(Events.ChannelDelete, (channel) => {
+      if (!accepting || !('guildId' in channel) || !channel.guildId) return;
+      void core.channelDeleted(channel.guildId, channel.id);
+    });
+    c.on(Events.ThreadDelete, (thread) => {
+      if (accepting) void core.channelDeleted(thread.guildId, thread.id);
+    });
+  };
+
+  const makeClient = (withMessageContent: boolean): Client => {
+    const c = new Client({
+      intents: withMessageContent ? [...BASE_INTENTS, GatewayIntentBits.MessageContent] : BASE_INTENTS,
+      rest: { api: config.discord.apiUrl },
+    });
+    attach(c);
+    return c;
+  };
+
+  client = makeClient(true);
+  try {
+    await client.login(config.discord.token);
+  } catch (err) {
+    if (!isDisallowedIntents(err)) {
+      log.fatal({ err: errorInfo(err) }, 'could not log in to Discord (check DISCORD_TOKEN and the network)');
+      await health?.close();
+      store.close();
+      process.exit(1);
+    }
+    log.warn(
+      'Discord refused the Message Content intent (close code 4014). Messages in the bound channel cannot be read, so text bridging is OFF; ' +
+        'slash commands and voice still work. To enable it: Discord Developer Portal → your application → Bot → Privileged Gateway Intents → turn on "Message Content Intent", then restart the bot.',
+    );
+    core.messageContentAvailable = false;
+    client = makeClient(false);
+    await client.login(config.discord.token);
+  }
+
+  // ---- shutdown ---------------------------------------------------------------------------
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      log.info({ reason }, 'shutting down: leaving voice, closing Voxta chats (they resume on the next start)');
+      accepting = false;
+      clearInterval(pruneTimer);
+      await core.shutdown();
+      core.discordReady = false;
+      await client?.destroy().catch((err: unknown) => log.warn({ err: errorInfo(err) }, 'closing the Discord client failed'));
+      await health?.close();
+      store.close();
+      log.info('shut down cleanly');
+    })();
+    return stopping;
+  };
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    const hard = setTimeout(() => {
+      log.error('shutdown took too long; exiting anyway');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    hard.unref();
+    void shutdown(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err: errorInfo(err, true) }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  return { core, client, health, shutdown };
+}
+
+function isDisallowedIntents(err: unknown): boolean {
+  const text = err instanceof Error ? `${err.message} ${String((err as { code?: unknown }).code ?? '')}` : String(err);
+  return /disallowed intents|4014/i.test(text);
+}
+
+async function routeInteraction(core: BotCore, interaction: Interaction, log: Logger): Promise<void> {
+  try {
+    if (!interaction.inGuild()) {
+      if (interaction.isRepliable()) await interaction.reply({ content: 'Use my commands in a server, not in direct messages.' });
+      return;
+    }
+    if (interaction.isChatInputCommand()) await runCommand(commandContext(core, interaction));
+    else if (interaction.isAutocomplete()) await runAutocomplete(autocompleteContext(core, interaction));
+  } catch (err) {
+    log.warn({ err: errorInfo(err), guildId: interaction.guildId }, 'handling an interaction failed');
+  }
+}
+
+/** Bulk-overwrites the commands (idempotent): to one guild when DISCORD_GUILD_ID is set, else global. */
+async function registerCommands(client: Client<true>, config: Config, log: Logger): Promise<void> {
+  const defs = commandDefinitions();
+  try {
+    if (config.discord.guildId) {
+      await client.application.commands.set(defs, config.discord.guildId);
+      log.info({ guildId: config.discord.guildId, commands: defs.length }, 'slash commands registered to the development guild');
+    } else {
+      await client.application.commands.set(defs);
+      log.info({ commands: defs.length }, 'slash commands registered globally (Discord may take a while to show changes)');
+    }
+  } catch (err) {
+    log.error({ err: errorInfo(err) }, 'registering slash commands failed; existing registrations stay in place');
+  }
+}
+
+/**
+ * The voice side (src/voice/guild-voice.ts) when it is present in this build; the bot runs
+ * text-only without it.
+ */
+async function loadVoiceJoiner(log: Logger): Promise<GuildVoiceJoiner | undefined> {
+  const specifier = '../voice/guild-voice.js';
+  try {
+    const mod = (await import(specifier)) as { GuildVoice?: { join(opts: GuildVoiceOptions): Promise<GuildVoicePort> } };
+    const gv = mod.GuildVoice;
+    if (!gv || typeof gv.join !== 'function') throw new Error('src/voice/guild-voice.ts has no GuildVoice.join');
+    return (opts) => gv.join(opts);
+  } catch (err) {
+    log.warn({ err: errorInfo(err) }, 'voice is not available in this build; the bot runs text-only');
+    return undefined;
+  }
 }

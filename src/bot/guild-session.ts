@@ -120,6 +120,8 @@ export class GuildSession extends EventEmitter {
   private turnStartedAt: number | undefined;
   private announced = new Set<string>();
   private lastInput: 'text' | 'voice' = 'text';
+  /** The Voxta connection declared audio input (voice possible without reopening). */
+  private voxtaHasAudio = false;
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -212,7 +214,11 @@ export class GuildSession extends EventEmitter {
     this.transition('starting', kind);
     this.boundTextChannelId = textChannelId;
     this.announced.clear();
-    const voxta = this.deps.createVoxta(this.guildId);
+    // Decide about voice before connecting: the Voxta connection declares audio input only when
+    // this guild will stream it (Voxta's speech pipeline is shared by all its chats).
+    const plan = voiceChannelId ? this.planVoice(guild, voiceChannelId) : { join: false, note: undefined };
+    const voxta = this.deps.createVoxta(this.guildId, { voice: plan.join });
+    this.voxtaHasAudio = plan.join;
     this.attachVoxta(voxta);
     let started: { characterId: string; characterName: string; chatId: string };
     try {
@@ -229,30 +235,32 @@ export class GuildSession extends EventEmitter {
       this.failPending();
       throw err;
     }
-    const record = this.deps.store.saveGuildSession({
-      guildId: this.guildId,
-      characterId: started.characterId,
-      characterName: started.characterName,
-      chatId: started.chatId,
-      textChannelId,
-      voiceChannelId,
-      active: true,
-    });
+    const save = (): GuildSessionRecord =>
+      this.deps.store.saveGuildSession({
+        guildId: this.guildId,
+        characterId: started.characterId,
+        characterName: started.characterName,
+        chatId: started.chatId,
+        textChannelId,
+        voiceChannelId: this.voice?.channelId ?? (plan.join ? voiceChannelId : undefined),
+        active: true,
+      });
+    save();
     this.voxta = voxta;
     this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
     this.deps.metrics.sessionsStarted.inc({ kind });
-    const voiceNote = voiceChannelId ? await this.joinVoice(voiceChannelId) : undefined;
-    if (voiceNote) this.deps.store.saveGuildSession({ ...record, voiceChannelId: this.voice ? voiceChannelId : undefined });
+    const voiceNote = plan.join && voiceChannelId ? await this.connectVoice(voiceChannelId) : plan.note;
+    const record = save();
     this.flushQueuedWhileStarting();
-    return { record: this.record ?? record, voiceNote, resumed: kind === 'resume' };
+    return { record, voiceNote, resumed: kind === 'resume' };
   }
 
   /**
    * Stops the chat and leaves voice. `keepActive` (shutdown) leaves the stored record active so
    * the next start resumes it; otherwise it is marked inactive, kept for `/resume`.
    */
-  async stop(reason: string, opts: { keepActive?: boolean; notice?: string } = {}): Promise<boolean> {
+  async stop(reason: string, opts: { keepActive?: boolean; stopChat?: boolean; notice?: string } = {}): Promise<boolean> {
     if (this._state === 'idle' || this._state === 'stopping') {
       if (!opts.keepActive && this._state === 'idle' && this.record?.active) this.deps.store.setGuildSessionActive(this.guildId, false);
       return false;
@@ -281,10 +289,12 @@ export class GuildSession extends EventEmitter {
     const voxta = this.voxta;
     this.voxta = undefined;
     if (voxta) {
+      // Replies that ended but were never acknowledged get their complete now (protocol §4c).
+      voxta.playback.abortAll();
       this.detachVoxta(voxta);
       // close() stops the chat first (bounded); on shutdown closing the connection is enough, and
       // Voxta disposes the chat itself (protocol §5.4).
-      await voxta.close({ stopChat: !opts.keepActive }).catch((err: unknown) => this.log.warn({ err: errorInfo(err) }, 'guild session: closing the Voxta connection failed'));
+      await voxta.close({ stopChat: opts.stopChat ?? !opts.keepActive }).catch((err: unknown) => this.log.warn({ err: errorInfo(err) }, 'guild session: closing the Voxta connection failed'));
     }
     if (!opts.keepActive) this.deps.store.setGuildSessionActive(this.guildId, false);
     this.deps.admission.releaseChat(this.guildId);
@@ -297,16 +307,33 @@ export class GuildSession extends EventEmitter {
 
   // ---- voice ---------------------------------------------------------------------------
 
-  /** Joins voice; returns a plain note when it could not (the chat goes on text-only). */
-  private async joinVoice(channelId: string): Promise<string | undefined> {
-    const guild = this.deps.guild();
-    if (!this.deps.joinVoice || !guild) return 'Voice is not available in this build, so this chat is text-only.';
-    if (!guild.isVoiceChannel(channelId)) return 'That voice channel is gone, so this chat is text-only.';
+  /**
+   * Whether this guild may join voice now; takes the voice slot when it may. A refusal comes with
+   * the plain sentence the user sees (the chat then runs text-only: our documented choice, rather
+   * than refusing the whole /start).
+   */
+  private planVoice(guild: GuildPort, channelId: string): { join: boolean; note: string | undefined } {
+    if (!this.deps.joinVoice) return { join: false, note: 'Voice is not available in this build, so this chat is text-only.' };
+    if (!guild.isVoiceChannel(channelId)) return { join: false, note: 'That voice channel is gone, so this chat is text-only.' };
     if (!this.deps.admission.tryAcquireVoice(this.guildId)) {
-      return `Voice is busy in another server (Voxta can listen to ${this.deps.admission.maxVoice === 1 ? 'one voice channel' : `${this.deps.admission.maxVoice} voice channels`} at a time), so this chat is text-only for now.`;
+      const max = this.deps.admission.maxVoice;
+      const note =
+        max === 0
+          ? 'Voice is turned off on this bot (VOXTA_MAX_VOICE_SESSIONS=0), so this chat is text-only.'
+          : `Voice is busy in another server (Voxta can listen to ${max === 1 ? 'one voice channel' : `${max} voice channels`} at a time), so this chat is text-only for now.`;
+      return { join: false, note };
     }
+    return { join: true, note: undefined };
+  }
+
+  /** Joins voice (slot already taken); returns a plain note when it could not (text-only then). */
+  private async connectVoice(channelId: string): Promise<string | undefined> {
+    const guild = this.deps.guild();
     const voxta = this.voxta;
-    if (!voxta) return undefined;
+    if (!this.deps.joinVoice || !guild || !voxta) {
+      this.deps.admission.releaseVoice(this.guildId);
+      return 'Voice is not available right now, so this chat is text-only.';
+    }
     try {
       const voice = await this.deps.joinVoice({
         guildId: this.guildId,
@@ -341,8 +368,20 @@ export class GuildSession extends EventEmitter {
   async joinVoiceChannel(channelId: string): Promise<string | undefined> {
     if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
     if (this.voice?.channelId === channelId) return undefined;
+    const guild = this.deps.guild();
+    if (!guild) throw new UserFacingError('The bot is not in this server any more.');
+    if (!this.voxtaHasAudio) {
+      // The Voxta connection was opened text-only; reopen the same chat with audio input.
+      const plan = this.planVoice(guild, channelId);
+      if (!plan.join) return plan.note;
+      this.deps.admission.releaseVoice(this.guildId); // open() takes it again
+      await this.stop('reopening with voice', { keepActive: true, stopChat: true });
+      const out = await this.resume({ voiceChannelId: channelId });
+      return out.voiceNote;
+    }
     await this.leaveVoice('moving');
-    const note = await this.joinVoice(channelId);
+    const plan = this.planVoice(guild, channelId);
+    const note = plan.join ? await this.connectVoice(channelId) : plan.note;
     const rec = this.record;
     if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: this.voice ? channelId : undefined });
     return note;

@@ -71,7 +71,8 @@ export interface IncomingTextMessage extends MarkableMessage {
 /** One guild's Voxta connection: the real client (tests run it against the Voxta simulator). */
 export type VoxtaSessionPort = VoxtaChatSession;
 export type VoxtaSessionState = SessionState;
-export type VoxtaSessionFactory = (guildId: string) => VoxtaSessionPort;
+/** A new Voxta connection for a guild; `voice` declares audio input (WebSocketStream). */
+export type VoxtaSessionFactory = (guildId: string, opts: { voice: boolean }) => VoxtaSessionPort;
 
 // ---- Voice side (contract implemented by src/voice/guild-voice.ts) -----------------------
 

@@ -1,0 +1,193 @@
+/**
+ * discord.js → the core's ports (src/bot/ports.ts, src/commands/types.ts). The only place where
+ * discord.js objects are turned into the small surfaces the sessions and commands use.
+ */
+import {
+  AttachmentBuilder,
+  ChannelType,
+  MessageFlags,
+  PermissionFlagsBits,
+  type AutocompleteInteraction,
+  type ChatInputCommandInteraction,
+  type Client,
+  type Guild,
+  type Message,
+  type PartialMessage,
+  type SendableChannels,
+} from 'discord.js';
+import type { AutocompleteContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
+import type { BotCore } from './bot-core.js';
+import type { GuildPort, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort } from './ports.js';
+
+/** Never let a character's text ping @everyone, roles or users. */
+const NO_MENTIONS = { parse: [] as never[] };
+
+function toPayload(message: string | OutgoingMessage) {
+  const m = typeof message === 'string' ? { content: message } : message;
+  return {
+    ...(m.content !== undefined ? { content: m.content } : {}),
+    ...(m.embeds ? { embeds: m.embeds } : {}),
+    ...(m.files ? { files: m.files.map((f) => new AttachmentBuilder(f.data, { name: f.name })) } : {}),
+    allowedMentions: NO_MENTIONS,
+  };
+}
+
+export function textChannelPort(channel: SendableChannels & { id: string; name?: string | null }): TextChannelPort {
+  return {
+    id: channel.id,
+    name: channel.name ?? channel.id,
+    async send(message): Promise<PostedMessage> {
+      const sent = await channel.send(toPayload(message));
+      return {
+        id: sent.id,
+        edit: async (content) => {
+          await sent.edit({ content, allowedMentions: NO_MENTIONS });
+        },
+      };
+    },
+    async sendTyping() {
+      await channel.sendTyping();
+    },
+  };
+}
+
+export function guildPort(client: Client, guildId: string): GuildPort | undefined {
+  const guild = client.guilds.cache.get(guildId);
+  const botUserId = client.user?.id;
+  if (!guild || !botUserId) return undefined;
+  return {
+    id: guild.id,
+    name: guild.name,
+    botUserId,
+    textChannel(channelId) {
+      const ch = guild.channels.cache.get(channelId);
+      if (!ch || !ch.isTextBased() || !ch.isSendable()) return undefined;
+      return textChannelPort(ch);
+    },
+    channelName: (channelId) => guild.channels.cache.get(channelId)?.name,
+    isVoiceChannel: (channelId) => guild.channels.cache.get(channelId)?.isVoiceBased() ?? false,
+    voiceMembers(channelId) {
+      const ch = guild.channels.cache.get(channelId);
+      if (!ch?.isVoiceBased()) return [];
+      return [...ch.members.values()].map((m) => ({ id: m.id, displayName: m.displayName, bot: m.user.bot }));
+    },
+    displayName: (userId) => guild.members.cache.get(userId)?.displayName ?? client.users.cache.get(userId)?.displayName ?? 'Someone',
+    memberRoleIds: (userId) => [...(guild.members.cache.get(userId)?.roles.cache.keys() ?? [])],
+    voiceAdapterCreator: () => guild.voiceAdapterCreator,
+  };
+}
+
+function channelKind(type: ChannelType): ChannelOption['kind'] {
+  if (type === ChannelType.GuildVoice || type === ChannelType.GuildStageVoice) return 'voice';
+  if (
+    type === ChannelType.GuildText ||
+    type === ChannelType.GuildAnnouncement ||
+    type === ChannelType.PublicThread ||
+    type === ChannelType.PrivateThread ||
+    type === ChannelType.AnnouncementThread
+  ) {
+    return 'text';
+  }
+  return 'other';
+}
+
+function invokerOf(interaction: ChatInputCommandInteraction, guild: Guild | null): Invoker {
+  const member = interaction.member;
+  let roleIds: string[] = [];
+  let displayName = interaction.user.displayName;
+  if (member) {
+    if (Array.isArray(member.roles)) roleIds = member.roles;
+    else roleIds = [...member.roles.cache.keys()];
+    if ('displayName' in member && typeof member.displayName === 'string') displayName = member.displayName;
+  }
+  return {
+    id: interaction.user.id,
+    displayName,
+    canManageGuild: interaction.memberPermissions?.has(PermissionFlagsBits.ManageGuild) ?? false,
+    roleIds,
+    voiceChannelId: guild?.voiceStates.cache.get(interaction.user.id)?.channelId ?? undefined,
+  };
+}
+
+export function commandContext(core: BotCore, interaction: ChatInputCommandInteraction<'cached' | 'raw'>): CommandContext {
+  const guild = interaction.guild;
+  let deferredEphemeral: boolean | undefined;
+  return {
+    core,
+    commandName: interaction.commandName,
+    guildId: interaction.guildId,
+    guildName: guild?.name ?? '',
+    channelId: interaction.channelId,
+    invoker: invokerOf(interaction, guild),
+    get acknowledged() {
+      return interaction.deferred || interaction.replied;
+    },
+    string: (name) => interaction.options.getString(name) ?? undefined,
+    channel(name) {
+      const ch = interaction.options.getChannel(name);
+      if (!ch) return undefined;
+      return { id: ch.id, name: ch.name ?? ch.id, kind: channelKind(ch.type) };
+    },
+    subcommand: () => interaction.options.getSubcommand(false) ?? undefined,
+    async defer({ ephemeral }) {
+      if (interaction.deferred || interaction.replied) return;
+      deferredEphemeral = ephemeral;
+      await interaction.deferReply(ephemeral ? { flags: MessageFlags.Ephemeral } : {});
+    },
+    async reply(r: CommandReply) {
+      const payload = toPayload({ content: r.content, embeds: r.embeds, files: r.files });
+      if (!interaction.deferred && !interaction.replied) {
+        await interaction.reply({ ...payload, ...(r.ephemeral ? { flags: MessageFlags.Ephemeral } : {}) });
+        return;
+      }
+      if (interaction.deferred && !interaction.replied) {
+        if (r.ephemeral && deferredEphemeral === false) {
+          // A public "thinking…" cannot turn private: remove it and answer privately.
+          await interaction.deleteReply().catch(() => undefined);
+          await interaction.followUp({ ...payload, flags: MessageFlags.Ephemeral });
+          return;
+        }
+        await interaction.editReply(payload);
+        return;
+      }
+      await interaction.followUp({ ...payload, ...(r.ephemeral ? { flags: MessageFlags.Ephemeral } : {}) });
+    },
+  };
+}
+
+export function autocompleteContext(core: BotCore, interaction: AutocompleteInteraction<'cached' | 'raw'>): AutocompleteContext {
+  const focused = interaction.options.getFocused(true);
+  return {
+    core,
+    commandName: interaction.commandName,
+    guildId: interaction.guildId,
+    focused: { name: focused.name, value: String(focused.value) },
+    respond: async (choices) => {
+      if (interaction.responded) return;
+      await interaction.respond(choices);
+    },
+  };
+}
+
+export function incomingMessage(message: Message<true>, botUserId: string): IncomingTextMessage {
+  return {
+    id: message.id,
+    channelId: message.channelId,
+    authorId: message.author.id,
+    authorName: message.member?.displayName ?? message.author.displayName,
+    content: message.content,
+    react: async (emoji) => {
+      await message.react(emoji);
+    },
+    unreact: async (emoji) => {
+      await message.reactions.resolve(emoji)?.users.remove(botUserId);
+    },
+  };
+}
+
+/** A message the bridge should consider: in a guild, from a human, not a system message. */
+export function isHumanGuildMessage(message: Message | PartialMessage, botUserId: string | undefined): message is Message<true> {
+  if (!message.inGuild() || message.partial) return false;
+  if (message.author.bot || message.author.id === botUserId || message.system || message.webhookId) return false;
+  return true;
+}
