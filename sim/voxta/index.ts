@@ -261,6 +261,13 @@ export class VoxtaSim {
     return this;
   }
 
+  private forgetOldConnections(): void {
+    for (const [id, conn] of this.connectionsById) {
+      if (this.connectionsById.size <= MAX_LISTED_CONNECTIONS) break;
+      if (!this.hubsById.has(id) && !conn.session) this.connectionsById.delete(id);
+    }
+  }
+
   // ---------------------------------------------------------------- HTTP
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -325,6 +332,7 @@ export class VoxtaSim {
           this.hubsById.delete(connectionId);
           this.ctx.log.info({ connectionId, code }, 'hub connection closed');
           conn.onClosed();
+          this.forgetOldConnections();
           this.recorder.emit('hubDisconnected', { connectionId, code });
           this.recorder.emit('changed');
         });
@@ -341,6 +349,9 @@ export class VoxtaSim {
     rejectUpgrade(socket, 404, 'Not Found');
   }
 }
+
+/** Closed connections stay listed for inspection, up to this many connections in total. */
+const MAX_LISTED_CONNECTIONS = 1000;
 
 function rejectUpgrade(socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void {
   const lines = [`HTTP/1.1 ${status} ${text}`, 'Connection: close', 'Content-Length: 0'];

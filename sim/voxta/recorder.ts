@@ -76,6 +76,18 @@ export interface SimEvents {
   changed: [];
 }
 
+/**
+ * Bounds for long runs (the CLI demo may run for hours): the oldest records are dropped beyond
+ * these counts. Served TTS keeps its PCM, so it is bounded much tighter.
+ */
+export const MAX_MESSAGE_RECORDS = 50_000;
+export const MAX_TTS_RECORDS = 1_000;
+
+function pushBounded<T>(list: T[], item: T, max: number): void {
+  list.push(item);
+  if (list.length > max) list.splice(0, list.length - max);
+}
+
 export class SimRecorder extends EventEmitter<SimEvents> {
   readonly received: ReceivedMessage[] = [];
   readonly sent: SentMessage[] = [];
@@ -97,7 +109,7 @@ export class SimRecorder extends EventEmitter<SimEvents> {
   recordReceived(connectionId: string, payload: ClientPayload, invocationId: string | undefined): ReceivedMessage {
     const m: ReceivedMessage = { seq: ++this.lastSeq, connectionId, at: Date.now(), payload };
     if (invocationId !== undefined) m.invocationId = invocationId;
-    this.received.push(m);
+    pushBounded(this.received, m, MAX_MESSAGE_RECORDS);
     this.emit('clientMessage', m);
     this.emit('changed');
     return m;
@@ -105,7 +117,7 @@ export class SimRecorder extends EventEmitter<SimEvents> {
 
   recordSent(connectionId: string, payload: unknown): void {
     const m: SentMessage = { seq: ++this.lastSeq, connectionId, at: Date.now(), payload };
-    this.sent.push(m);
+    pushBounded(this.sent, m, MAX_MESSAGE_RECORDS);
     this.emit('serverMessage', m);
     this.emit('changed');
   }
@@ -126,18 +138,18 @@ export class SimRecorder extends EventEmitter<SimEvents> {
   }
 
   recordTts(served: TtsServed): void {
-    this.ttsServed.push(served);
+    pushBounded(this.ttsServed, served, MAX_TTS_RECORDS);
     this.emit('ttsServed', served);
     this.emit('changed');
   }
 
   recordTtsRequest(id: string, status: number): void {
-    this.ttsRequests.push({ id, status, at: Date.now() });
+    pushBounded(this.ttsRequests, { id, status, at: Date.now() }, MAX_MESSAGE_RECORDS);
     this.emit('changed');
   }
 
   recordRecognition(r: RecognitionRecord): void {
-    this.recognitions.push(r);
+    pushBounded(this.recognitions, r, MAX_MESSAGE_RECORDS);
     this.emit('changed');
   }
 

@@ -12,6 +12,7 @@ import { decodeWav, encodeWav } from './wav.js';
 
 export const MS_PER_CHARACTER = 60;
 export const MIN_SPEECH_MS = 300;
+const JOB_TTL_MS = 60 * 60 * 1000;
 
 /** How long the simulated voice speaks `text`, in milliseconds (also used for `silence:<ms>` URLs). */
 export function speechDurationMs(text: string): number {
@@ -111,9 +112,19 @@ export class TtsRegistry {
   constructor(private readonly onEspeakMissing: () => void) {}
 
   create(job: Omit<TtsJob, 'id' | 'createdAt'>): TtsJob {
+    this.expire();
     const full: TtsJob = { ...job, id: randomUUID(), createdAt: Date.now() };
     this.jobs.set(full.id, full);
     return full;
+  }
+
+  /** Voxta keeps a pending speech URL for an hour; so do we (a Map iterates oldest first). */
+  private expire(now = Date.now()): void {
+    for (const [id, job] of this.jobs) {
+      if (now - job.createdAt < JOB_TTL_MS) break;
+      this.jobs.delete(id);
+      this.cache.delete(id);
+    }
   }
 
   has(id: string): boolean {
