@@ -11,7 +11,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodePackets } from '../../sim/discord/voice/audio-frames.js';
 import { startVoiceServer, type VoiceServer } from '../../sim/discord/voice/index.js';
-import { gatewayAdapter, goertzel, opusToneResource, tone } from './helpers.js';
+import { gatewayAdapter, goertzel, opusToneResource, tone, waitFor } from './helpers.js';
 
 const CHANNEL = '1300000000000000001';
 const BOT = '1100000000000000001';
@@ -104,10 +104,16 @@ describe('voice server, DAVE v1 (MLS external sender, members are real davey ses
     expect(goertzel(heard, 880)).toBeGreaterThan(100 * goertzel(heard, 440));
     expect(dave.getDecryptionStats(ALICE)).toMatchObject({ successes: 15, failures: 0, passthroughs: 0 });
 
-    // Bob joins (Alice, the longest-standing member, commits), then Alice leaves (the bot commits the Remove).
+    // Bob joins while the bot's socket is down (4015): op 11, op 27 and op 29 wait in the server's
+    // buffer and are replayed after RESUMED from the client's seq_ack. Alice, the longest-standing
+    // member, commits; the bot's own commit for the same proposals is ignored.
+    const resumed = waitFor<{ guildId: string; replayed: number }>(voice.events, 'botResumed', (e) => e.guildId === guild);
+    voice.closeBotSocket(guild, 4015);
     voice.memberJoined(guild, BOB);
+    expect((await resumed).replayed).toBeGreaterThanOrEqual(3);
     await voice.daveSettled(guild);
     expect(dave.getUserIds().sort()).toEqual([ALICE, BOB, BOT].sort());
+    // Alice leaves: the bot is now the longest-standing member and commits the Remove itself.
     voice.memberLeft(guild, ALICE);
     await voice.daveSettled(guild);
     expect(dave.getUserIds().sort()).toEqual([BOB, BOT].sort());
@@ -137,5 +143,16 @@ describe('voice server, DAVE v1 (MLS external sender, members are real davey ses
     const heard = await hear(voice, connection, guild, ALICE, 880, 0.3);
     expect(goertzel(heard, 880)).toBeGreaterThan(100 * goertzel(heard, 440));
     expect(botDavey(connection).getDecryptionStats(ALICE)).toMatchObject({ successes: 15, failures: 0, passthroughs: 0 });
+
+    // 4006: a new voice session (the client rejoins): a new group is formed; Alice is already
+    // there, so this time she founds it and welcomes the bot.
+    voice.closeBotSocket(guild, 4006);
+    await entersState(connection, VoiceConnectionStatus.Signalling, 2_000);
+    await entersState(connection, VoiceConnectionStatus.Ready, 5_000);
+    await voice.daveSettled(guild);
+    expect(voice.session(guild)).toMatchObject({ daveEpoch: 1, daveUserIds: [ALICE, BOT] });
+    const again = await hear(voice, connection, guild, ALICE, 660, 0.2);
+    expect(goertzel(again, 660)).toBeGreaterThan(100 * goertzel(again, 880));
+    expect(botDavey(connection).getDecryptionStats(ALICE)).toMatchObject({ successes: 10, failures: 0, passthroughs: 0 });
   });
 });

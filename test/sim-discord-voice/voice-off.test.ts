@@ -8,7 +8,7 @@ import {
   VoiceConnectionStatus,
   type VoiceConnection,
 } from '@discordjs/voice';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodePackets } from '../../sim/discord/voice/audio-frames.js';
 import { startVoiceServer, type VoiceServer } from '../../sim/discord/voice/index.js';
 import { gatewayAdapter, goertzel, opusToneResource, tone, waitFor } from './helpers.js';
@@ -27,8 +27,11 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     // In-process bot: trust the throwaway CA (adds it; the system CAs stay trusted).
     setDefaultCACertificates([...getCACertificates('default'), voice.caCertPem]);
   });
-  afterAll(async () => {
+  afterEach(() => {
     if (connection && connection.state.status !== VoiceConnectionStatus.Destroyed) connection.destroy();
+    connection = undefined;
+  });
+  afterAll(async () => {
     await voice?.stop();
   });
 
@@ -85,5 +88,49 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     voice.closeBotSocket(GUILD, 4014);
     await entersState(connection, VoiceConnectionStatus.Disconnected, 2_000);
     expect(connection.state).toMatchObject({ status: 'disconnected', closeCode: 4014 });
+  });
+
+  it('resumes after unacknowledged heartbeats, rejoins after 4006, and a corrupt packet kills the receive stream', async () => {
+    const guild = '1200000000000000002';
+    voice.memberJoined(guild, MEMBER);
+    const { adapterCreator, sent } = gatewayAdapter(voice, BOT);
+    connection = joinVoiceChannel({ guildId: guild, channelId: CHANNEL, adapterCreator, selfDeaf: false });
+    await entersState(connection, VoiceConnectionStatus.Ready, 5_000);
+
+    // No heartbeat ACKs: after 3 misses the client closes its socket itself (code 1005) and resumes.
+    voice.delayHeartbeatAcks(guild, Infinity);
+    const disconnected = waitFor<{ guildId: string; code: number }>(voice.events, 'botDisconnected', (e) => e.guildId === guild);
+    await waitFor(voice.events, 'botResumed', (e: { guildId: string }) => e.guildId === guild);
+    expect((await disconnected).code).toBe(1005);
+    voice.delayHeartbeatAcks(guild, 0);
+
+    // 4006: not resumable → the client goes back to signalling and sends op 4 again → new session.
+    const ssrcBefore = voice.session(guild)!.ssrc;
+    voice.closeBotSocket(guild, 4006);
+    await entersState(connection, VoiceConnectionStatus.Signalling, 2_000);
+    await entersState(connection, VoiceConnectionStatus.Ready, 5_000);
+    expect(sent.filter((p) => p.d.channel_id === CHANNEL)).toHaveLength(2);
+    expect(voice.session(guild)!.ssrc).not.toBe(ssrcBefore);
+    expect(connection.rejoinAttempts).toBe(0);
+    const received: Buffer[] = [];
+    const stream = connection.receiver.subscribe(MEMBER);
+    stream.on('data', (b: Buffer) => received.push(b));
+    const streamError = new Promise<Error>((resolve) => stream.once('error', resolve));
+    await voice.speak(guild, MEMBER, tone(880, 0.1), { sampleRate: 48_000, channels: 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(received).toHaveLength(5 + 5);
+
+    // Invalid Opus goes through untouched (both encryption layers are transparent to it).
+    const junk = [Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), Buffer.from([0x01])];
+    await voice.sendRawOpus(guild, MEMBER, junk);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(received.slice(-2)).toEqual(junk);
+
+    // One corrupted packet: @discordjs/voice 0.19.2 destroys the whole subscription (gotcha 6).
+    voice.corruptNextPackets(guild, 1);
+    await voice.speak(guild, MEMBER, tone(880, 0.1), { sampleRate: 48_000, channels: 1 });
+    expect((await streamError).message).toMatch(/authenticate/i);
+    expect(stream.destroyed).toBe(true);
+    expect(received).toHaveLength(12);
   });
 });

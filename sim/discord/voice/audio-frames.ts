@@ -3,43 +3,11 @@
  * Also the inverse helper used by the bot-audio recorder.
  */
 import { OpusDecoder, OpusEncoder, type OpusChannels, type OpusSampleRate } from '../../../src/audio/opus.js';
+import { Resampler } from '../../../src/audio/resampler.js';
 
 export const DISCORD_RATE = 48_000;
 export const FRAME_SAMPLES = 960; // 20 ms at 48 kHz, per channel
 export const SILENCE_FRAME = Buffer.from([0xf8, 0xff, 0xfe]);
-
-/**
- * Resamples one channel with linear interpolation. A test double's resampler: adequate for tones
- * and speech fixtures (images are attenuated by the linear kernel, and Opus band-limits anyway),
- * not a production resampler (that is src/audio/resampler.ts).
- */
-export function resampleLinear(input: Int16Array, inRate: number, outRate: number): Int16Array {
-  if (inRate === outRate) return input;
-  const outLength = Math.floor((input.length * outRate) / inRate);
-  const out = new Int16Array(outLength);
-  const step = inRate / outRate;
-  for (let i = 0; i < outLength; i++) {
-    const pos = i * step;
-    const i0 = Math.floor(pos);
-    const frac = pos - i0;
-    const a = input[i0] ?? 0;
-    const b = input[i0 + 1] ?? a;
-    out[i] = Math.round(a + (b - a) * frac);
-  }
-  return out;
-}
-
-function deinterleave(pcm: Int16Array, channels: 1 | 2): Int16Array[] {
-  if (channels === 1) return [pcm];
-  const n = Math.floor(pcm.length / 2);
-  const left = new Int16Array(n);
-  const right = new Int16Array(n);
-  for (let i = 0; i < n; i++) {
-    left[i] = pcm[2 * i]!;
-    right[i] = pcm[2 * i + 1]!;
-  }
-  return [left, right];
-}
 
 /** Any-rate mono/stereo PCM → 48 kHz interleaved stereo frames of 20 ms (the last zero-padded). */
 export function toDiscordFrames(pcm: Int16Array, sampleRate: number, channels: 1 | 2): Int16Array[] {
@@ -47,16 +15,25 @@ export function toDiscordFrames(pcm: Int16Array, sampleRate: number, channels: 1
     throw new RangeError(`unsupported sample rate ${sampleRate}`);
   }
   if (channels !== 1 && channels !== 2) throw new RangeError(`unsupported channel count ${String(channels)}`);
-  const planes = deinterleave(pcm, channels).map((p) => resampleLinear(p, sampleRate, DISCORD_RATE));
-  const left = planes[0]!;
-  const right = planes[1] ?? left;
+  let at48k = pcm;
+  if (sampleRate !== DISCORD_RATE) {
+    const resampler = new Resampler(sampleRate, DISCORD_RATE, { channels });
+    const head = resampler.process(pcm);
+    const tail = resampler.flush();
+    at48k = new Int16Array(head.length + tail.length);
+    at48k.set(head, 0);
+    at48k.set(tail, head.length);
+  }
+  const perChannel = Math.floor(at48k.length / channels);
   const frames: Int16Array[] = [];
-  for (let start = 0; start < left.length; start += FRAME_SAMPLES) {
+  for (let start = 0; start < perChannel; start += FRAME_SAMPLES) {
     const frame = new Int16Array(FRAME_SAMPLES * 2);
-    const n = Math.min(FRAME_SAMPLES, left.length - start);
+    const n = Math.min(FRAME_SAMPLES, perChannel - start);
     for (let i = 0; i < n; i++) {
-      frame[2 * i] = left[start + i]!;
-      frame[2 * i + 1] = right[start + i]!;
+      const j = start + i;
+      const left = at48k[j * channels]!;
+      frame[2 * i] = left;
+      frame[2 * i + 1] = channels === 2 ? at48k[j * 2 + 1]! : left;
     }
     frames.push(frame);
   }

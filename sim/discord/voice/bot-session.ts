@@ -320,7 +320,16 @@ export class BotSession {
   sendMemberFrame(member: SimMember, opus: Buffer): boolean {
     if (!this.isDescribed || !this.peer) return false;
     if (!this.speakingSent.has(member.userId)) this.sendMemberSpeaking(member, 1);
-    const { frame } = this.daveProtocolVersion === 1 ? member.protectFrame(opus) : { frame: opus };
+    let frame = opus;
+    if (this.daveProtocolVersion === 1) {
+      try {
+        frame = member.protectFrame(opus).frame;
+      } catch (err) {
+        // A real client would not send a frame its E2EE layer refused: drop it, loudly.
+        this.log.warn({ member: member.userId, bytes: opus.length, err: errorInfo(err) }, 'member could not DAVE-encrypt a frame; dropped');
+        return true;
+      }
+    }
     const rtp = member.nextRtp();
     this.outgoingNonce = (this.outgoingNonce + 1) >>> 0;
     let packet = encryptRtp({ ...rtp, payload: frame, secretKey: this.secretKey, nonce: this.outgoingNonce, extensionBody: AUDIO_LEVEL_EXTENSION });
