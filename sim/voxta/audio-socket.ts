@@ -13,6 +13,7 @@ import { rawToBuffer, CloseCode } from './hub-connection.js';
 import { isObject } from './signalr.js';
 
 export const STANDARD_FRAME_BYTES = 960;
+const CONCURRENCY_WINDOW_MS = 100;
 
 export interface AudioRecord {
   sessionId: string;
@@ -23,6 +24,11 @@ export interface AudioRecord {
   frameCount: number;
   byteCount: number;
   nonStandardFrames: number;
+  /**
+   * Frames that arrived while another session was streaming too (a frame from it within the last
+   * 100 ms). Voxta's audio pipeline is process-wide, so two voice sessions would cross-feed (§4a).
+   */
+  concurrentFrames: number;
   silenceMarkers: number[];
   keepalives: number;
   sockets: number;
@@ -35,6 +41,7 @@ export class AudioSockets {
   private readonly records = new Map<string, AudioRecord>();
   private readonly sockets = new Set<WebSocket>();
   private readonly openBySession = new Map<string, number>();
+  private readonly lastFrameAt = new Map<string, number>();
 
   constructor(private readonly ctx: SimContext) {}
 
@@ -149,8 +156,16 @@ export class AudioSockets {
     rec.frameCount++;
     rec.byteCount += bytes.length;
     if (bytes.length !== STANDARD_FRAME_BYTES) rec.nonStandardFrames++;
+    const now = performance.now();
+    for (const [other, at] of this.lastFrameAt) {
+      if (other !== rec.sessionId && now - at < CONCURRENCY_WINDOW_MS) {
+        rec.concurrentFrames++;
+        break;
+      }
+    }
+    this.lastFrameAt.set(rec.sessionId, now);
     rec.frames.push(Buffer.from(bytes));
-    rec.frameTimes.push(performance.now());
+    rec.frameTimes.push(now);
     const excess = rec.frames.length - this.ctx.options.maxRecordedFrames;
     if (excess > 0) {
       rec.frames.splice(0, excess);
@@ -169,6 +184,7 @@ export class AudioSockets {
         frameCount: 0,
         byteCount: 0,
         nonStandardFrames: 0,
+        concurrentFrames: 0,
         silenceMarkers: [],
         keepalives: 0,
         sockets: 0,

@@ -59,6 +59,7 @@ describe('voxta-sim audio input and recognition', () => {
     expect(types.indexOf('speechRecognitionStart')).toBeLessThan(types.indexOf('speechRecognitionPartial'));
     expect(types.indexOf('speechRecognitionPartial')).toBeLessThan(types.indexOf('speechRecognitionEnd'));
     expect(other.all('speechRecognitionStart')).toEqual([]);
+    expect(s.audio(sessionId)?.concurrentFrames).toBe(0);
     // Transcripts are never auto-sent as user messages.
     expect(owner.all('update', after)).toEqual([]);
 
@@ -205,6 +206,22 @@ describe('voxta-sim audio input and recognition', () => {
     await new Promise((r) => raw.once('open', r));
     raw.send(frame(0));
     expect((await closed(raw)).reason).toMatch(/header first/);
+  });
+
+  it('flags frames streamed for two sessions at the same time', async () => {
+    const s = await setup();
+    const a = await voiceClient();
+    const b = await voiceClient();
+    const sa = (await startChat(a, ARIA_ID)).sessionId as string;
+    const sb = (await startChat(b, HOLT_ID)).sessionId as string;
+    const wa = await audio(sa);
+    const wb = await audio(sb);
+    for (let i = 0; i < 5; i++) {
+      wa.send(frame(0));
+      wb.send(frame(0));
+    }
+    await s.waitFor(() => s.audio(sa)?.frameCount === 5 && s.audio(sb)?.frameCount === 5, 2000, 'frames on both sockets');
+    expect(s.audio(sa)!.concurrentFrames + s.audio(sb)!.concurrentFrames).toBeGreaterThan(0);
   });
 
   it('dropAudioSockets cuts the socket; the client can reopen', async () => {
