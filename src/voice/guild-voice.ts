@@ -1,0 +1,455 @@
+/**
+ * The voice side of one guild session: the bot in a voice channel, listening to members and
+ * speaking the character's replies.
+ *
+ *   members ── receiver → decode 16 kHz → VAD → floor arbiter → Voxta audio input   (uplink.ts)
+ *   Voxta speechRecognitionEnd → attributed to the floor holder → voxta.send          (here)
+ *   replyChunk.audioUrl → prefetch → parseWav → encode Opus → AudioPlayer              (speech-queue.ts, downlink.ts)
+ *   interruptSpeech / a member talking over the character → stop within a frame       (barge-in.ts)
+ *   connection kept alive, rejoined, or ended cleanly on 4014                          (connection.ts)
+ *
+ * Playback acknowledgements: while voice is up the Voxta session's PlaybackContract is switched
+ * to manual (`setAutoAcknowledge(false)`) and this module reports every chunk when it really
+ * starts playing, with its true duration; on leave it aborts what is still owed and hands the
+ * contract back to auto mode, so every reply still gets exactly one `speechPlaybackComplete`.
+ *
+ * Transcript mirroring: members' recognised speech is reported with `mirror('member', …)` (the
+ * bot core posts it when mirroring is on, and counts the voice turn either way). The character's
+ * replies are already posted by the text bridge from the reply stream, so `mirror('character', …)`
+ * does NOT carry a new message to post: it reports, once per reply, the text that was actually
+ * SPOKEN (the chunks that started playing; cut short with "…" when interrupted) so the core can
+ * mark or annotate the reply it already posted. Posting it again would show every reply twice.
+ *
+ * Ending: when Discord removes the bot (close code 4014) or recovery gives up, voice ends and
+ * 'ended' is emitted with the reason; the bot core posts the one sentence about it in the text
+ * channel (it owns that wording, so it is not said twice).
+ */
+import { EventEmitter } from 'node:events';
+import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
+import { parseWav, type WavAudio } from '../audio/wav.js';
+import type { Config } from '../config.js';
+import { errorInfo, logger, type Logger } from '../log.js';
+import { attachAudioInput, type VoxtaAudioInput } from '../voxta/audio-input.js';
+import type { VoxtaChatSession, VoxtaChatSessionEvents } from '../voxta/chat-session.js';
+import type {
+  InterruptSpeechMessage,
+  ReplyCancelledMessage,
+  ReplyChunkMessage,
+  ReplyEndMessage,
+  SpeechRecognitionEndMessage,
+} from '../voxta/messages.js';
+import type { ChunkInfo } from '../voxta/playback-contract.js';
+import { fetchSpeech } from '../voxta/tts.js';
+import { attributeSpeaker, capText, sanitizeUserText, MAX_USER_TEXT_CHARS } from '../voxta/user-text.js';
+import { Attribution } from './attribution.js';
+import { BargeInDetector } from './barge-in.js';
+import { VoiceLink, type VoiceLinkEndReason } from './connection.js';
+import { clipPackets, DiscordPlayerSink, silencePackets } from './downlink.js';
+import { LatencyRecorder } from './latency.js';
+import { SpeechQueue, type PlaybackPort, type SpeechChunk } from './speech-queue.js';
+import { Uplink } from './uplink.js';
+
+export interface GuildVoiceOptions {
+  guildId: string;
+  channelId: string;
+  adapterCreator: DiscordGatewayAdapterCreator;
+  botUserId: string;
+  voxta: VoxtaChatSession;
+  config: Config['voice'];
+  /** false for bots, the bot itself, opted-out members. */
+  isListenable(userId: string): boolean;
+  displayName(userId: string): string;
+  /** One plain sentence for the bound text channel. */
+  notify(text: string): void;
+  mirror(kind: 'member' | 'character', name: string, text: string): void;
+  /**
+   * Humans in the voice channel now (optional). With more than one, transcripts are sent in the
+   * attributed form `Name: text`; without this, the number of distinct members heard so far is used.
+   */
+  humansInChannel?(): number;
+  /** Forward @discordjs/voice debug output (incl. DAVE) to the debug log. */
+  debug?: boolean;
+  /** Join timeout (default 20 s). */
+  readyTimeoutMs?: number;
+}
+
+export type GuildVoiceState = 'connecting' | 'ready' | 'recovering' | 'ended';
+
+type Events = { ended: [reason: string] };
+
+/** Audio the Voxta input may hold: the arbiter can release up to 30 s of buffered speech at once. */
+const AUDIO_INPUT_BUFFER_MS = 35_000;
+/** A reply whose playback stayed paused (no connection) this long is given up. */
+const MAX_PAUSED_MS = 10_000;
+/** The same transcript twice within this window is one transcript (protocol §4a: it may arrive twice). */
+const DEDUPE_MS = 3000;
+
+export class GuildVoice extends EventEmitter<Events> {
+  readonly channelId: string;
+  readonly guildId: string;
+  private readonly log: Logger;
+  private readonly voxta: VoxtaChatSession;
+  private readonly link: VoiceLink;
+  private readonly input: VoxtaAudioInput & { detach(): void };
+  private readonly uplink: Uplink;
+  private readonly sink: DiscordPlayerSink;
+  private readonly queue: SpeechQueue<WavAudio>;
+  private readonly bargeIn: BargeInDetector;
+  private readonly attribution = new Attribution();
+  private readonly downlinkLatency = new LatencyRecorder();
+  private ended = false;
+  private readonly watchdog: NodeJS.Timeout;
+  private pausedSince: number | undefined;
+  private lastTranscript: { text: string; at: number } | undefined;
+  /** The member whose transcript we sent last: the one the next reply answers. */
+  private lastSpeaker: string | undefined;
+  private readonly replies = new Map<string, { senderId?: string; spoken: string[]; interrupted: boolean }>();
+  private readonly counters = {
+    transcriptsSent: 0,
+    transcriptsDeduped: 0,
+    transcriptsEmpty: 0,
+    bargeIns: 0,
+    voxtaInterrupts: 0,
+    pausedAborts: 0,
+  };
+  private readonly voxtaListeners: Array<[string, (...args: never[]) => void]> = [];
+
+  private constructor(
+    private readonly opts: GuildVoiceOptions,
+    link: VoiceLink,
+  ) {
+    super();
+    this.channelId = opts.channelId;
+    this.guildId = opts.guildId;
+    this.voxta = opts.voxta;
+    this.link = link;
+    this.log = logger().child({ mod: 'voice', guildId: opts.guildId, channelId: opts.channelId });
+
+    this.bargeIn = new BargeInDetector({ mode: opts.config.bargeIn, minMs: opts.config.bargeInMinMs, graceMs: opts.config.bargeInGraceMs });
+
+    // Voxta speech input: our own socket on the chat's session, bounded but large enough for a
+    // released backlog of buffered speech.
+    this.input = attachAudioInput(this.voxta, { maxBufferMs: AUDIO_INPUT_BUFFER_MS, log: this.log });
+    this.enableInputIfListening();
+
+    this.uplink = new Uplink({
+      log: this.log,
+      botUserId: opts.botUserId,
+      isListenable: (id) => opts.isListenable(id),
+      input: this.input,
+      floor: { endOfUtteranceMs: opts.config.endOfUtteranceMs, floorHangoverMs: opts.config.floorHangoverMs },
+      onVoice: (userId, voiced) => this.onMemberVoice(userId, voiced),
+      onFloor: (e) => {
+        if (e.type === 'utteranceStart') this.attribution.utteranceStarted({ utteranceId: e.utteranceId, speakerId: e.speakerId, startAt: e.at });
+      },
+      onDeaf: (reason) => this.link.rejoin(reason),
+    });
+
+    this.sink = new DiscordPlayerSink({ log: this.log, connection: () => this.link.connection });
+    this.queue = new SpeechQueue<WavAudio>({
+      playback: this.playbackPort(),
+      sink: this.sink,
+      log: this.log.child({ sessionId: this.voxta.sessionId }),
+      fetchAudio: async (url, signal) => (await fetchSpeech(this.voxta.endpoint, url, { signal })).bytes,
+      decode: parseWav,
+      packets: clipPackets,
+      silence: silencePackets,
+      onFirstPacketLatency: (ms) => this.downlinkLatency.add(ms),
+    });
+
+    this.bindConnection();
+    this.bindVoxta();
+    this.watchdog = setInterval(() => this.checkPaused(), 1000);
+    this.watchdog.unref?.();
+  }
+
+  /** Joins the voice channel and starts listening and speaking. Rejects if the connection never gets ready. */
+  static async join(opts: GuildVoiceOptions): Promise<GuildVoice> {
+    const log = logger().child({ mod: 'voice', guildId: opts.guildId, channelId: opts.channelId });
+    const link = await VoiceLink.open({
+      guildId: opts.guildId,
+      channelId: opts.channelId,
+      adapterCreator: opts.adapterCreator,
+      log,
+      debug: opts.debug,
+      readyTimeoutMs: opts.readyTimeoutMs,
+    });
+    let voice: GuildVoice;
+    try {
+      voice = new GuildVoice(opts, link);
+    } catch (err) {
+      link.close();
+      throw err;
+    }
+    log.info({ bargeIn: opts.config.bargeIn }, 'voice: joined and listening');
+    opts.notify(`I'm listening in <#${opts.channelId}>. Use /listen off to opt out.`);
+    return voice;
+  }
+
+  get state(): GuildVoiceState {
+    return this.ended ? 'ended' : this.link.state;
+  }
+
+  /** Leaves the channel: stops playback, hands the playback acknowledgements back, closes everything. */
+  async leave(reason = 'leave'): Promise<void> {
+    if (this.ended) return;
+    this.log.info({ reason }, 'voice: leaving');
+    this.shutdown();
+    this.link.close();
+  }
+
+  stats(): Record<string, number> {
+    const up = this.uplink.stats();
+    const q = this.queue.stats();
+    const link = this.link.stats();
+    const sink = this.sink.stats();
+    const input = this.input.stats;
+    return {
+      packetsReceived: up.packetsReceived,
+      decodeErrors: up.decodeErrors,
+      invalidChunks: up.invalidChunks,
+      framesDecoded: up.framesDecoded,
+      framesForwarded: up.framesForwarded,
+      floorOverflowFrames: up.floorOverflowFrames,
+      floorOverflows: up.floorOverflows,
+      utterances: up.utterances,
+      ignoredSpeakers: up.ignoredSpeakers,
+      streamErrors: up.streamErrors,
+      resubscribes: up.resubscribes,
+      deafEvents: up.deafEvents,
+      activeMembers: up.activeMembers,
+      chunksReceived: q.chunksReceived,
+      chunksPlayed: q.chunksPlayed,
+      chunksWithoutAudio: q.chunksWithoutAudio,
+      downloadFailures: q.downloadFailures,
+      audioDecodeFailures: q.decodeFailures,
+      lateDownloadsDropped: q.lateDownloadsDropped,
+      playbackInterrupts: q.interrupts,
+      abandonedClips: sink.abandonedClips,
+      playerErrors: sink.playerErrors,
+      ...this.counters,
+      rejoins: link.rejoins,
+      libraryRejoins: link.libraryRejoins,
+      disconnects: link.disconnects,
+      connectionErrors: link.connectionErrors,
+      daveErrorsContained: link.daveErrorsContained,
+      inputFramesSent: input.framesSent,
+      inputSpeechFrames: input.speechFrames,
+      inputOverflowDrops: input.overflowDrops,
+      uplinkLatencySamples: this.uplink.latency.count,
+      uplinkLatencyP50Ms: this.uplink.latency.percentile(50),
+      uplinkLatencyP95Ms: this.uplink.latency.percentile(95),
+      downlinkLatencySamples: this.downlinkLatency.count,
+      downlinkLatencyP50Ms: this.downlinkLatency.percentile(50),
+      downlinkLatencyP95Ms: this.downlinkLatency.percentile(95),
+    };
+  }
+
+  /**
+   * Raw latency samples (ms) for the benchmarks: `downlinkFirstPacket` = replyChunk received →
+   * its first Opus packet taken by the AudioPlayer (it goes on the wire at the player's next
+   * 20 ms tick), for chunks that did not wait behind another; `uplinkPacketToInput` = RTP packet
+   * delivered by the receiver → its PCM written to the Voxta audio input (live frames only).
+   */
+  latencySamples(): { downlinkFirstPacket: number[]; uplinkPacketToInput: number[] } {
+    return { downlinkFirstPacket: this.downlinkLatency.values(), uplinkPacketToInput: this.uplink.latency.values() };
+  }
+
+  // ---- wiring ----------------------------------------------------------------------------
+
+  private bindConnection(): void {
+    this.uplink.attach(this.link.connection.receiver);
+    this.sink.attach(this.link.connection);
+    this.link.on('connection', (conn) => {
+      // A rejoin created a new connection: new receiver, and the player must be subscribed again.
+      this.uplink.attach(conn.receiver);
+      this.sink.attach(conn);
+    });
+    this.link.on('ended', (reason, detail) => this.onLinkEnded(reason, detail));
+  }
+
+  private bindVoxta(): void {
+    const on = (event: keyof VoxtaChatSessionEvents, fn: (...args: never[]) => void): void => {
+      (this.voxta.on as (e: string, f: (...a: never[]) => void) => unknown)(event, fn);
+      this.voxtaListeners.push([event, fn]);
+    };
+    on('replyChunk', (m: ReplyChunkMessage) => this.onReplyChunk(m));
+    on('replyEnd', (m: ReplyEndMessage) => this.queue.replyEnded(m.messageId));
+    on('replyCancelled', (m: ReplyCancelledMessage) => {
+      this.markInterrupted(m.messageId);
+      this.queue.cancel(m.messageId);
+    });
+    on('interruptSpeech', (m: InterruptSpeechMessage) => {
+      // Voxta decided (a member's voice, or our own `interrupt`): stop now, nothing is sent back.
+      this.counters.voxtaInterrupts++;
+      for (const id of this.queue.pendingMessages) this.markInterrupted(id);
+      this.queue.interrupt(m.messageId);
+    });
+    on('speechRecognitionStart', () => this.attribution.recognitionStarted(performance.now()));
+    on('speechRecognitionEnd', (m: SpeechRecognitionEndMessage) => this.onTranscript(m));
+    on('reconnected', () => {
+      // New Voxta session: whatever was owed to the dead one is gone (the contract was reset by
+      // the session itself); the audio input follows the new sessionId on its own.
+      this.queue.reset();
+      this.replies.clear();
+      this.attribution.clear();
+      this.enableInputIfListening();
+    });
+    on('chatStarted', () => this.enableInputIfListening());
+    this.voxta.playback.setAutoAcknowledge(false);
+  }
+
+  /**
+   * Voxta requests our microphone with `recordingRequest`, which may have been sent before voice
+   * was joined (the chat starts first). When the chat has speech-to-text we start streaming at
+   * once; the next `recordingRequest` (false or true) takes over from there. Frames sent while
+   * Voxta is not listening are ignored by it (protocol §4a).
+   */
+  private enableInputIfListening(): void {
+    const sessionId = this.voxta.sessionId;
+    const recording = (this.voxta as { recording?: boolean }).recording;
+    const hasStt = this.voxta.chat?.services.hasStt ?? true;
+    if (sessionId && (recording ?? hasStt)) this.input.enable(sessionId);
+  }
+
+  /** The session's contract, plus bookkeeping of what was spoken (for the character mirror). */
+  private playbackPort(): PlaybackPort {
+    const contract = this.voxta.playback;
+    return {
+      chunkStarted: (messageId: string, chunk: ChunkInfo, durationSec: number) => {
+        const text = (chunk as SpeechChunk).text;
+        if (durationSec > 0 && text) this.reply(messageId).spoken.push(text);
+        return contract.chunkStarted(messageId, chunk, durationSec);
+      },
+      drained: (messageId: string) => {
+        contract.drained(messageId);
+        this.mirrorSpoken(messageId);
+      },
+      abort: (messageId: string) => {
+        this.markInterrupted(messageId);
+        contract.abort(messageId);
+        this.mirrorSpoken(messageId);
+      },
+    };
+  }
+
+  private reply(messageId: string): { senderId?: string; spoken: string[]; interrupted: boolean } {
+    let r = this.replies.get(messageId);
+    if (!r) {
+      r = { spoken: [], interrupted: false };
+      this.replies.set(messageId, r);
+      if (this.replies.size > 64) this.replies.delete(this.replies.keys().next().value!);
+    }
+    return r;
+  }
+
+  private markInterrupted(messageId: string): void {
+    const r = this.replies.get(messageId);
+    if (r) r.interrupted = true;
+  }
+
+  private mirrorSpoken(messageId: string): void {
+    const r = this.replies.get(messageId);
+    this.replies.delete(messageId);
+    if (!r || r.spoken.length === 0) return;
+    const name = this.voxta.chat?.characters.find((c) => c.id === r.senderId)?.name ?? this.voxta.chat?.characters[0]?.name ?? 'Character';
+    const text = r.spoken.join(' ') + (r.interrupted ? ' …' : '');
+    try {
+      this.opts.mirror('character', name, text);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'voice: mirror failed');
+    }
+  }
+
+  private onReplyChunk(m: ReplyChunkMessage): void {
+    const isNew = !this.replies.has(m.messageId) && !this.queue.pendingMessages.includes(m.messageId);
+    const r = this.reply(m.messageId);
+    r.senderId ??= m.senderId;
+    if (isNew) this.bargeIn.setAnswering(this.lastSpeaker);
+    this.queue.push({
+      messageId: m.messageId,
+      audioUrl: m.audioUrl,
+      text: m.text,
+      startIndex: m.startIndex,
+      endIndex: m.endIndex,
+      isNarration: m.isNarration,
+    });
+  }
+
+  private onMemberVoice(userId: string, voiced: boolean): void {
+    this.bargeIn.setPlayback(this.queue.playbackStartedAt);
+    if (!this.bargeIn.frame(userId, voiced)) return;
+    this.counters.bargeIns++;
+    const ids = this.queue.pendingMessages;
+    this.log.info({ userId, messageIds: ids }, 'voice: barge-in — a member spoke over the character; stopping playback');
+    for (const id of ids) this.markInterrupted(id);
+    this.queue.interrupt();
+    void this.voxta.interrupt();
+  }
+
+  private onTranscript(m: SpeechRecognitionEndMessage): void {
+    const now = performance.now();
+    const utterance = this.attribution.recognitionEnded(now);
+    const raw = (m.text ?? '').trim();
+    if (raw === '') {
+      this.counters.transcriptsEmpty++;
+      return;
+    }
+    if (this.lastTranscript && this.lastTranscript.text === raw && now - this.lastTranscript.at < DEDUPE_MS) {
+      this.counters.transcriptsDeduped++;
+      return;
+    }
+    this.lastTranscript = { text: raw, at: now };
+    const speakerId = utterance?.speakerId ?? this.uplink.floorHolder;
+    const name = speakerId ? this.opts.displayName(speakerId) : 'Someone';
+    const humans = this.opts.humansInChannel?.() ?? this.attribution.distinctSpeakers;
+    const text = humans > 1 ? attributeSpeaker(name, raw) : capText(sanitizeUserText(raw), MAX_USER_TEXT_CHARS).text;
+    if (text === '') return;
+    this.lastSpeaker = speakerId;
+    this.counters.transcriptsSent++;
+    this.log.debug({ speakerId, chars: raw.length }, 'voice: transcript sent');
+    this.voxta.send(text);
+    try {
+      this.opts.mirror('member', name, raw);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'voice: mirror failed');
+    }
+  }
+
+  /** Playback paused because the connection is down: after a while the reply is given up so Voxta is not held. */
+  private checkPaused(): void {
+    if (!this.sink.paused || this.queue.pendingMessages.length === 0) {
+      this.pausedSince = undefined;
+      return;
+    }
+    const now = performance.now();
+    this.pausedSince ??= now;
+    if (now - this.pausedSince < MAX_PAUSED_MS) return;
+    this.pausedSince = undefined;
+    this.counters.pausedAborts++;
+    this.log.warn('voice: playback stayed paused (no voice connection) for 10 s; giving up on the reply');
+    this.queue.interrupt();
+  }
+
+  private onLinkEnded(reason: VoiceLinkEndReason, detail: string): void {
+    if (this.ended) return;
+    this.log.warn({ reason, detail }, 'voice: voice ended');
+    this.shutdown();
+    this.emit('ended', `${reason}: ${detail}`);
+  }
+
+  /** Everything but the connection: stop playback (owed completes go out), stop listening. */
+  private shutdown(): void {
+    this.ended = true;
+    clearInterval(this.watchdog);
+    for (const [event, fn] of this.voxtaListeners) (this.voxta.off as (e: string, f: (...a: never[]) => void) => unknown)(event, fn);
+    this.voxtaListeners.length = 0;
+    // Abort what is still owed: ended replies complete now, streaming ones when their replyEnd comes.
+    this.queue.interrupt();
+    this.voxta.playback.setAutoAcknowledge(true);
+    this.uplink.close();
+    this.sink.destroy();
+    this.input.detach();
+    this.input.close();
+  }
+}
