@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startVoiceServer, type VoiceServer } from '../../sim/discord/voice/index.js';
-import { tone } from './helpers.js';
+import { tone, waitFor } from './helpers.js';
 
 /**
  * Fault: an MLS Add proposal (op 27) for a user the voice server never announced in op 11.
@@ -108,9 +108,7 @@ describe('DAVE proposal for an unannounced user (fault injection)', () => {
     const guildId = '1200000000000000012';
     const child = await joinedChild(guildId, true);
     child.proc.send({ type: 'listen', userId: ALICE });
-    const disconnected = new Promise<{ code: number }>((resolve) =>
-      voice.events.on('botDisconnected', (e: { guildId: string; code: number }) => e.guildId === guildId && resolve(e)),
-    );
+    const disconnected = waitFor<{ guildId: string }>(voice.events, 'botDisconnected', (e) => e.guildId === guildId);
     const stranger = voice.proposeUnknownUser(guildId);
     const uncaught = await child.next('uncaught');
     expect(uncaught.message).toBe(`Failed to process proposals: UnexpectedUser(${stranger})`);

@@ -191,8 +191,8 @@ export class DaveGroup extends EventEmitter<{ transition: [DaveTransitionInfo]; 
   }
 
   /**
-   * Fault injection: an Add proposal, for a user the bot was never told about (op 11), sent to the
-   * bot alone. Returns the stranger's user id.
+   * Fault injection: an Add proposal for a user the bot was never told about (op 11), sent to the
+   * bot alone (the stranger's davey session only provides a genuine key package).
    */
   proposeUnknownUser(stranger: SimMember): void {
     const keyPackage = stranger.joinDaveGroup(this.host.channelId, this.sender.packagePayload());

@@ -302,7 +302,7 @@ class SimVoiceServer implements VoiceServer {
     for (let i = 0; i < packets.length; i++) {
       const wait = start + i * FRAME_MS - performance.now();
       if (wait >= 1) await sleep(wait);
-      if (g.members.get(member.userId) !== member) break; // left mid-sentence
+      if (this.stopped || g.members.get(member.userId) !== member) break; // server stopped, or the member left mid-sentence
       if (!g.session?.sendMemberFrame(member, packets[i]!)) unsent++;
     }
     g.session?.sendMemberSpeaking(member, 0);
@@ -376,8 +376,9 @@ class SimVoiceServer implements VoiceServer {
     const s = this.guilds.get(guildId)?.session;
     if (!s?.daveGroup) throw new Error(`proposeUnknownUser needs a DAVE v1 bot session in guild ${guildId}`);
     const strangerId = String(BigInt(Date.now() - 1_420_070_400_000) << 22n | BigInt(randomInt(0, 1 << 22)));
-    const stranger = new SimMember(strangerId, this.allocateSsrc());
+    const stranger = new SimMember(strangerId, 0); // never sends media
     s.daveGroup.proposeUnknownUser(stranger);
+    stranger.leaveDaveGroup();
     this.log.info({ guildId, strangerId }, 'sent the bot an MLS Add proposal for an unannounced user');
     return strangerId;
   }
