@@ -128,8 +128,10 @@ export async function runBot(config: Config): Promise<RunningBot> {
         log.warn({ guildId: message.guildId, err: errorInfo(err) }, 'bridging a message failed'),
       );
     });
-    c.on(Events.MessageUpdate, (_old, updated: Message | PartialMessage) => {
+    c.on(Events.MessageUpdate, (old, updated: Message | PartialMessage) => {
       if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(updated, c.user?.id)) return;
+      // Link previews and pins also fire updates: only a changed text is an edit.
+      if (!old.partial && old.content === updated.content) return;
       core.messageEdited(updated.guildId, updated.channelId, updated.id, updated.member?.displayName ?? updated.author.displayName, updated.content);
     });
     c.on(Events.MessageDelete, (message) => {
