@@ -126,7 +126,7 @@ describe('voxta-sim audio input and recognition', () => {
   });
 
   it('barge-in: a partial during a streaming reply cancels it and sends interruptSpeech', async () => {
-    const s = await setup({ chunkDelayMs: 80, stt: { bargeIn: true }, reply: () => ['A.', 'B.', 'C.', 'D.', 'E.', 'F.'] });
+    const s = await setup({ chunkDelayMs: 150, stt: { bargeIn: true }, reply: () => ['A.', 'B.', 'C.', 'D.', 'E.', 'F.'] });
     const c = await voiceClient();
     const sessionId = (await startChat(c, ARIA_ID)).sessionId as string;
     const ws = await audio(sessionId);

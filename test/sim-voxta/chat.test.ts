@@ -146,7 +146,7 @@ describe('voxta-sim chat flow', () => {
   });
 
   it('interrupt cancels a streaming reply and sends interruptSpeech for tracked playback', async () => {
-    const s = await setup({ chunkDelayMs: 60, reply: () => ['One.', 'Two.', 'Three.', 'Four.', 'Five.'] });
+    const s = await setup({ chunkDelayMs: 100, reply: () => ['One.', 'Two.', 'Three.', 'Four.', 'Five.'] });
     const c = await client();
     const sessionId = (await startChat(c, MIRA_ID)).sessionId as string;
     const after = c.mark();
