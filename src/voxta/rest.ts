@@ -124,7 +124,14 @@ export class VoxtaRest {
     const path = pathOf(url);
     let res: Response;
     try {
-      res = await fetch(url, { headers, signal, redirect: 'follow' });
+      try {
+        res = await fetch(url, { headers, signal, redirect: 'follow' });
+      } catch (first) {
+        // A kept-alive socket the server closed meanwhile fails the request without it ever
+        // reaching the server; one immediate retry (GETs only) tells that apart from a real outage.
+        if (signal.aborted || asUnreachable(first, '')?.reason !== 'network') throw first;
+        res = await fetch(url, { headers, signal, redirect: 'follow' });
+      }
     } catch (err) {
       if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new DOMException('Aborted', 'AbortError');
       const unreachable = asUnreachable(timeout.aborted ? Object.assign(new Error('timed out'), { name: 'TimeoutError' }) : err, this.endpoint.display);
