@@ -61,6 +61,8 @@ export interface GatewaySession {
 
 /** What the gateway needs from the rest of the simulator, computed when a session starts. */
 export interface GatewayHooks {
+  /** A new IDENTIFY replaced every earlier session (state bound to old sessions must go). */
+  sessionStarted(session: GatewaySession): void;
   readyData(session: GatewaySession): Record<string, unknown>;
   /** The GUILD_CREATE payloads after READY, one per guild in READY's `guilds`. */
   initialGuilds(session: GatewaySession): Array<Record<string, unknown>>;
@@ -302,6 +304,7 @@ export class Gateway extends EventEmitter<GatewayEvents> {
     this.sessions.set(session.id, session);
     conn.session = session;
     if (!this.hooks) throw new Error('gateway hooks not set');
+    this.hooks.sessionStarted(session);
     const ready = this.hooks.readyData(session);
     this.sendDispatch(session, 'READY', { ...ready, session_id: session.id, resume_gateway_url: this.opts.resumeUrl() });
     for (const guild of this.hooks.initialGuilds(session)) this.sendDispatch(session, 'GUILD_CREATE', guild);

@@ -83,6 +83,21 @@ export class VoiceStates {
     this.gateway.dispatch('VOICE_SERVER_UPDATE', { token, guild_id: guild.id, endpoint: this.backend.endpoint });
   }
 
+  /**
+   * A new gateway session (the bot restarted or re-identified) ends the voice connections of the
+   * old one, as on Discord: the bot is no longer in voice anywhere and must send op 4 again. No
+   * dispatch: the new session learns its state from GUILD_CREATE.
+   */
+  dropStaleBotStates(sessionId: string): void {
+    for (const guild of this.state.guilds.values()) {
+      const v = guild.voiceStates.get(this.state.botUserId);
+      if (!v || v.sessionId === sessionId) continue;
+      guild.voiceStates.delete(this.state.botUserId);
+      this.backend.closeSession(guild.id);
+      this.log.debug({ guildId: guild.id }, 'discord-sim: new gateway session; the old session left voice');
+    }
+  }
+
   /** Server-side removal of the bot from voice (kicked / channel deleted / left the guild). */
   disconnectBot(guildId: string): void {
     const guild = this.state.guild(guildId);

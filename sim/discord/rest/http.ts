@@ -174,7 +174,7 @@ export class RateLimiter {
   constructor(private readonly opts: RateLimitOptions) {}
 
   take(route: string, params: Record<string, string>, now = Date.now()): { headers: Record<string, string>; limited: boolean; retryAfterSec: number } {
-    const major = params.channelId ?? params.guildId ?? params.webhookId ?? params.interactionId ?? '';
+    const major = params.channelId ?? params.guildId ?? (params.webhookId ? `${params.webhookId}/${params.token ?? ''}` : undefined) ?? params.interactionId ?? '';
     const key = `${route}|${major}`;
     let w = this.windows.get(key);
     if (!w || now >= w.resetAt) {
