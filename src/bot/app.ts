@@ -12,13 +12,14 @@ import type { Config } from '../config.js';
 import { commandDefinitions, runAutocomplete, runCommand } from '../commands/index.js';
 import { createLogger, errorInfo, registerSecret, type Logger } from '../log.js';
 import { Store } from '../store/store.js';
+import { GuildVoice } from '../voice/guild-voice.js';
 import { VoxtaChatSession } from '../voxta/chat-session.js';
 import { VoxtaEndpoint } from '../voxta/endpoint.js';
 import { VoxtaRest } from '../voxta/rest.js';
 import { BotCore } from './bot-core.js';
 import { autocompleteContext, commandContext, guildPort, incomingMessage, isHumanGuildMessage } from './discord-adapters.js';
 import { startHealthServer, type HealthServer } from './health.js';
-import type { GuildVoiceJoiner, GuildVoiceOptions, GuildVoicePort } from './ports.js';
+import type { GuildVoiceJoiner } from './ports.js';
 
 const BASE_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildVoiceStates, GatewayIntentBits.GuildMessages];
 const SHUTDOWN_DEADLINE_MS = 9000;
@@ -51,7 +52,7 @@ export async function runBot(config: Config): Promise<RunningBot> {
   for (const m of store.appliedMigrations) log.info({ migration: m, file: store.path }, 'database migrated');
   const endpoint = VoxtaEndpoint.fromConfig(config.voxta);
   const rest = new VoxtaRest(endpoint);
-  const joinVoice = await loadVoiceJoiner(log);
+  const joinVoice: GuildVoiceJoiner = (opts) => GuildVoice.join(opts);
 
   let client: Client | undefined;
   const core = new BotCore({
@@ -263,19 +264,3 @@ async function registerCommands(client: Client<true>, config: Config, log: Logge
   }
 }
 
-/**
- * The voice side (src/voice/guild-voice.ts) when it is present in this build; the bot runs
- * text-only without it.
- */
-async function loadVoiceJoiner(log: Logger): Promise<GuildVoiceJoiner | undefined> {
-  const specifier = '../voice/guild-voice.js';
-  try {
-    const mod = (await import(specifier)) as { GuildVoice?: { join(opts: GuildVoiceOptions): Promise<GuildVoicePort> } };
-    const gv = mod.GuildVoice;
-    if (!gv || typeof gv.join !== 'function') throw new Error('src/voice/guild-voice.ts has no GuildVoice.join');
-    return (opts) => gv.join(opts);
-  } catch (err) {
-    log.warn({ err: errorInfo(err) }, 'voice is not available in this build; the bot runs text-only');
-    return undefined;
-  }
-}

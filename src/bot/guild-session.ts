@@ -346,9 +346,10 @@ export class GuildSession extends EventEmitter {
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
         notify: (text) => void this.post(text),
         mirror: (kind, name, text) => this.mirror(kind, name, text),
+        humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).length,
       });
       this.voice = voice;
-      voice.once('ended', (why: unknown) => {
+      voice.once('ended', (why: string) => {
         if (this.voice !== voice) return;
         this.voice = undefined;
         this.deps.admission.releaseVoice(this.guildId);

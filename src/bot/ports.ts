@@ -3,10 +3,9 @@
  * the real Voxta client; the core (sessions, bridge, commands) depends only on these, which keeps
  * it readable and lets the tests drive it at the same boundary.
  */
-import type { EventEmitter } from 'node:events';
 import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
 import type { APIEmbed } from 'discord.js';
-import type { Config } from '../config.js';
+import type { GuildVoice, GuildVoiceOptions } from '../voice/guild-voice.js';
 import type { SessionState, VoxtaChatSession } from '../voxta/chat-session.js';
 
 // ---- Discord side ------------------------------------------------------------------------
@@ -74,26 +73,9 @@ export type VoxtaSessionState = SessionState;
 /** A new Voxta connection for a guild; `voice` declares audio input (WebSocketStream). */
 export type VoxtaSessionFactory = (guildId: string, opts: { voice: boolean }) => VoxtaSessionPort;
 
-// ---- Voice side (contract implemented by src/voice/guild-voice.ts) -----------------------
+// ---- Voice side (src/voice/guild-voice.ts) -----------------------------------------------
 
-export interface GuildVoiceOptions {
-  guildId: string;
-  channelId: string;
-  adapterCreator: DiscordGatewayAdapterCreator;
-  botUserId: string;
-  voxta: VoxtaSessionPort;
-  config: Config['voice'];
-  isListenable(userId: string): boolean;
-  displayName(userId: string): string;
-  notify(text: string): void;
-  mirror(kind: 'member' | 'character', name: string, text: string): void;
-}
-
-export interface GuildVoicePort extends EventEmitter {
-  readonly channelId: string;
-  readonly state: string;
-  leave(reason?: string): Promise<void>;
-  stats(): Record<string, number>;
-}
-
+export type { GuildVoiceOptions } from '../voice/guild-voice.js';
+export type GuildVoicePort = GuildVoice;
+/** Joins a voice channel for a guild session (GuildVoice.join in production). */
 export type GuildVoiceJoiner = (opts: GuildVoiceOptions) => Promise<GuildVoicePort>;
