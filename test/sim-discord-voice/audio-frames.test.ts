@@ -39,3 +39,21 @@ describe('member audio framing', () => {
     expect(() => toDiscordFrames(new Int16Array(10), 48_000, 3 as 1)).toThrow(/channel/);
   });
 });
+
+describe('bot audio recording', () => {
+  it('counts E2EE, clear and undecryptable frames, and can restore pauses on a timeline', async () => {
+    const { BotAudioRecorder } = await import('../../sim/discord/voice/bot-audio.js');
+    const rec = new BotAudioRecorder();
+    const opus = encodeDiscordFrames(toDiscordFrames(tone(440, 0.08), 48_000, 1)); // 4 frames
+    const base = { silence: false, sequence: 0, timestamp: 0, ssrc: 1 };
+    rec.add({ ...base, at: 1000, opus: opus[0]!, e2ee: true }, true);
+    rec.add({ ...base, at: 1020, opus: opus[1]!, e2ee: false }, false);
+    rec.add({ ...base, at: 1540, opus: opus[2]!, e2ee: true }, false); // 500 ms pause before it
+    rec.add({ ...base, at: 1560, opus: Buffer.from([0xf8, 0xff, 0xfe]), e2ee: false, silence: true }, false);
+    const snap = rec.snapshot();
+    expect(snap).toMatchObject({ e2eeFrames: 1, clearFrames: 1, daveFailures: 1 });
+    expect(snap.pcm()).toHaveLength(4 * FRAME_SAMPLES);
+    expect(snap.pcm(48_000, 1, { timeline: true })).toHaveLength((4 + 25) * FRAME_SAMPLES);
+    expect(snap.pcm(16_000, 2)).toHaveLength(4 * 320 * 2);
+  });
+});

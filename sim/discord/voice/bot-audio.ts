@@ -25,8 +25,46 @@ export interface BotAudioRecord {
   daveFailures: number;
   /** Packets whose transport encryption did not verify (dropped, not in `packets`). */
   transportFailures: number;
-  /** Decodes every packet in order with a fresh decoder (mono by default: down-mixed). */
-  pcm(sampleRate?: OpusSampleRate, channels?: OpusChannels): Int16Array;
+  /**
+   * Decodes every packet in order with a fresh decoder (mono by default: down-mixed). With
+   * `timeline: true`, pauses in transmission (gaps in arrival time, e.g. between two replies)
+   * come back as silence, so the result lines up with wall-clock time; otherwise packets are
+   * simply concatenated (best for comparing with the audio that was played).
+   */
+  pcm(sampleRate?: OpusSampleRate, channels?: OpusChannels, opts?: { timeline?: boolean }): Int16Array;
+}
+
+const FRAME_MS = 20;
+/** Arrival jitter tolerated before a gap counts as a pause. */
+const GAP_TOLERANCE_MS = 60;
+
+/** Inserts 20 ms of silence per missing frame where packets stopped arriving for a while. */
+function withPauses(pcm: Int16Array, packets: BotAudioPacket[], samplesPerFrame: number): Int16Array {
+  if (packets.length === 0) return pcm;
+  const frames = pcm.length / samplesPerFrame;
+  if (!Number.isInteger(frames) || frames !== packets.length) return pcm;
+  const chunks: Int16Array[] = [];
+  let total = 0;
+  for (let i = 0; i < packets.length; i++) {
+    if (i > 0) {
+      const gap = packets[i]!.at - packets[i - 1]!.at - FRAME_MS;
+      if (gap > GAP_TOLERANCE_MS) {
+        const silence = new Int16Array(Math.round(gap / FRAME_MS) * samplesPerFrame);
+        chunks.push(silence);
+        total += silence.length;
+      }
+    }
+    const frame = pcm.subarray(i * samplesPerFrame, (i + 1) * samplesPerFrame);
+    chunks.push(frame);
+    total += frame.length;
+  }
+  const out = new Int16Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
 }
 
 export class BotAudioRecorder {
@@ -52,8 +90,10 @@ export class BotAudioRecorder {
       clearFrames: this.clearFrames,
       daveFailures: this.daveFailures,
       transportFailures: this.transportFailures,
-      pcm: (sampleRate: OpusSampleRate = 48_000, channels: OpusChannels = 1) =>
-        decodePackets(packets.map((p) => p.opus), sampleRate, channels).pcm,
+      pcm: (sampleRate: OpusSampleRate = 48_000, channels: OpusChannels = 1, opts: { timeline?: boolean } = {}) => {
+        const { pcm } = decodePackets(packets.map((p) => p.opus), sampleRate, channels);
+        return opts.timeline ? withPauses(pcm, packets, (sampleRate / 50) * channels) : pcm;
+      },
     };
   }
 }
