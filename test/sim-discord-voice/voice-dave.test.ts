@@ -124,18 +124,26 @@ describe('voice server, DAVE v1 (MLS external sender, members are real davey ses
     expect(dave.getDecryptionStats(BOB)).toMatchObject({ successes: 15, failures: 0, passthroughs: 0 });
   });
 
-  it('bot alone founds the group and commits the Add (op 28) when a member joins', async () => {
+  it('bot alone founds the group and commits the Adds and Removes (op 28) of members who come and go', async () => {
     const guild = '1200000000000000002';
     const { adapterCreator } = gatewayAdapter(voice, BOT);
     connection = joinVoiceChannel({ guildId: guild, channelId: CHANNEL, adapterCreator, selfDeaf: false });
     await entersState(connection, VoiceConnectionStatus.Ready, 5_000);
     await voice.daveSettled(guild);
     expect(voice.session(guild)?.daveUserIds).toEqual([BOT]);
+    // Two joins in the same tick: the first goes into the bot's commit at once, the second waits
+    // for that transition and goes into the next one; then Bob leaves again.
     voice.memberJoined(guild, ALICE);
+    voice.memberJoined(guild, BOB);
     await voice.daveSettled(guild);
     const ops = voice.frames(guild).map((f) => `${f.dir}${f.op}`);
     for (const op of ['out11', 'out27', 'in28', 'out29', 'in23', 'out22']) expect(ops).toContain(op);
+    expect(ops.filter((o) => o === 'in28')).toHaveLength(2);
+    expect(botDavey(connection).getUserIds().sort()).toEqual([ALICE, BOB, BOT].sort());
+    voice.memberLeft(guild, BOB);
+    await voice.daveSettled(guild);
     expect(botDavey(connection).getUserIds().sort()).toEqual([ALICE, BOT].sort());
+    expect(voice.session(guild)?.daveEpoch).toBe(3);
 
     const frames = await playTone(connection, 523, 0.3);
     const rec = voice.botAudio(guild);
