@@ -85,24 +85,36 @@ export class InteractionHandle extends EventEmitter<{ change: [] }> {
   }
 
   get ephemeral(): boolean {
-    return this.original?.ephemeral ?? false;
+    return (this.finalMessage() ?? this.original)?.ephemeral ?? false;
   }
 
+  /** Content of {@link finalMessage} (empty while there is none). */
   get content(): string {
-    return this.original?.content ?? '';
+    return this.finalMessage()?.content ?? '';
   }
 
   get embeds(): unknown[] {
-    return this.original?.embeds ?? [];
+    return this.finalMessage()?.embeds ?? [];
   }
 
   get attachments(): SimAttachment[] {
-    return this.original?.attachments ?? [];
+    return this.finalMessage()?.attachments ?? [];
   }
 
   /** The original response is visible with real content (not the "is thinking…" placeholder). */
   get hasFinalContent(): boolean {
-    return this.original !== undefined && !this.original.deleted && (this.original.flags & MessageFlags.Loading) === 0;
+    return this.finalMessage() !== undefined;
+  }
+
+  /**
+   * The message that answers the command: the original response once it has real content, or,
+   * when the bot deleted its placeholder and answered with a follow-up instead, that follow-up.
+   */
+  finalMessage(): SimMessage | undefined {
+    const o = this.original;
+    if (o && !o.deleted && (o.flags & MessageFlags.Loading) === 0) return o;
+    if (o?.deleted) return this.followUps.find((m) => !m.deleted);
+    return undefined;
   }
 
   /** @internal */
@@ -129,8 +141,8 @@ export class InteractionHandle extends EventEmitter<{ change: [] }> {
       await new Promise((r) => setTimeout(r, settleMs));
       if (this.responses.length === before || Date.now() > deadline) break;
     }
-    const o = this.original as SimMessage;
-    return { content: o.content, embeds: o.embeds, attachments: o.attachments, ephemeral: o.ephemeral, followUps: [...this.followUps] };
+    const o = this.finalMessage() as SimMessage;
+    return { content: o.content, embeds: o.embeds, attachments: o.attachments, ephemeral: o.ephemeral, followUps: this.followUps.filter((m) => m !== o) };
   }
 
   /** Resolves when `check` returns something other than undefined (re-checked on every change). */

@@ -206,3 +206,36 @@ describe('discord-sim interactions with a real discord.js client', () => {
     expect(handle.content).toBe('one');
   });
 });
+
+describe('discord-sim interactions: replacing a public placeholder by a private answer', () => {
+  it('deleteReply after a public defer, then an ephemeral followUp, is the final answer', async () => {
+    const { sim, text, alice, client: c } = await setUp();
+    onCommand(c, async (i) => {
+      await i.deferReply();
+      await i.deleteReply();
+      await i.followUp({ content: 'just for you', flags: MessageFlags.Ephemeral });
+    });
+    const handle = await alice.runCommand(text.id, 'status');
+    const final = await handle.waitForFinal();
+    expect(final).toMatchObject({ content: 'just for you', ephemeral: true, followUps: [] });
+    expect(handle.responses.map((r) => r.kind)).toEqual(['callback', 'delete', 'followup']);
+    expect(sim.messages(text.id)).toEqual([]);
+    expect(sim.messages(text.id, { includeDeleted: true })).toHaveLength(1);
+  });
+
+  it('fetchReply and with_response return the message', async () => {
+    const { text, alice, client: c } = await setUp();
+    let fetched: string | undefined;
+    let responseMessageId: string | undefined;
+    onCommand(c, async (i) => {
+      const res = await i.reply({ content: 'hi', withResponse: true });
+      responseMessageId = res.resource?.message?.id;
+      fetched = (await i.fetchReply()).content;
+    });
+    const handle = await alice.runCommand(text.id, 'status');
+    await handle.waitForFinal();
+    await handle.waitUntil(() => fetched, 3000);
+    expect(fetched).toBe('hi');
+    expect(responseMessageId).toBe(handle.original?.id);
+  });
+});

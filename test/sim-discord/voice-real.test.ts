@@ -29,8 +29,8 @@ function tone(hz: number, ms: number, rate = 48_000): Int16Array {
 }
 
 describe('discord-sim with the real voice server', () => {
-  it('a real VoiceConnection becomes Ready and receives a member speaking', async () => {
-    world = await startWorld({ voice: undefined, voiceHeartbeatIntervalMs: 1000 });
+  it.each(['off', 'v1'] as const)('dave %s: a real VoiceConnection becomes Ready and receives a member speaking', async (dave) => {
+    world = await startWorld({ voice: undefined, dave, voiceHeartbeatIntervalMs: 1000 });
     const { sim, guild, voice, alice } = world;
     tls.setDefaultCACertificates([...tls.getCACertificates('default'), sim.caCertPem]);
     alice.joinVoice(voice.id);
@@ -40,6 +40,8 @@ describe('discord-sim with the real voice server', () => {
     await entersState(connection, VoiceConnectionStatus.Ready, 10_000);
     expect(sim.botVoiceState(guild.id)?.channelId).toBe(voice.id);
     expect(sim.voiceServer.session(guild.id)?.ready).toBe(true);
+    expect(sim.voiceServer.session(guild.id)?.daveProtocolVersion).toBe(dave === 'v1' ? 1 : 0);
+    await sim.voiceServer.daveSettled(guild.id);
 
     const stream = connection.receiver.subscribe(alice.id, { end: { behavior: EndBehaviorType.AfterSilence, duration: 300 } });
     const packets: Buffer[] = [];
