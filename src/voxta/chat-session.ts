@@ -288,6 +288,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
 
   constructor(opts: VoxtaChatSessionOptions) {
     super();
+    // The guild session, the voice pipeline and the audio input all listen: more than Node's default 10.
+    this.setMaxListeners(50);
     this.#opts = opts;
     this.endpoint = opts.endpoint;
     this.#log = (opts.log ?? logger()).child({ mod: 'voxta-session', ...opts.logBindings });
@@ -564,7 +566,11 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
       void conn.stop().catch(() => undefined);
       throw await this.#mapConnectError(err);
     }
-    if (gen !== this.#gen) throw new VoxtaDisconnectedError();
+    if (gen !== this.#gen) {
+      // Closed or superseded while the socket was opening: do not leak it.
+      void conn.stop().catch(() => undefined);
+      throw new VoxtaDisconnectedError();
+    }
     this.#stats.connects++;
 
     const welcomeMs = this.#timeout('welcomeMs');

@@ -175,4 +175,31 @@ describe('VoxtaChatSession reconnects', () => {
     await session.startChat({ characterId: ARIA_ID });
     expect(fresh.sessions()).toHaveLength(1);
   });
+
+  it('a server-side close (SignalR close message) is handled like a drop', async () => {
+    const { sim, session } = await setup();
+    const chat = await session.startChat({ characterId: ARIA_ID });
+    const reconnected = waitEvent<[ReconnectedInfo]>(session, 'reconnected', 8000);
+    sim.closeHubConnections({ allowReconnect: true, error: 'Server restarting' });
+    const [info] = await reconnected;
+    expect(info.chatId).toBe(chat.chatId);
+    expect(info.sessionId).not.toBe(chat.sessionId);
+  });
+
+  it('stopChat while reconnecting cancels the resume and drops queued messages', async () => {
+    const { sim, session } = await setup({ chatLockReleaseDelayMs: 400 });
+    await session.startChat({ characterId: ARIA_ID });
+    const reconnected = waitEvent<[ReconnectedInfo]>(session, 'reconnected', 8000);
+    sim.dropHubConnections();
+    await waitFor(session, 'state', (s: string) => s === 'reconnecting');
+    session.send('never delivered');
+    await session.stopChat();
+    const [info] = await reconnected;
+    expect(info.sessionId).toBeUndefined();
+    expect(session.chat).toBeUndefined();
+    expect(session.stats.queued).toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(sendsWithText(sim, 'never delivered')).toHaveLength(0);
+    expect(sim.sessions()).toHaveLength(0);
+  });
 });
