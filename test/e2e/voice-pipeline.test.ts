@@ -1,0 +1,221 @@
+/**
+ * Voice end to end: the production bot (child process, real discord.js + @discordjs/voice)
+ * against the Discord simulator's real voice server (TLS gateway, UDP/RTP, AES-GCM, DAVE) and the
+ * Voxta simulator (energy-VAD recogniser, tone TTS). Simulated members speak real Opus over RTP;
+ * what the bot played is decoded back from its RTP by the voice server.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ARIA_ID, type VoxtaSimOptions } from '../../sim/voxta/index.js';
+import type { DiscordSimOptions } from '../../sim/discord/index.js';
+import { startE2E, type E2EEnv } from '../harness/env.js';
+import type { BotProcess } from '../harness/bot-process.js';
+
+let env: E2EEnv | undefined;
+afterEach(async () => {
+  await env?.close();
+  env = undefined;
+});
+
+const COMMANDS = ['start', 'join', 'leave', 'listen'];
+
+/** A tone with 10 ms fades (a member "speaking"). */
+function tone(hz: number, ms: number, rate = 48_000, amplitude = 8000): Int16Array {
+  const n = Math.round((rate * ms) / 1000);
+  const fade = Math.round(rate / 100);
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) {
+    const g = Math.min(1, i / fade, (n - 1 - i) / fade);
+    out[i] = Math.round(amplitude * g * Math.sin((2 * Math.PI * hz * i) / rate));
+  }
+  return out;
+}
+
+/** Power of one frequency in a block (Goertzel), normalised by the block length (≈ amplitude² / 4 for a tone). */
+function goertzel(pcm: Int16Array, rate: number, hz: number): number {
+  const k = (2 * Math.cos((2 * Math.PI * hz) / rate)) as number;
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < pcm.length; i++) {
+    const s0 = pcm[i]! + k * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  return (s1 * s1 + s2 * s2 - k * s1 * s2) / (pcm.length * pcm.length);
+}
+
+interface Boot {
+  env: E2EEnv;
+  bot: BotProcess;
+  sessionId: string;
+}
+
+async function boot(opts: { dave?: 'off' | 'v1'; voxta?: VoxtaSimOptions; discord?: DiscordSimOptions; botEnv?: Record<string, string>; members?: Array<'alice' | 'bob'> } = {}): Promise<Boot> {
+  env = await startE2E({ discord: { dave: opts.dave ?? 'off', ...opts.discord }, voxta: { ...opts.voxta } });
+  for (const m of opts.members ?? ['alice']) env[m].joinVoice(env.voice.id);
+  const bot = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id, ...opts.botEnv } });
+  await env.discord.waitForBotReady(15_000);
+  await env.discord.waitForCommands(COMMANDS, env.guild.id, 15_000);
+  const h = await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID, 'voice-channel': env.voice.id });
+  await h.waitForResponse();
+  await env.discord.waitForBotVoice(env.guild.id, env.voice.id, 15_000);
+  await env.discord.waitForMessage(env.text.id, (m) => m.authorId === env!.discord.botUserId && m.content.includes("I'm listening in"), 15_000);
+  const voxta = env.voxta!;
+  const session = await voxta.waitFor(() => voxta.sessions()[0], 5000, 'a Voxta session');
+  // The bot's microphone socket is open on the chat's session (header sent).
+  await voxta.waitFor(() => voxta.audio(session.sessionId)?.header, 10_000, 'the audio socket header');
+  await env.discord.voiceServer.daveSettled(env.guild.id, 10_000);
+  return { env, bot, sessionId: session.sessionId };
+}
+
+function sends(e: E2EEnv): string[] {
+  return e.voxta!.received.filter((m) => m.payload.$type === 'send').map((m) => String(m.payload.text));
+}
+
+/** Message ids of the replies the sim streamed, in order. */
+function replyIds(e: E2EEnv): string[] {
+  const ids: string[] = [];
+  for (const m of e.voxta!.sent) {
+    const p = m.payload as { $type?: string; messageId?: string };
+    if (p.$type === 'replyChunk' && p.messageId && !ids.includes(p.messageId)) ids.push(p.messageId);
+  }
+  return ids;
+}
+
+describe('voice end to end (production bot, real @discordjs/voice, simulators)', () => {
+  it('voice in → transcript sent; reply TTS played back in order with true durations and one complete (DAVE off)', async () => {
+    const { env, bot } = await boot({
+      voxta: { stt: { transcripts: ['hello there'] }, reply: () => ['Hi there.', 'Nice to meet you.'], tts: { sampleRate: 24000 } },
+    });
+    const voxta = env.voxta!;
+    await env.alice.speak(tone(440, 900), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => sends(env).includes('hello there'), 10_000, 'the transcript as a send');
+    // Alone in the channel: the plain text, as the text bridge does for a single speaker.
+    expect(sends(env)).toEqual(['hello there']);
+
+    const messageId = await voxta.waitFor(() => replyIds(env)[0], 10_000, 'a reply');
+    await voxta.waitFor(() => voxta.playback(messageId).completes >= 1, 15_000, 'speechPlaybackComplete');
+    await new Promise((r) => setTimeout(r, 300));
+    const pb = voxta.playback(messageId);
+    expect(pb.completes).toBe(1);
+    const served = voxta.ttsServed.filter((t) => t.messageId === messageId);
+    expect(served).toHaveLength(2);
+    // One start per chunk, in order, with the clip's true duration.
+    expect(pb.starts.map((s) => s.startIndex)).toEqual([...pb.starts.map((s) => s.startIndex)].sort((a, b) => a - b));
+    expect(pb.starts.map((s) => s.duration)).toEqual(served.map((t) => Math.round(t.durationMs) / 1000));
+
+    // What the bot played, decoded from its RTP: the two tones, in order, at the served pitch.
+    const audio = env.discord.voiceServer.botAudio(env.guild.id);
+    expect(audio.transportFailures).toBe(0);
+    const pcm = audio.pcm(48_000, 1);
+    let first = pcm.findIndex((s) => Math.abs(s) > 500);
+    expect(first).toBeGreaterThanOrEqual(0);
+    const freqs = served.map((t) => t.frequency!);
+    expect(new Set(freqs).size).toBe(2);
+    for (const [i, t] of served.entries()) {
+      const len = Math.round((t.durationMs / 1000) * 48_000);
+      const mid = pcm.subarray(first + Math.round(len * 0.25), first + Math.round(len * 0.75));
+      const want = goertzel(mid, 48_000, freqs[i]!);
+      const other = goertzel(mid, 48_000, freqs[1 - i]!);
+      expect(want, `clip ${i} at ${freqs[i]} Hz`).toBeGreaterThan(other * 100); // ≥ 20 dB
+      // The reconstructed tone keeps its level (Opus at 48 kb/s; amplitude as served ±3 dB).
+      const servedPower = goertzel(t.pcm.subarray(Math.round(t.pcm.length * 0.25), Math.round(t.pcm.length * 0.75)), t.sampleRate, freqs[i]!);
+      expect(want / servedPower).toBeGreaterThan(0.5);
+      expect(want / servedPower).toBeLessThan(2);
+      first += len;
+      // Skip the encoder's padding between clips (≤ 2 frames).
+      while (first < pcm.length && Math.abs(pcm[first]!) < 300) first++;
+    }
+    expect(bot.exit).toBeUndefined();
+  }, 90_000);
+
+  it('DAVE v1: speech in and out is end-to-end encrypted, and an MLS proposal for an unknown user is survived', async () => {
+    const { env, bot } = await boot({
+      dave: 'v1',
+      voxta: { stt: { transcripts: ['encrypted hello', 'still here'] }, reply: () => ['Secret.'] },
+    });
+    const voxta = env.voxta!;
+    await env.alice.speak(tone(500, 800), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => sends(env).includes('encrypted hello'), 10_000, 'the transcript');
+    const messageId = await voxta.waitFor(() => replyIds(env)[0], 10_000, 'a reply');
+    await voxta.waitFor(() => voxta.playback(messageId).completes >= 1, 15_000, 'speechPlaybackComplete');
+    const audio = env.discord.voiceServer.botAudio(env.guild.id);
+    expect(audio.e2eeFrames).toBeGreaterThan(10);
+    expect(audio.clearFrames).toBe(0);
+    expect(audio.daveFailures).toBe(0);
+
+    // The DAVE proposal that makes @discordjs/voice 0.19.2 throw inside its ws handler.
+    env.discord.voiceServer.proposeUnknownUser(env.guild.id);
+    await bot.waitForLog(/DAVE message could not be processed/, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(bot.exit).toBeUndefined();
+    // Still listening afterwards.
+    await env.alice.speak(tone(500, 800), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => sends(env).includes('still here'), 15_000, 'a transcript after the fault');
+    expect(bot.exit).toBeUndefined();
+  }, 90_000);
+
+  it('barge-in: a member talking over the character stops playback, sends interrupt, and the reply completes once', async () => {
+    const { env, bot } = await boot({
+      botEnv: { BARGE_IN: 'anyone', BARGE_IN_MIN_MS: '300', BARGE_IN_GRACE_MS: '200' },
+      voxta: {
+        stt: { transcripts: ['tell me a story', 'stop'] },
+        reply: () => ['Once upon a time there was a very long story that went on and on.', 'And it kept going for a long while after that.'],
+      },
+    });
+    const voxta = env.voxta!;
+    await env.alice.speak(tone(440, 700), { sampleRate: 48_000, channels: 1 });
+    const messageId = await voxta.waitFor(() => replyIds(env)[0], 10_000, 'a reply');
+    await voxta.waitFor(() => voxta.playback(messageId).starts.length >= 1, 10_000, 'playback started');
+    await new Promise((r) => setTimeout(r, 600));
+    const before = env.discord.voiceServer.botAudio(env.guild.id).packets.filter((p) => !p.silence).length;
+    const speaking = env.alice.speak(tone(600, 1200), { sampleRate: 48_000, channels: 1 });
+    const interrupt = await voxta.waitForClientMessage('interrupt', {}, 5000);
+    const stoppedAt = interrupt.at;
+    await speaking;
+    await voxta.waitFor(() => voxta.playback(messageId).completes >= 1, 10_000, 'the complete');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(voxta.playback(messageId).completes).toBe(1);
+    const packets = env.discord.voiceServer.botAudio(env.guild.id).packets.filter((p) => !p.silence);
+    // Nothing of that reply is sent after the stop (allow the frame already prepared, one 20 ms tick).
+    const after = packets.filter((p) => p.at > stoppedAt + 60);
+    expect(after.filter((p) => p.at < stoppedAt + 2000)).toHaveLength(0);
+    expect(packets.length).toBeGreaterThan(before);
+    // The full reply was ~7 s of audio; far less was played.
+    const served = voxta.ttsServed.filter((t) => t.messageId === messageId).reduce((s, t) => s + t.durationMs, 0);
+    expect(packets.length * 20).toBeLessThan(served * 0.6);
+    expect(bot.exit).toBeUndefined();
+  }, 90_000);
+
+  it('two overlapping speakers: both transcripts arrive, attributed, in the order they started', async () => {
+    const { env } = await boot({
+      members: ['alice', 'bob'],
+      voxta: { stt: { transcripts: ['alice speaking first', 'bob speaking second'] }, tts: { enabled: false } },
+    });
+    const voxta = env.voxta!;
+    // Alice speaks 1.2 s; Bob starts 300 ms later and speaks 1 s (overlapping).
+    const a = env.alice.speak(tone(440, 1200), { sampleRate: 48_000, channels: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    const b = env.bob.speak(tone(660, 1000), { sampleRate: 48_000, channels: 1 });
+    await Promise.all([a, b]);
+    await voxta.waitFor(() => sends(env).length >= 2, 15_000, 'two transcripts');
+    expect(sends(env)).toEqual(['Alice: alice speaking first', 'Bob: bob speaking second']);
+    // Both utterances were recognised separately (the arbiter left a pause between them).
+    expect(voxta.recognitions.filter((r) => r.text).map((r) => r.text)).toEqual(['alice speaking first', 'bob speaking second']);
+  }, 90_000);
+
+  it('invalid and corrupted packets are counted and survived; speech afterwards is still recognised', async () => {
+    const { env, bot } = await boot({ voxta: { stt: { transcripts: ['after the garbage'] } } });
+    const voxta = env.voxta!;
+    const garbage = Array.from({ length: 20 }, (_, i) => Buffer.from([0xff, 0xff, 0xff, i, 0xff, 0x00, 0x13, 0x37]));
+    await env.discord.voiceServer.sendRawOpus(env.guild.id, env.alice.id, garbage);
+    await bot.waitForLog(/invalid Opus packet dropped/, 10_000);
+    // A packet whose transport encryption is broken destroys the receive stream: re-subscribed.
+    env.discord.voiceServer.corruptNextPackets(env.guild.id, 1);
+    await env.alice.speak(tone(440, 900), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => sends(env).includes('after the garbage'), 15_000, 'the transcript after invalid packets');
+    await bot.waitForLog(/receive stream failed/, 1000);
+    const decodeLines = bot.lines.filter((l) => /invalid Opus packet dropped/.test(l.line));
+    expect(decodeLines.length).toBeGreaterThan(0);
+    expect(bot.exit).toBeUndefined();
+  }, 90_000);
+});
