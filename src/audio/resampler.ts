@@ -12,11 +12,16 @@
  * - upsampling: stopband starts at (2 − passband) × input Nyquist, where the first image of a
  *   passband tone lands, so images of everything in the passband are rejected by `attenuationDb`;
  * - downsampling: stopband starts at the output Nyquist, so nothing above it aliases back at all;
- * - taps from Kaiser's formula N = (A − 7.95) / (2.285·Δω), rounded up to a multiple of 4 (the dot
- *   product is unrolled by 4); β = 0.1102·(A − 8.7). Each phase row is normalised to unity DC gain.
+ * - taps from Kaiser's formula N = (A − 7.95) / (2.285·Δω), rounded up to a multiple of 8 (the
+ *   SIMD kernel takes 8 per step); β = 0.1102·(A − 8.7). Each row is normalised to unity DC gain.
  * Defaults (passband 0.9, A = 110 dB) give ≥ 100 dB image/alias rejection with a passband ripple of
- * a few micro-dB; 72 taps per phase for upsampling, 428 for 48 → 16 kHz.
+ * a few micro-dB; 72 taps per phase for upsampling, 432 for 48 → 16 kHz.
+ *
+ * The dot products run in a WebAssembly SIMD kernel (./fir-simd.ts, f32x4, ~4× faster) when the
+ * runtime has one, else in a JavaScript loop (f64 accumulation); `kernel` forces either. Input is
+ * processed in blocks of at most 4096 frames, so memory per stream is fixed whatever the chunk.
  */
+import { loadFirKernel, type FirKernel } from './fir-simd.js';
 
 export interface ResamplerOptions {
   /** Interleaved channels in and out (1 or 2). Default 1. */
@@ -25,6 +30,8 @@ export interface ResamplerOptions {
   passband?: number;
   /** Stopband attenuation the filter is designed for, dB. Default 110. */
   attenuationDb?: number;
+  /** 'auto' (default): WebAssembly SIMD when available, else JavaScript. */
+  kernel?: 'auto' | 'wasm' | 'js';
 }
 
 interface FilterTable {
@@ -70,7 +77,7 @@ function designTable(inRate: number, outRate: number, passband: number, attenuat
   const transition = (stopEdge - passEdge) / inRate; // cycles per input sample
   const A = attenuationDb;
   let taps = Math.ceil((A - 7.95) / (2.285 * 2 * Math.PI * transition));
-  taps = Math.max(8, Math.ceil(taps / 4) * 4);
+  taps = Math.max(8, Math.ceil(taps / 8) * 8);
   const beta = A > 50 ? 0.1102 * (A - 8.7) : A >= 21 ? 0.5842 * (A - 21) ** 0.4 + 0.07886 * (A - 21) : 0;
   const i0Beta = besselI0(beta);
   const fc = (2 * cutoff) / inRate; // cutoff relative to the input Nyquist
@@ -99,6 +106,9 @@ function designTable(inRate: number, outRate: number, passband: number, attenuat
   return table;
 }
 
+/** Input frames handled per kernel pass (bounds the per-stream buffers). */
+const BLOCK_FRAMES = 4096;
+
 /** Streaming sample-rate converter for 16-bit (or float) PCM, mono or interleaved stereo. */
 export class Resampler {
   readonly inRate: number;
@@ -107,12 +117,20 @@ export class Resampler {
   /** Output samples per input sample is L/M. */
   readonly L: number;
   readonly M: number;
-  /** Taps per phase. */
+  /** Taps per phase (0 when the rates are equal: plain copy). */
   readonly taps: number;
+  /** Which dot-product implementation runs. */
+  readonly kernel: 'wasm' | 'js' | 'copy';
   private readonly coeffs: Float32Array;
-  /** Per channel: input history as float, hist[0] is absolute input index `histStart`. */
-  private hist: Float32Array[];
-  private histStart: number;
+  private readonly wasm: FirKernel | undefined;
+  /** Byte offsets of the per-channel history and output areas inside the kernel memory. */
+  private readonly histOffsets: number[] = [];
+  private readonly outOffsets: number[] = [];
+  /** Per channel: input history, hist[0] is absolute input index `histStart`. */
+  private readonly hist: Float32Array[] = [];
+  /** Per channel: kernel output for one pass. */
+  private readonly scratch: Array<Float32Array | Float64Array> = [];
+  private histStart = 0;
   private histLen = 0;
   /** Total input frames received (per channel). */
   private inCount = 0;
@@ -120,7 +138,6 @@ export class Resampler {
   private outIndex = 0;
   private pos = 0;
   private phase = 0;
-  private readonly passthrough: boolean;
 
   constructor(inRate: number, outRate: number, opts: ResamplerOptions = {}) {
     if (!Number.isInteger(inRate) || !Number.isInteger(outRate) || inRate <= 0 || outRate <= 0) {
@@ -135,14 +152,46 @@ export class Resampler {
     this.inRate = inRate;
     this.outRate = outRate;
     this.channels = channels;
-    this.passthrough = inRate === outRate;
+    if (inRate === outRate) {
+      this.L = 1;
+      this.M = 1;
+      this.taps = 0;
+      this.kernel = 'copy';
+      this.coeffs = new Float32Array(0);
+      this.wasm = undefined;
+      return;
+    }
     const table = designTable(inRate, outRate, passband, attenuationDb);
     this.L = table.L;
     this.M = table.M;
-    this.taps = this.passthrough ? 0 : table.taps;
+    this.taps = table.taps;
     this.coeffs = table.coeffs;
-    this.histStart = 1 - this.taps / 2;
-    this.hist = [];
+
+    const histCap = BLOCK_FRAMES + 2 * this.taps + 16;
+    const outCap = Math.ceil(((BLOCK_FRAMES + 2 * this.taps) * this.L) / this.M) + 16;
+    const want = opts.kernel ?? 'auto';
+    const coefBytes = (this.coeffs.length * 4 + 15) & ~15;
+    const wasm = want === 'js' ? undefined : loadFirKernel(coefBytes + channels * (histCap + outCap) * 4 + 64);
+    if (want === 'wasm' && !wasm) throw new Error('WebAssembly SIMD is not available in this runtime');
+    this.wasm = wasm;
+    this.kernel = wasm ? 'wasm' : 'js';
+    if (wasm) {
+      new Float32Array(wasm.memory.buffer, 0, this.coeffs.length).set(this.coeffs);
+      let at = coefBytes;
+      for (let c = 0; c < channels; c++) {
+        this.histOffsets.push(at);
+        this.hist.push(new Float32Array(wasm.memory.buffer, at, histCap));
+        at += histCap * 4;
+        this.outOffsets.push(at);
+        this.scratch.push(new Float32Array(wasm.memory.buffer, at, outCap));
+        at += outCap * 4;
+      }
+    } else {
+      for (let c = 0; c < channels; c++) {
+        this.hist.push(new Float32Array(histCap));
+        this.scratch.push(new Float64Array(outCap));
+      }
+    }
     this.reset();
   }
 
@@ -158,12 +207,11 @@ export class Resampler {
 
   /** Forgets all history; the next input starts a new stream. */
   reset(): void {
-    const cap = Math.max(1024, this.taps * 4);
-    this.hist = [];
-    for (let c = 0; c < this.channels; c++) this.hist.push(new Float32Array(cap));
     // Zeros stand for the input before the stream start (x[k] = 0 for k < 0).
-    this.histStart = 1 - this.taps / 2;
-    this.histLen = this.taps / 2 - 1 > 0 ? this.taps / 2 - 1 : 0;
+    const lead = this.taps > 0 ? this.taps / 2 - 1 : 0;
+    for (const h of this.hist) h.fill(0, 0, lead);
+    this.histStart = -lead;
+    this.histLen = lead;
     this.inCount = 0;
     this.outIndex = 0;
     this.pos = 0;
@@ -175,151 +223,146 @@ export class Resampler {
    * returns all output that is complete so far, rounded and clipped to 16 bits.
    */
   process(input: Int16Array | Float32Array): Int16Array {
-    this.append(input);
-    return this.toInt16(this.produce(false));
+    return this.run(input, false, new Int16Array(this.pendingOutput(input, false) * this.channels)) as Int16Array;
   }
 
   /** Returns the rest of the output (the input end is treated as followed by silence) and resets. */
   flush(): Int16Array {
-    const out = this.toInt16(this.produce(true));
+    const out = this.run(undefined, true, new Int16Array(this.pendingOutput(undefined, true) * this.channels)) as Int16Array;
     this.reset();
     return out;
   }
 
   /** Like {@link process} but without rounding (for measurements). Float output on the Int16 scale. */
   processFloat(input: Int16Array | Float32Array | Float64Array): Float64Array {
-    this.append(input);
-    return this.produce(false);
+    return this.run(input, false, new Float64Array(this.pendingOutput(input, false) * this.channels)) as Float64Array;
   }
 
   /** Like {@link flush} but without rounding. */
   flushFloat(): Float64Array {
-    const out = this.produce(true);
+    const out = this.run(undefined, true, new Float64Array(this.pendingOutput(undefined, true) * this.channels)) as Float64Array;
     this.reset();
     return out;
   }
 
-  private append(input: Int16Array | Float32Array | Float64Array): void {
+  /** Output frames that become available once `input` is added (all remaining when `final`). */
+  private pendingOutput(input: ArrayLike<number> | undefined, final: boolean): number {
     const ch = this.channels;
-    if (input.length % ch !== 0) throw new RangeError(`input length ${input.length} is not a multiple of ${ch} channels`);
-    const frames = input.length / ch;
-    if (frames === 0) return;
-    const scale = input instanceof Int16Array ? 1 : 32768;
-    const need = this.histLen + frames;
-    if (need > this.hist[0]!.length) {
-      let cap = this.hist[0]!.length;
-      while (cap < need) cap *= 2;
-      this.hist = this.hist.map((h) => {
-        const bigger = new Float32Array(cap);
-        bigger.set(h.subarray(0, this.histLen));
-        return bigger;
-      });
-    }
-    const at = this.histLen;
-    if (ch === 1) {
-      const h = this.hist[0]!;
-      if (scale === 1) h.set(input, at);
-      else for (let k = 0; k < frames; k++) h[at + k] = input[k]! * scale;
-    } else {
-      for (let c = 0; c < ch; c++) {
-        const h = this.hist[c]!;
-        for (let k = 0; k < frames; k++) h[at + k] = input[k * ch + c]! * scale;
+    if (input && input.length % ch !== 0) throw new RangeError(`input length ${input.length} is not a multiple of ${ch} channels`);
+    const inCount = this.inCount + (input ? input.length / ch : 0);
+    if (this.taps === 0) return final ? 0 : inCount - this.outIndex;
+    return Math.max(0, this.limit(inCount, final) - this.outIndex);
+  }
+
+  /** Number of outputs (from the stream start) computable with `inCount` input frames. */
+  private limit(inCount: number, final: boolean): number {
+    const lastPos = final ? inCount - 1 : inCount - 1 - this.taps / 2;
+    return lastPos < 0 ? 0 : Math.floor(((lastPos + 1) * this.L - 1) / this.M) + 1;
+  }
+
+  private run(input: Int16Array | Float32Array | Float64Array | undefined, final: boolean, out: Int16Array | Float64Array): Int16Array | Float64Array {
+    const ch = this.channels;
+    if (this.taps === 0) {
+      // Equal rates: a copy (rounded and clipped like everything else for float input).
+      if (input) {
+        const scale = input instanceof Int16Array ? 1 : 32768;
+        for (let k = 0; k < input.length; k++) {
+          const v = input[k]! * scale;
+          out[k] = out instanceof Int16Array ? clip16(v) : v;
+        }
+        this.inCount += input.length / ch;
+        this.outIndex = this.inCount;
       }
+      return out;
+    }
+    let written = 0;
+    if (input) {
+      const frames = input.length / ch;
+      for (let at = 0; at < frames; at += BLOCK_FRAMES) {
+        const n = Math.min(BLOCK_FRAMES, frames - at);
+        this.append(input, at, n);
+        written = this.produce(out, written, false);
+      }
+    }
+    if (final) written = this.produce(out, written, true);
+    return out;
+  }
+
+  private append(input: Int16Array | Float32Array | Float64Array, from: number, frames: number): void {
+    const ch = this.channels;
+    const scale = input instanceof Int16Array ? 1 : 32768;
+    const at = this.histLen;
+    for (let c = 0; c < ch; c++) {
+      const h = this.hist[c]!;
+      if (ch === 1 && scale === 1) h.set(input.subarray(from, from + frames), at);
+      else for (let k = 0, src = from * ch + c; k < frames; k++, src += ch) h[at + k] = input[src]! * scale;
     }
     this.histLen += frames;
     this.inCount += frames;
   }
 
-  /** Computes every output sample whose input window is available (all of them when `final`). */
-  private produce(final: boolean): Float64Array {
-    const ch = this.channels;
-    if (this.passthrough) {
-      const n = this.histLen;
-      const out = new Float64Array(n * ch);
-      for (let c = 0; c < ch; c++) {
-        const h = this.hist[c]!;
-        for (let k = 0; k < n; k++) out[k * ch + c] = h[k]!;
-      }
-      this.histStart += n;
-      this.histLen = 0;
-      this.outIndex += n;
-      return out;
-    }
+  /** Computes every output whose input window is available into out[written..]; returns the new count. */
+  private produce(out: Int16Array | Float64Array, written: number, final: boolean): number {
+    const count = this.limit(this.inCount, final) - this.outIndex;
+    if (count <= 0) return written;
     const { L, M, taps } = this;
     const half = taps / 2;
-    // Output n is computable when its last input index i + half is available; when flushing, all
-    // outputs before the end of input (i < inCount) are produced, with zeros as look-ahead.
-    const lastPos = final ? this.inCount - 1 : this.inCount - 1 - half;
-    const limit = lastPos < 0 ? 0 : Math.floor(((lastPos + 1) * L - 1) / M) + 1;
-    const count = Math.max(0, limit - this.outIndex);
-    const out = new Float64Array(count * ch);
-    if (count === 0) return out;
-
-    if (final) {
-      // Append `half` zeros of look-ahead.
-      const need = this.histLen + half;
-      if (need > this.hist[0]!.length) {
-        this.hist = this.hist.map((h) => {
-          const bigger = new Float32Array(need);
-          bigger.set(h.subarray(0, this.histLen));
-          return bigger;
-        });
-      }
-      for (const h of this.hist) h.fill(0, this.histLen, this.histLen + half);
-    }
-
-    const coeffs = this.coeffs;
-    const histStart = this.histStart;
-    let pos = 0;
-    let phase = 0;
+    const ch = this.channels;
+    if (final) for (const h of this.hist) h.fill(0, this.histLen, this.histLen + half); // look-ahead past the end
+    const xb = this.pos - half + 1 - this.histStart;
     for (let c = 0; c < ch; c++) {
-      const x = this.hist[c]!;
-      pos = this.pos;
-      phase = this.phase;
-      let o = c;
-      for (let n = 0; n < count; n++) {
-        const xb = pos - half + 1 - histStart;
-        const cb = phase * taps;
-        let a0 = 0;
-        let a1 = 0;
-        let a2 = 0;
-        let a3 = 0;
-        for (let j = 0; j < taps; j += 4) {
-          a0 += coeffs[cb + j]! * x[xb + j]!;
-          a1 += coeffs[cb + j + 1]! * x[xb + j + 1]!;
-          a2 += coeffs[cb + j + 2]! * x[xb + j + 2]!;
-          a3 += coeffs[cb + j + 3]! * x[xb + j + 3]!;
-        }
-        out[o] = a0 + a1 + (a2 + a3);
-        o += ch;
-        phase += M;
-        while (phase >= L) {
-          phase -= L;
-          pos++;
-        }
+      const scratch = this.scratch[c]!;
+      if (this.wasm) {
+        this.wasm.run(0, this.histOffsets[c]! + xb * 4, this.outOffsets[c]!, count, taps * 4, L, M, this.phase, 4);
+      } else {
+        firJs(this.coeffs, this.hist[c]!, xb, scratch as Float64Array, count, taps, L, M, this.phase);
+      }
+      if (out instanceof Int16Array) {
+        for (let n = 0, o = written * ch + c; n < count; n++, o += ch) out[o] = clip16(scratch[n]!);
+      } else {
+        for (let n = 0, o = written * ch + c; n < count; n++, o += ch) out[o] = scratch[n]!;
       }
     }
-    this.pos = pos;
-    this.phase = phase;
+    const advanced = this.phase + count * M;
+    this.pos += Math.floor(advanced / L);
+    this.phase = advanced % L;
     this.outIndex += count;
 
     // Drop history no longer needed: the next output starts at pos − half + 1.
-    const keepFrom = pos - half + 1 - histStart;
-    if (keepFrom > 0) {
-      const drop = Math.min(keepFrom, this.histLen);
+    const drop = Math.min(this.pos - half + 1 - this.histStart, this.histLen);
+    if (drop > 0) {
       for (const h of this.hist) h.copyWithin(0, drop, this.histLen);
       this.histLen -= drop;
       this.histStart += drop;
     }
-    return out;
+    return written + count;
   }
+}
 
-  private toInt16(f: Float64Array): Int16Array {
-    const out = new Int16Array(f.length);
-    for (let k = 0; k < f.length; k++) {
-      const v = Math.round(f[k]!);
-      out[k] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+function clip16(v: number): number {
+  const r = Math.round(v);
+  return r > 32767 ? 32767 : r < -32768 ? -32768 : r;
+}
+
+/** JavaScript fallback of the SIMD kernel (f64 accumulation, unrolled by 4). */
+function firJs(coeffs: Float32Array, x: Float32Array, xb: number, out: Float64Array, count: number, taps: number, L: number, M: number, phase: number): void {
+  for (let n = 0; n < count; n++) {
+    const cb = phase * taps;
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    for (let j = 0; j < taps; j += 4) {
+      a0 += coeffs[cb + j]! * x[xb + j]!;
+      a1 += coeffs[cb + j + 1]! * x[xb + j + 1]!;
+      a2 += coeffs[cb + j + 2]! * x[xb + j + 2]!;
+      a3 += coeffs[cb + j + 3]! * x[xb + j + 3]!;
     }
-    return out;
+    out[n] = a0 + a1 + (a2 + a3);
+    phase += M;
+    while (phase >= L) {
+      phase -= L;
+      xb++;
+    }
   }
 }

@@ -36,10 +36,13 @@ function chunked(r: Resampler, x: Int16Array, seed: number, maxChunkFrames: numb
   return concatInt16(parts);
 }
 
-describe('Resampler quality (tones, Kaiser-windowed spectra)', () => {
+const KERNELS = ['wasm', 'js'] as const;
+
+describe.each(KERNELS)('Resampler quality, %s kernel (tones, Kaiser-windowed spectra)', (kernel) => {
   for (const [inRate, outRate] of PAIRS) {
     it(`${inRate} → ${outRate}: passband within 0.1 dB up to 0.9 × lower Nyquist, rejection ≥ 100 dB`, () => {
-      const q = measureResampler(inRate, outRate);
+      const q = measureResampler(inRate, outRate, { kernel });
+      expect(new Resampler(inRate, outRate, { kernel }).kernel).toBe(kernel);
       expect(q.passbandTonesHz.length).toBeGreaterThanOrEqual(8);
       expect(Math.max(...q.passbandTonesHz)).toBeCloseTo(0.9 * (Math.min(inRate, outRate) / 2), 0);
       expect(q.passbandDeviationDb).toBeLessThanOrEqual(0.1);
@@ -54,33 +57,54 @@ describe('Resampler quality (tones, Kaiser-windowed spectra)', () => {
   }
 
   it('the measurement can fail: a deliberately short filter (60 dB design) is caught', () => {
-    const q = measureResampler(22050, 48000, { attenuationDb: 60 });
+    const q = measureResampler(22050, 48000, { attenuationDb: 60, kernel });
     expect(q.rejectionDb).toBeLessThan(75);
     expect(q.rejectionDb).toBeGreaterThan(50);
   });
 });
 
-describe('Resampler streaming behaviour', () => {
+describe.each(KERNELS)('Resampler chunking invariance, %s kernel', (kernel) => {
   for (const [inRate, outRate] of PAIRS) {
     it(`${inRate} → ${outRate}: exact length and bit-identical output for random chunkings (mono and stereo)`, () => {
       const frames = Math.round(inRate * 0.37) + 3; // not a multiple of anything convenient
       const mono = speechLike(inRate, frames, 3);
-      const reference = oneShot(new Resampler(inRate, outRate), mono);
+      const reference = oneShot(new Resampler(inRate, outRate, { kernel }), mono);
       expect(reference.length).toBe(Math.ceil((frames * outRate) / inRate));
-      for (const [seed, maxChunk] of [[1, 7], [2, 160], [3, 1000], [4, 5000]] as const) {
-        const out = chunked(new Resampler(inRate, outRate), mono, seed, maxChunk);
+      // Chunks from 0 to 9000 frames: tiny, typical (20 ms) and larger than the internal 4096-frame block.
+      for (const [seed, maxChunk] of [[1, 7], [2, 160], [3, 1000], [4, 9000]] as const) {
+        const out = chunked(new Resampler(inRate, outRate, { kernel }), mono, seed, maxChunk);
         expect(Buffer.from(out.buffer).equals(Buffer.from(reference.buffer))).toBe(true);
       }
       // Stereo: each channel exactly as the mono resampler treats it, however chunked.
       const right = noise(frames, 5000, 8);
       const stereo = interleave(mono, right);
-      const out = chunked(new Resampler(inRate, outRate, { channels: 2 }), stereo, 9, 333);
+      const out = chunked(new Resampler(inRate, outRate, { channels: 2, kernel }), stereo, 9, 333);
       expect(out.length).toBe(reference.length * 2);
       expect(Buffer.from(channel(out, 2, 0).buffer).equals(Buffer.from(reference.buffer))).toBe(true);
-      const rightRef = oneShot(new Resampler(inRate, outRate), right);
+      const rightRef = oneShot(new Resampler(inRate, outRate, { kernel }), right);
       expect(Buffer.from(channel(out, 2, 1).buffer).equals(Buffer.from(rightRef.buffer))).toBe(true);
     });
   }
+});
+
+describe('Resampler streaming behaviour', () => {
+  it('the WebAssembly SIMD kernel is used by default and agrees with the JavaScript one within 1 LSB', () => {
+    expect(new Resampler(22050, 48000).kernel).toBe('wasm');
+    const x = speechLike(22050, 20000, 12);
+    const a = oneShot(new Resampler(22050, 48000), x);
+    const b = oneShot(new Resampler(22050, 48000, { kernel: 'js' }), x);
+    expect(a.length).toBe(b.length);
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+    expect(maxDiff).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps memory bounded: a 30 s chunk goes through the fixed 4096-frame buffers', () => {
+    const x = noise(24000 * 30, 8000, 2);
+    const r = new Resampler(24000, 48000);
+    const out = concatInt16([r.process(x), r.flush()]);
+    expect(out.length).toBe(48000 * 30);
+  });
 
   it('is time-aligned: an impulse at input sample k peaks at output sample k·out/in', () => {
     const x = new Int16Array(300);
