@@ -16,7 +16,7 @@ import type { MessageService } from './messages.js';
 import { readMessageBody } from './messages.js';
 import { channelPayload, memberPayload, messagePayload, rolePayload, userPayload } from './payloads.js';
 import { ALL_PERMISSIONS, Perm, hasAll } from './permissions.js';
-import { Errors, RestError, fieldError, type RestResult, type UploadedFile } from './rest/http.js';
+import { Errors, fieldError, type RestResult, type UploadedFile } from './rest/http.js';
 import type { RegisteredCommand, RegisteredCommandOption, SimAttachment, SimMessage, SimState } from './state.js';
 
 export type OptionValue = string | number | boolean | { id: string };
