@@ -94,3 +94,10 @@ export function waitFor<T>(emitter: NodeJS.EventEmitter, event: string, predicat
     emitter.on(event, on);
   });
 }
+
+/** Polls until `cond()` holds (then lets 50 ms more pass, so extra arrivals would show) or the timeout expires. */
+export async function settle(cond: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
+}

@@ -129,7 +129,11 @@ describe('DAVE proposal for an unannounced user (fault injection)', () => {
     await voice.daveSettled(guildId);
     child.proc.send({ type: 'listen', userId: ALICE });
     await voice.speak(guildId, ALICE, tone(880, 0.2), { sampleRate: 48_000, channels: 1 });
-    await new Promise((r) => setTimeout(r, 150));
-    expect(await child.status()).toMatchObject({ status: 'ready', received: 10 + 5 });
+    let status = await child.status();
+    for (let i = 0; i < 100 && (status.received as number) < 15; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      status = await child.status();
+    }
+    expect(status).toMatchObject({ status: 'ready', received: 10 + 5 });
   });
 });

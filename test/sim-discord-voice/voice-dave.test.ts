@@ -11,7 +11,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodePackets } from '../../sim/discord/voice/audio-frames.js';
 import { startVoiceServer, type VoiceServer } from '../../sim/discord/voice/index.js';
-import { gatewayAdapter, goertzel, opusToneResource, tone, waitFor } from './helpers.js';
+import { gatewayAdapter, goertzel, opusToneResource, settle, tone, waitFor } from './helpers.js';
 
 const CHANNEL = '1300000000000000001';
 const BOT = '1100000000000000001';
@@ -30,7 +30,7 @@ function botDavey(connection: VoiceConnection): {
   return state.networking.state.dave!.session as ReturnType<typeof botDavey>;
 }
 
-async function playTone(connection: VoiceConnection, freq: number, seconds: number): Promise<number> {
+async function playTone(voice: VoiceServer, connection: VoiceConnection, freq: number, seconds: number): Promise<number> {
   const player = createAudioPlayer({ behaviors: { noSubscriber: NoSubscriberBehavior.Play } });
   const sub = connection.subscribe(player);
   const { resource, frames } = opusToneResource(freq, seconds);
@@ -38,7 +38,8 @@ async function playTone(connection: VoiceConnection, freq: number, seconds: numb
   await entersState(player, AudioPlayerStatus.Playing, 2_000);
   await entersState(player, AudioPlayerStatus.Idle, 3_000);
   sub?.unsubscribe();
-  await new Promise((r) => setTimeout(r, 100));
+  const guildId = connection.joinConfig.guildId;
+  await settle(() => voice.botAudio(guildId).packets.filter((p) => !p.silence).length >= frames);
   return frames;
 }
 
@@ -47,10 +48,11 @@ async function hear(voice: VoiceServer, connection: VoiceConnection, guildId: st
   const stream = connection.receiver.subscribe(userId);
   const onData = (b: Buffer) => received.push(b);
   stream.on('data', onData);
+  const expected = Math.ceil(seconds * 50) + 5;
   await voice.speak(guildId, userId, tone(freq, seconds), { sampleRate: 48_000, channels: 1 });
-  await new Promise((r) => setTimeout(r, 100));
+  await settle(() => received.length >= expected);
   stream.off('data', onData);
-  expect(received.length).toBe(Math.ceil(seconds * 50) + 5);
+  expect(received.length).toBe(expected);
   return decodePackets(received, 48_000, 1).pcm;
 }
 
@@ -89,7 +91,7 @@ describe('voice server, DAVE v1 (MLS external sender, members are real davey ses
     for (const op of ['out25', 'in26', 'out30', 'in23', 'out22']) expect(ops).toContain(op);
 
     // Bot → member: every non-silence frame carried DAVE and Alice's davey decrypted it.
-    const frames = await playTone(connection, 440, 0.4);
+    const frames = await playTone(voice, connection, 440, 0.4);
     let rec = voice.botAudio(guild);
     expect(rec.e2eeFrames).toBe(frames);
     expect(rec.clearFrames).toBe(0);
@@ -145,7 +147,7 @@ describe('voice server, DAVE v1 (MLS external sender, members are real davey ses
     expect(botDavey(connection).getUserIds().sort()).toEqual([ALICE, BOT].sort());
     expect(voice.session(guild)?.daveEpoch).toBe(3);
 
-    const frames = await playTone(connection, 523, 0.3);
+    const frames = await playTone(voice, connection, 523, 0.3);
     const rec = voice.botAudio(guild);
     expect(rec).toMatchObject({ e2eeFrames: frames, clearFrames: 0, daveFailures: 0 });
     const heard = await hear(voice, connection, guild, ALICE, 880, 0.3);

@@ -11,7 +11,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodePackets } from '../../sim/discord/voice/audio-frames.js';
 import { startVoiceServer, type VoiceServer } from '../../sim/discord/voice/index.js';
-import { gatewayAdapter, goertzel, opusToneResource, tone, waitFor } from './helpers.js';
+import { gatewayAdapter, goertzel, opusToneResource, settle, tone, waitFor } from './helpers.js';
 
 const GUILD = '1200000000000000001';
 const CHANNEL = '1300000000000000001';
@@ -52,7 +52,7 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     player.play(resource);
     await entersState(player, AudioPlayerStatus.Playing, 2_000);
     await entersState(player, AudioPlayerStatus.Idle, 3_000);
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(() => voice.botAudio(GUILD).clearFrames >= frames);
     const rec = voice.botAudio(GUILD);
     expect(rec.clearFrames).toBe(frames);
     expect(rec.e2eeFrames).toBe(0);
@@ -65,7 +65,7 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     const stream = connection.receiver.subscribe(MEMBER);
     stream.on('data', (b: Buffer) => received.push(b));
     await voice.speak(GUILD, MEMBER, tone(880, 0.4, 16_000), { sampleRate: 16_000, channels: 1 });
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(() => received.length >= 25);
     expect(received.length).toBe(20 + 5); // 20 frames of tone + 5 silence frames
     const heard = decodePackets(received, 48_000, 1).pcm;
     expect(goertzel(heard, 880)).toBeGreaterThan(100 * goertzel(heard, 440));
@@ -81,7 +81,7 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     expect(voice.frames(GUILD).some((f) => f.dir === 'out' && f.op === 9)).toBe(true);
     const before = received.length;
     await voice.speak(GUILD, MEMBER, tone(880, 0.2), { sampleRate: 48_000, channels: 1 });
-    await new Promise((r) => setTimeout(r, 100));
+    await settle(() => received.length - before >= 15);
     expect(received.length - before).toBe(10 + 5);
 
     // 4014: kicked → Disconnected (no automatic rejoin).
@@ -90,7 +90,7 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     expect(connection.state).toMatchObject({ status: 'disconnected', closeCode: 4014 });
   });
 
-  it('resumes after unacknowledged heartbeats, rejoins after 4006, and a corrupt packet kills the receive stream', async () => {
+  it('resumes after unacknowledged heartbeats, rejoins after 4006; dropped, invalid and corrupt packets', async () => {
     const guild = '1200000000000000002';
     voice.memberJoined(guild, MEMBER);
     const { adapterCreator, sent } = gatewayAdapter(voice, BOT);
@@ -117,13 +117,19 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     stream.on('data', (b: Buffer) => received.push(b));
     const streamError = new Promise<Error>((resolve) => stream.once('error', resolve));
     await voice.speak(guild, MEMBER, tone(880, 0.1), { sampleRate: 48_000, channels: 1 });
-    await new Promise((r) => setTimeout(r, 50));
+    await settle(() => received.length >= 10);
     expect(received).toHaveLength(5 + 5);
+
+    // Dropped packets simply never arrive (the receive stream has no sequence numbers to notice).
+    voice.dropNextPackets(guild, 2);
+    await voice.speak(guild, MEMBER, tone(880, 0.1), { sampleRate: 48_000, channels: 1 });
+    await settle(() => received.length >= 18);
+    expect(received).toHaveLength(10 + 8);
 
     // Invalid Opus goes through untouched (both encryption layers are transparent to it).
     const junk = [Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]), Buffer.from([0x01])];
     await voice.sendRawOpus(guild, MEMBER, junk);
-    await new Promise((r) => setTimeout(r, 50));
+    await settle(() => received.length >= 20);
     expect(received.slice(-2)).toEqual(junk);
 
     // One corrupted packet: @discordjs/voice 0.19.2 destroys the whole subscription (gotcha 6).
@@ -131,6 +137,6 @@ describe('voice server, DAVE off, with the real @discordjs/voice', () => {
     await voice.speak(guild, MEMBER, tone(880, 0.1), { sampleRate: 48_000, channels: 1 });
     expect((await streamError).message).toMatch(/authenticate/i);
     expect(stream.destroyed).toBe(true);
-    expect(received).toHaveLength(12);
+    expect(received).toHaveLength(20);
   });
 });
