@@ -24,8 +24,9 @@ async function answer(handle: InteractionHandle) {
 
 describe('bot voice orchestration end to end', () => {
   it('joins the invoker’s voice channel on /start, tells Voxta who is there, and leaves on /leave and /stop', async () => {
-    env = await startE2E();
-    await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id } });
+    const e = await startE2E();
+    env = e;
+    await e.spawnBot({ env: { DISCORD_GUILD_ID: e.guild.id } });
     await env.discord.waitForBotReady(15_000);
     await env.discord.waitForCommands(['start', 'leave', 'join', 'stop'], env.guild.id, 15_000);
     env.admin.joinVoice(env.voice.id);
@@ -36,8 +37,8 @@ describe('bot voice orchestration end to end', () => {
     expect(fields.find((f) => f.name === 'Voice channel')!.value).toBe(`<#${env.voice.id}>`);
     await env.discord.waitForBotVoice(env.guild.id, env.voice.id);
     // Voxta hears where it is and who is present (sent at start and on joins, debounced).
-    const ctx = await env.voxta!.waitFor(
-      () => env.voxta!.received.find((m) => JSON.stringify(m.payload).includes('present there now: Admin, Alice') || JSON.stringify(m.payload).includes('present there now: Alice, Admin')),
+    const ctx = await e.voxta!.waitFor(
+      () => e.voxta!.received.find((m) => JSON.stringify(m.payload).includes('present there now: Admin, Alice') || JSON.stringify(m.payload).includes('present there now: Alice, Admin')),
       10_000,
       'a context naming the voice members',
     );
