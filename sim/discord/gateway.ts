@@ -61,6 +61,8 @@ export interface GatewaySession {
 
 /** What the gateway needs from the rest of the simulator, computed when a session starts. */
 export interface GatewayHooks {
+  /** Whether the bot is in this guild: nothing about a guild it is not in is dispatched. */
+  botInGuild(guildId: string): boolean;
   /** A new IDENTIFY replaced every earlier session (state bound to old sessions must go). */
   sessionStarted(session: GatewaySession): void;
   readyData(session: GatewaySession): Record<string, unknown>;
@@ -173,6 +175,8 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    */
   dispatch(t: string, d: unknown, transform?: (d: unknown, session: GatewaySession) => unknown): void {
     const intent = DISPATCH_INTENT[t];
+    const guildId = d && typeof d === 'object' ? (d as { guild_id?: unknown }).guild_id : undefined;
+    if (typeof guildId === 'string' && this.hooks && !this.hooks.botInGuild(guildId)) return;
     for (const session of this.sessions.values()) {
       if (session.invalidated) continue;
       if (intent !== undefined && (session.intents & intent) === 0) continue;

@@ -148,6 +148,7 @@ export class DiscordSim {
       { token: this.token, rateLimit: opts.rateLimit ?? { limit: 50, windowMs: 1000 }, log, attachment: (id) => this.state.attachments.get(id) },
     );
     this.gateway.setHooks({
+      botInGuild: (guildId) => this.state.guilds.get(guildId)?.botPresent ?? false,
       sessionStarted: (session) => this.voiceStates.dropStaleBotStates(session.id),
       readyData: (session) => this.readyData(session),
       initialGuilds: (session) => this.state.botGuilds().map((g) => this.guildCreate(g, session)),

@@ -232,6 +232,38 @@ describe('discord-sim gateway with a real discord.js client', () => {
     expect(world.sim.identifies.length).toBe(identifiesBefore);
   });
 
+  it('fetches members over REST (one) and over the gateway (all, with the members intent)', async () => {
+    world = await startWorld();
+    const c = await loginClient(world.sim, [...DEFAULT_INTENTS, GatewayIntentBits.GuildMembers]);
+    client = c;
+    const g = c.guilds.cache.get(world.guild.id)!;
+    expect(g.members.cache.has(world.alice.id)).toBe(false);
+    const alice = await g.members.fetch(world.alice.id);
+    expect(alice.displayName).toBe('Alice');
+    const all = await g.members.fetch();
+    expect([...all.keys()].sort()).toEqual([world.guild.owner.id, world.sim.botUserId, world.alice.id, world.boss.id].sort());
+    await expect(g.members.fetch('123456789012345678')).rejects.toMatchObject({ code: 10007 });
+  });
+
+  it('sends nothing about a guild the bot has left, and its commands are gone for members', async () => {
+    world = await startWorld();
+    const c = await loginClient(world.sim);
+    client = c;
+    await c.application.commands.set([{ name: 'ping', description: 'Ping' }], world.guild.id);
+    const events: string[] = [];
+    c.on(Events.Raw, (p: { t?: string }) => {
+      if (p.t) events.push(p.t);
+    });
+    const gDel = nextEvent(c, Events.GuildDelete);
+    world.sim.removeBotFromGuild(world.guild.id);
+    await gDel;
+    world.alice.say(world.text.id, 'anyone?');
+    world.alice.joinVoice(world.voice.id);
+    await expect(world.alice.runCommand(world.text.id, 'ping')).rejects.toThrow(/not in guild/);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(events).toEqual(['GUILD_DELETE']);
+  });
+
   it('logs and answers 404 for routes it does not implement', async () => {
     world = await startWorld();
     client = await loginClient(world.sim);
