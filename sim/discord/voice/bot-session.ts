@@ -207,6 +207,7 @@ export class BotSession {
   // ---- client frames after identify/resume ----
 
   private onFrame(frame: ClientFrame): void {
+    if (this.ended) return; // a superseded session's socket: the client is about to close it
     if (frame.kind === 'binary') {
       this.record('in', { kind: 'binary', op: frame.op, bytes: frame.payload.length });
       this.onBinary(frame.op, frame.payload);
