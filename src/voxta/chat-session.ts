@@ -262,6 +262,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   /** sessionId learned from chatStarting while a start/resume is pending. */
   #pendingSessionId: string | undefined;
   #starting = false;
+  /** start/resume calls not finished yet (a send made meanwhile waits for their chat). */
+  #pendingStarts = 0;
   #closing = false;
   #connectPromise: Promise<WelcomeMessage> | undefined;
   #reconnectAbort: AbortController | undefined;
@@ -387,28 +389,38 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   /** Starts a new chat (or loads `chatId`) with a character; resolves on `chatStarted`. */
   async startChat(o: StartChatOptions): Promise<ChatInfo> {
     const payload = clientMessage.startChat({ characterId: o.characterId, chatId: o.chatId, contextKey: o.contextKey ?? (o.contexts ? 'discord' : undefined), contexts: o.contexts });
+    this.#pendingStarts++;
     return this.#serialised(async () => {
-      await this.#ensureReadyForChat();
-      const info = await this.#startOrResume(payload).catch((err: unknown) => {
-        if (!this.#chat && !this.#owned) this.#dropQueue('the chat could not be started');
+      try {
+        await this.#ensureReadyForChat();
+        const info = await this.#startOrResume(payload);
+        this.#owned = { chatId: info.chatId, contexts: o.contexts, contextKey: payload.contextKey };
+        return info;
+      } catch (err) {
+        if (!this.#chat && !this.#owned && this.#pendingStarts === 1) this.#dropQueue('the chat could not be started');
         throw err;
-      });
-      this.#owned = { chatId: info.chatId, contexts: o.contexts, contextKey: payload.contextKey };
-      return info;
+      } finally {
+        this.#pendingStarts--;
+      }
     });
   }
 
   /** Resumes an existing chat; resolves on `chatStarted`. */
   async resumeChat(o: ResumeChatOptions): Promise<ChatInfo> {
     const payload = clientMessage.resumeChat({ chatId: o.chatId, contextKey: o.contextKey ?? (o.contexts ? 'discord' : undefined), contexts: o.contexts });
+    this.#pendingStarts++;
     return this.#serialised(async () => {
-      await this.#ensureReadyForChat();
-      const info = await this.#startOrResume(payload).catch((err: unknown) => {
-        if (!this.#chat && !this.#owned) this.#dropQueue('the chat could not be started');
+      try {
+        await this.#ensureReadyForChat();
+        const info = await this.#startOrResume(payload);
+        this.#owned = { chatId: info.chatId, contexts: o.contexts, contextKey: payload.contextKey };
+        return info;
+      } catch (err) {
+        if (!this.#chat && !this.#owned && this.#pendingStarts === 1) this.#dropQueue('the chat could not be started');
         throw err;
-      });
-      this.#owned = { chatId: info.chatId, contexts: o.contexts, contextKey: payload.contextKey };
-      return info;
+      } finally {
+        this.#pendingStarts--;
+      }
     });
   }
 
@@ -452,7 +464,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   send(text: string, opts: SendOptions = {}): void {
     if (this.#state === 'closed') throw new VoxtaStateError('This Voxta session is closed');
     if (text.trim() === '') throw new VoxtaInputError('Cannot send an empty message (an empty send asks Voxta for a reply; use requestReply())');
-    if (!this.#chat && !this.#owned && !this.#starting) throw new VoxtaStateError('No Voxta chat is running');
+    if (!this.#chat && !this.#owned && this.#pendingStarts === 0) throw new VoxtaStateError('No Voxta chat is running');
     const max = this.#opts.maxQueuedSends ?? 100;
     if (this.#queue.length >= max) {
       const dropped = this.#queue.shift();

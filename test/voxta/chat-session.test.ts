@@ -293,4 +293,32 @@ describe('VoxtaChatSession against the simulator', () => {
     await session.startChat({ characterId: ARIA_ID });
     expect(() => session.send('   ')).toThrow(/empty/);
   });
+
+  it('a message sent while the chat is still starting is delivered once, after chatStarted', async () => {
+    const { sim, session } = await setup({ tts: { enabled: false } });
+    const started = session.startChat({ characterId: ARIA_ID });
+    await waitFor(session, 'state', (s: string) => s === 'ready');
+    session.send('early bird');
+    const chat = await started;
+    await sim.waitFor(() => sim.chats().find((c) => c.id === chat.chatId)!.messages.some((m) => m.text === 'early bird'), 3000, 'stored');
+    const sends = sim.received.filter((r) => r.payload.$type === 'send');
+    expect(sends).toHaveLength(1);
+    expect(sends[0]!.payload.sessionId).toBe(chat.sessionId);
+    await sim.waitFor(() => session.stats.inFlight === 0, 3000, 'confirmed by the server echo');
+  });
+
+  it('messages of another session on the same connection are not taken for ours', async () => {
+    const { sim, session } = await setup({ tts: { enabled: false } });
+    await session.startChat({ characterId: ARIA_ID });
+    const old = session.sessionId!;
+    await session.stopChat();
+    const chunks: string[] = [];
+    session.on('replyChunk', (c) => chunks.push(c.sessionId));
+    await session.startChat({ characterId: HOLT_ID });
+    const end = waitEvent<[ReplyEndMessage]>(session, 'replyEnd');
+    session.send('hi');
+    await end;
+    expect(chunks.every((id) => id === session.sessionId && id !== old)).toBe(true);
+    void sim;
+  });
 });
