@@ -93,6 +93,7 @@ export class BotCore {
         editIntervalMs: this.deps.editIntervalMs,
         contextDebounceMs: this.deps.contextDebounceMs,
       });
+      s.on('voxtaFailed', () => this.scheduleResume(guildId, 1));
       this.sessions.set(guildId, s);
     }
     return s;
@@ -151,16 +152,22 @@ export class BotCore {
         await session.post(`I could not resume the chat with ${rec.characterName} after restarting: ${err instanceof VoxtaAuthError ? 'Voxta refused my credentials' : 'Voxta does not know that chat any more'}. Start a new one with /start.`);
         return;
       }
-      const retry = this.deps.resumeRetryMs ?? { first: 5000, max: 60_000 };
-      const delay = Math.min(retry.max, retry.first * 2 ** attempt);
-      this.log.warn({ guildId, err: errorInfo(err), retryInMs: delay }, 'resume: failed; will retry');
+      this.log.warn({ guildId, err: errorInfo(err) }, 'resume: failed; will retry');
       if (attempt === 0) {
         await session.post(`I could not resume the chat with ${rec.characterName} yet (Voxta is not available); I will keep trying.`);
       }
-      const t = setTimeout(() => void this.resumeStored(guildId, attempt + 1), delay);
-      t.unref();
-      this.resumeTimers.set(guildId, t);
+      this.scheduleResume(guildId, attempt + 1);
     }
+  }
+
+  /** Tries to resume a stored active session later, with capped exponential back-off. */
+  private scheduleResume(guildId: string, attempt: number): void {
+    if (this.shuttingDown || this.resumeTimers.has(guildId)) return;
+    const retry = this.deps.resumeRetryMs ?? { first: 5000, max: 60_000 };
+    const delay = Math.min(retry.max, retry.first * 2 ** Math.max(0, attempt - 1));
+    const t = setTimeout(() => void this.resumeStored(guildId, attempt), delay);
+    t.unref();
+    this.resumeTimers.set(guildId, t);
   }
 
   /** Cancels a pending automatic resume (the admin ran /start, /resume or /stop). */

@@ -481,7 +481,13 @@ export class GuildSession extends EventEmitter {
       this.awaitingEcho.push({ discordId, text: unescapeUserText(text) });
       if (this.awaitingEcho.length > 50) this.awaitingEcho.shift();
     }
-    voxta.send(text);
+    try {
+      voxta.send(text);
+    } catch (err) {
+      // No chat to deliver to (closed under us): say so instead of dropping it silently.
+      this.log.warn({ err: errorInfo(err) }, 'guild session: a message could not be queued for Voxta');
+      void this.post('That message could not reach the character: no chat is running. Start one with /start.');
+    }
   }
 
   /** Messages that arrived while the chat was starting go out now, in order. */
@@ -586,12 +592,16 @@ export class GuildSession extends EventEmitter {
   private readonly onVoxtaFailed = (err: Error): void => {
     this.log.warn({ err: errorInfo(err) }, 'guild session: Voxta connection failed for good');
     if (!this.bridging) return;
+    // The record stays active: the bot core keeps trying to resume (and so does the next start).
     void this.stop('Voxta failed', {
       keepActive: true,
-      notice: 'I could not get the connection to Voxta back. Run /resume once Voxta is running again.',
-    }).then(() => {
-      // The chat should still be resumed by the next start of the bot, or by /resume.
-    });
+      notice: 'I could not get the connection to Voxta back. I will keep trying to resume this chat; /stop cancels that.',
+    }).then(() => this.emit('voxtaFailed'));
+  };
+  private readonly onVoxtaChatClosed = (): void => {
+    if (!this.bridging) return;
+    // Closed on the Voxta side (its app, or an admin): nothing to talk to any more.
+    void this.stop('chat closed by Voxta', { notice: 'The chat was closed on the Voxta side. /resume opens it again.' });
   };
 
   private attachVoxta(v: VoxtaSessionPort): void {
@@ -601,6 +611,7 @@ export class GuildSession extends EventEmitter {
     v.on('failed', this.onVoxtaFailed);
     v.on('sent', this.onVoxtaSent);
     v.on('chatLost', this.onVoxtaChatLost);
+    v.on('chatClosed', this.onVoxtaChatClosed);
   }
 
   private detachVoxta(v: VoxtaSessionPort): void {
@@ -610,6 +621,7 @@ export class GuildSession extends EventEmitter {
     v.off('failed', this.onVoxtaFailed);
     v.off('sent', this.onVoxtaSent);
     v.off('chatLost', this.onVoxtaChatLost);
+    v.off('chatClosed', this.onVoxtaChatClosed);
   }
 
   private handleVoxtaMessage(m: ServerMessage): void {

@@ -135,7 +135,7 @@ export function makeCore(
         endpoint,
         audioInput: 'None',
         logBindings: { guildId },
-        reconnect: { initialDelayMs: 50, maxDelayMs: 200, giveUpAfterMs: 5000 },
+        reconnect: { initialDelayMs: 50, maxDelayMs: 200, giveUpAfterMs: 1500 },
         timeouts: { chatStartMs: 5000 },
       });
       sessions.push(s);

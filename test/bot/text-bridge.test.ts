@@ -171,6 +171,19 @@ describe('resilience', () => {
     expect(general.texts().filter((t) => t.startsWith('I could not resume the chat with Aria yet'))).toHaveLength(1);
   }, 15_000);
 
+  it('when the Voxta client gives up, says so once, keeps the chat stored and resumes it once Voxta is back', async () => {
+    const chatId = h.store.getGuildSession(guild.id)!.chatId;
+    await sim.stop();
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('I could not get the connection to Voxta back')), 'the gave-up notice', 10_000);
+    expect(h.core.session(guild.id).state).toBe('idle');
+    expect(h.store.getGuildSession(guild.id)).toMatchObject({ active: true, chatId });
+    expect(h.core.admission.chatCount).toBe(0);
+    await sim.start();
+    await waitUntil(() => h.core.session(guild.id).state === 'active', 'the automatic resume', 10_000);
+    expect(sim.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    expect(general.texts().filter((t) => t.startsWith('I could not get the connection to Voxta back'))).toHaveLength(1);
+  }, 20_000);
+
   it('ends the session cleanly when the bound text channel is deleted', async () => {
     guild.channels.delete(general.id);
     await h.core.channelDeleted(guild.id, general.id);
