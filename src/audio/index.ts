@@ -11,6 +11,7 @@ export {
   OPUS_SILENCE_FRAME,
   MAX_OPUS_PACKET_BYTES,
   opusLiveCodecs,
+  opusHeapBytes,
   type OpusApplication,
   type OpusChannels,
   type OpusEncoderSettings,
@@ -19,9 +20,11 @@ export {
 } from './opus.js';
 export { parseWav, WavError, type WavAudio, type WavSampleFormat } from './wav.js';
 export { Resampler, type ResamplerOptions } from './resampler.js';
+export { firSimdAvailable } from './fir-simd.js';
 export { PcmFramer, frameBytesFor, VOXTA_FRAME_BYTES, OPUS_FRAME_BYTES_48K_STEREO, type PcmFramerOptions } from './framer.js';
 export {
   stereoToMono,
+  downmix,
   monoToStereo,
   int16ToFloat32,
   float32ToInt16,

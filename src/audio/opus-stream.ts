@@ -56,7 +56,8 @@ export class OpusPacketStream extends Readable {
    */
   write(pcm: Int16Array, rate = this.rate, channels = this.channels): void {
     if (this.finishing || this.aborted) return;
-    if (channels !== 1 && channels !== 2) throw new RangeError(`channels must be 1 or 2, got ${channels}`);
+    if (!Number.isInteger(channels) || channels < 1 || channels > 32) throw new RangeError(`channels must be 1..32, got ${channels}`);
+    if (!Number.isInteger(rate) || rate < 1000 || rate > 768_000) throw new RangeError(`sample rate out of range: ${rate}`);
     if (pcm.length % channels !== 0) throw new RangeError(`PCM length ${pcm.length} is not a multiple of ${channels} channels`);
     this.rate = rate;
     this.channels = channels;

@@ -90,6 +90,10 @@ class OpusRuntime {
     this.scratchPtr = this.malloc(16);
   }
 
+  get heapBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
   malloc(bytes: number): number {
     const ptr = this.native._malloc(bytes);
     if (!ptr) throw new Error(`opus heap exhausted (malloc ${bytes} bytes failed)`);
@@ -465,6 +469,11 @@ export class OpusEncoder extends OpusCodecBase {
 /** Diagnostics: how many codecs are alive on the current shared module. */
 export function opusLiveCodecs(): number {
   return currentRuntime?.liveCodecs ?? 0;
+}
+
+/** Diagnostics: size of the shared module's heap in bytes (it grows, never shrinks). */
+export function opusHeapBytes(): number {
+  return currentRuntime?.heapBytes ?? 0;
 }
 
 /** Discord's silence frame (sent five times before a pause). */

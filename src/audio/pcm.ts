@@ -11,6 +11,20 @@ export function stereoToMono(stereo: Int16Array): Int16Array {
   return out;
 }
 
+/** Any number of interleaved channels → mono (the average, rounded toward −∞). */
+export function downmix(interleaved: Int16Array, channels: number): Int16Array {
+  if (channels === 1) return interleaved;
+  if (channels === 2) return stereoToMono(interleaved);
+  const n = Math.floor(interleaved.length / channels);
+  const out = new Int16Array(n);
+  for (let i = 0, j = 0; i < n; i++) {
+    let acc = 0;
+    for (let c = 0; c < channels; c++, j++) acc += interleaved[j]!;
+    out[i] = Math.floor(acc / channels);
+  }
+  return out;
+}
+
 /** Mono → interleaved stereo (each sample duplicated). */
 export function monoToStereo(mono: Int16Array): Int16Array {
   const n = mono.length;

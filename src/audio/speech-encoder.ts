@@ -23,12 +23,13 @@
  *   so the tail of the speech is not lost.
  */
 import { OpusEncoder, OPUS_SAMPLE_RATES, type OpusApplication, type OpusSampleRate, type OpusSignal } from './opus.js';
+import { downmix } from './pcm.js';
 import { Resampler } from './resampler.js';
 
 export interface SpeechEncoderOptions {
   /** Input sample rate (Hz). May be changed later with {@link SpeechEncoder.setInputFormat}. */
   inputRate: number;
-  /** Interleaved input channels, 1 or 2. Default 1. */
+  /** Interleaved input channels (1–32; more than the packets carry are averaged). Default 1. */
   inputChannels?: number;
   /** Encoder sample rate; 'auto' (default) = smallest Opus rate ≥ inputRate. */
   opusRate?: OpusSampleRate | 'auto';
@@ -109,7 +110,7 @@ export class SpeechEncoder {
    */
   setInputFormat(inputRate: number, inputChannels: number): Buffer[] {
     if (!Number.isInteger(inputRate) || inputRate < 1000 || inputRate > 768_000) throw new RangeError(`input rate out of range: ${inputRate}`);
-    if (inputChannels !== 1 && inputChannels !== 2) throw new RangeError(`input channels must be 1 or 2, got ${inputChannels}`);
+    if (!Number.isInteger(inputChannels) || inputChannels < 1 || inputChannels > 32) throw new RangeError(`input channels must be 1..32, got ${inputChannels}`);
     if (inputRate === this.inputRate && inputChannels === this.inputChannels) return [];
     const out = this.resampler ? this.feed(this.resampler.flush()) : [];
     this.inputRate = inputRate;
@@ -126,12 +127,7 @@ export class SpeechEncoder {
     if (pcm.length % inCh !== 0) throw new RangeError(`PCM length ${pcm.length} is not a multiple of ${inCh} channels`);
     this.consumedSec += pcm.length / inCh / this.inputRate;
     if (pcm.length > 0) this.dirty = true;
-    let work = pcm;
-    if (inCh === 2 && this.workChannels === 1) {
-      const n = pcm.length >> 1;
-      work = new Int16Array(n);
-      for (let i = 0, j = 0; i < n; i++, j += 2) work[i] = (pcm[j]! + pcm[j + 1]!) >> 1;
-    }
+    const work = inCh > this.workChannels ? downmix(pcm, inCh) : pcm;
     return this.feed(this.resampler ? this.resampler.process(work) : work);
   }
 

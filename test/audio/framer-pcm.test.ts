@@ -5,6 +5,7 @@ import {
   bytesToInt16,
   concatInt16,
   dbfs,
+  downmix,
   float32ToInt16,
   int16ToBuffer,
   int16ToFloat32,
@@ -78,6 +79,8 @@ describe('pcm helpers', () => {
   it('down-mixes and up-mixes', () => {
     expect(Array.from(stereoToMono(Int16Array.of(100, 300, -32768, -32768, 32767, 32767)))).toEqual([200, -32768, 32767]);
     expect(Array.from(monoToStereo(Int16Array.of(1, -2)))).toEqual([1, 1, -2, -2]);
+    expect(Array.from(downmix(Int16Array.of(3, 6, 9, -1, -2, -4), 3))).toEqual([6, -3]);
+    expect(Array.from(downmix(Int16Array.of(2, 4), 2))).toEqual([3]);
   });
 
   it('converts Int16 ↔ Float32 with clipping', () => {

@@ -3,7 +3,7 @@
  * refused without harm, and decoding at 16 kHz is a proper band-limited decode.
  */
 import { describe, expect, it } from 'vitest';
-import { OpusDecodeError, OpusDecoder, OpusEncodeError, OpusEncoder, OPUS_SILENCE_FRAME, opusLiveCodecs } from '../../src/audio/opus.js';
+import { OpusDecodeError, OpusDecoder, OpusEncodeError, OpusEncoder, OPUS_SILENCE_FRAME, opusHeapBytes, opusLiveCodecs } from '../../src/audio/opus.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import { bestLag, snrDb, toneAmplitude, worstSpur } from '../../src/audio/quality.js';
 import { concatInt16 } from '../../src/audio/pcm.js';
@@ -147,6 +147,35 @@ describe('many live instances (the opusscript heap bug, fixed)', () => {
     expect(refPcm[0]!.some((s) => Math.abs(s) > 1000)).toBe(true);
     for (const c of [...encoders, ...decoders]) c.destroy();
     expect(opusLiveCodecs()).toBe(0);
+  });
+});
+
+describe('heap churn and growth', () => {
+  it('stays bit-exact while other codecs are created and destroyed around it, and across heap growth', () => {
+    const pcm = interleave(speechLike(48000, FRAME * 40, 21), chirp(48000, FRAME * 40, 300, 12000, 7000));
+    const packets = encodeAll(pcm, 2, 64000);
+    const reference = decodeAll(packets, 48000, 2);
+    const referenceEnc = encodeAll(pcm, 2, 64000);
+
+    const dec = new OpusDecoder(48000, 2);
+    const enc = new OpusEncoder(48000, 2, 'audio', { bitrate: 64000 });
+    const heapBefore = opusHeapBytes();
+    const crowd: OpusDecoder[] = [];
+    const out: Int16Array[] = [];
+    const outPackets: Buffer[] = [];
+    const split = frames(pcm, 2);
+    for (let f = 0; f < 40; f++) {
+      // Churn: free a few, allocate more (freed blocks get reused), until the heap has grown.
+      for (let k = 0; k < 3 && crowd.length > 0 && f % 2 === 0; k++) crowd.splice(f % crowd.length, 1)[0]!.destroy();
+      for (let k = 0; k < 8; k++) crowd.push(new OpusDecoder(48000, 2));
+      for (const c of crowd.slice(-4)) c.decode(packets[f]!);
+      out.push(dec.decode(packets[f]!));
+      outPackets.push(enc.encode(split[f]!));
+    }
+    expect(opusHeapBytes()).toBeGreaterThan(heapBefore); // memory.grow happened mid-stream
+    expect(sameBytes(concatInt16(out), reference)).toBe(true);
+    expect(outPackets.every((p, i) => p.equals(referenceEnc[i]!))).toBe(true);
+    for (const c of [...crowd, dec, enc]) c.destroy();
   });
 });
 

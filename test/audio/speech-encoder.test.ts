@@ -93,6 +93,16 @@ describe('SpeechEncoder', () => {
     enc.destroy();
   });
 
+  it('averages more than two input channels', () => {
+    const x = speechLike(16000, 16000, 13);
+    const three = new Int16Array(x.length * 3);
+    for (let i = 0; i < x.length; i++) three.fill(x[i]!, i * 3, i * 3 + 3);
+    const { packets, enc } = encode({ inputRate: 16000, inputChannels: 3 }, three, 320);
+    expect(enc.durationSec).toBeCloseTo(1.0, 9);
+    expect(match(to48k(x, 16000), channel(decode48(packets, 2), 2, 0)).correlation).toBeGreaterThan(0.95);
+    enc.destroy();
+  });
+
   it('gives identical packets however the input is chunked', () => {
     const x = speechLike(22050, 30000, 9);
     const a = encode({ inputRate: 22050 }, x, 30000).packets;
