@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
-import type { Logger } from '../../src/log.js';
+import { errorInfo, type Logger } from '../../src/log.js';
 
 export interface GatewayFrameRecord {
   dir: 'in' | 'out';
@@ -218,6 +218,16 @@ export class Gateway extends EventEmitter<GatewayEvents> {
   }
 
   private onFrame(conn: Connection, raw: RawData, isBinary: boolean): void {
+    try {
+      this.handleFrame(conn, raw, isBinary);
+    } catch (err) {
+      // A simulator bug must show up as a loud log line, not as an uncaught exception that kills
+      // the test process (or as a silently swallowed frame).
+      this.opts.log.error({ err: errorInfo(err, true) }, 'discord-sim: error while handling a gateway frame');
+    }
+  }
+
+  private handleFrame(conn: Connection, raw: RawData, isBinary: boolean): void {
     let payload: { op?: unknown; d?: unknown };
     try {
       if (isBinary) throw new Error('binary frame');

@@ -239,3 +239,20 @@ describe('discord-sim interactions: replacing a public placeholder by a private 
     expect(responseMessageId).toBe(handle.original?.id);
   });
 });
+
+describe('discord-sim interactions: files on edits and follow-ups', () => {
+  it('editReply with a file (multipart PATCH) and a follow-up with a file', async () => {
+    const { text, alice, client: c } = await setUp();
+    onCommand(c, async (i) => {
+      await i.deferReply();
+      await i.editReply({ content: 'here', files: [{ attachment: Buffer.from('one'), name: 'one.txt' }] });
+      await i.followUp({ content: 'more', files: [{ attachment: Buffer.from('two'), name: 'two.txt' }] });
+    });
+    const handle = await alice.runCommand(text.id, 'status');
+    await handle.waitUntil(() => (handle.followUps.length ? true : undefined), 3000);
+    const final = await handle.waitForFinal();
+    expect(final.content).toBe('here');
+    expect(final.attachments.map((a) => a.data.toString())).toEqual(['one']);
+    expect(final.followUps.map((m) => [m.content, m.attachments[0]?.filename, m.attachments[0]?.data.toString()])).toEqual([['more', 'two.txt', 'two']]);
+  });
+});
