@@ -172,4 +172,20 @@ describe('VoxtaAudioInput against the simulator', () => {
     await session.close();
     expect(input.state).toBe('closed');
   });
+
+  it('after a stall it catches up with at most a few frames and skips the rest (no burst)', async () => {
+    const { sim, session, input } = await setup({}, { maxCatchUpFrames: 3 });
+    const chat = await session.startChat({ characterId: ARIA_ID });
+    await sim.waitFor(() => (sim.audio(chat.sessionId)?.frameCount ?? 0) > 2, 3000, 'streaming');
+    const before = input.stats.framesSent;
+    const busyUntil = performance.now() + 330; // block the event loop: ~11 slots are missed
+    while (performance.now() < busyUntil) {
+      /* stall */
+    }
+    await new Promise((r) => setImmediate(r));
+    await sleep(5);
+    const afterStall = input.stats;
+    expect(afterStall.lateSkips).toBeGreaterThanOrEqual(5);
+    expect(afterStall.framesSent - before).toBeLessThanOrEqual(4);
+  });
 });
