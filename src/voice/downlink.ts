@@ -94,6 +94,27 @@ export function silencePackets(ms: number): PacketSource {
   };
 }
 
+let warmedUp = false;
+
+/**
+ * Pays the one-time costs (WASM/JIT of the encoder path, @discordjs/voice building its
+ * transformer graph on the first resource) at join time instead of on the first reply chunk,
+ * where they would add tens of milliseconds to the first sentence.
+ */
+export function warmUpDownlink(): void {
+  if (warmedUp) return;
+  warmedUp = true;
+  const rate = 24000;
+  const src = clipPackets({ sampleRate: rate, channels: 1, bitsPerSample: 16, format: 'pcm', samples: new Int16Array(rate / 50), frames: rate / 50, durationSec: 0.02 });
+  while (src.next()) {
+    /* encode the frame and the look-ahead flush */
+  }
+  src.close();
+  const probe = new ClipStream();
+  createAudioResource(probe, { inputType: StreamType.Opus });
+  probe.discard();
+}
+
 /** True when audio played now would be end-to-end encrypted (or DAVE is not in use). */
 export function e2eeReady(connection: VoiceConnection | undefined): boolean {
   if (!connection) return false;

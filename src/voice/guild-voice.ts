@@ -44,7 +44,7 @@ import { attributeSpeaker, capText, sanitizeUserText, MAX_USER_TEXT_CHARS } from
 import { Attribution } from './attribution.js';
 import { BargeInDetector } from './barge-in.js';
 import { VoiceLink, type VoiceLinkEndReason } from './connection.js';
-import { clipPackets, DiscordPlayerSink, silencePackets } from './downlink.js';
+import { clipPackets, DiscordPlayerSink, silencePackets, warmUpDownlink } from './downlink.js';
 import { LatencyRecorder } from './latency.js';
 import { SpeechQueue, type PlaybackPort, type SpeechChunk } from './speech-queue.js';
 import { Uplink } from './uplink.js';
@@ -97,6 +97,8 @@ export class GuildVoice extends EventEmitter<Events> {
   private readonly bargeIn: BargeInDetector;
   private readonly attribution = new Attribution();
   private readonly downlinkLatency = new LatencyRecorder();
+  /** replyChunk received → its audio downloaded and parsed. */
+  private readonly fetchLatency = new LatencyRecorder();
   private ended = false;
   private readonly watchdog: NodeJS.Timeout;
   private pausedSince: number | undefined;
@@ -146,6 +148,11 @@ export class GuildVoice extends EventEmitter<Events> {
     });
 
     this.sink = new DiscordPlayerSink({ log: this.log, connection: () => this.link.connection });
+    try {
+      warmUpDownlink();
+    } catch (err) {
+      this.log.debug({ err: errorInfo(err) }, 'voice: downlink warm-up failed (harmless)');
+    }
     this.queue = new SpeechQueue<WavAudio>({
       playback: this.playbackPort(),
       sink: this.sink,
@@ -155,6 +162,7 @@ export class GuildVoice extends EventEmitter<Events> {
       packets: clipPackets,
       silence: silencePackets,
       onFirstPacketLatency: (ms) => this.downlinkLatency.add(ms),
+      onReadyLatency: (ms) => this.fetchLatency.add(ms),
     });
 
     this.bindConnection();
@@ -193,7 +201,7 @@ export class GuildVoice extends EventEmitter<Events> {
   /** Leaves the channel: stops playback, hands the playback acknowledgements back, closes everything. */
   async leave(reason = 'leave'): Promise<void> {
     if (this.ended) return;
-    this.log.info({ reason }, 'voice: leaving');
+    this.log.info({ reason, stats: this.stats() }, 'voice: leaving');
     this.shutdown();
     this.link.close();
   }
@@ -242,6 +250,8 @@ export class GuildVoice extends EventEmitter<Events> {
       downlinkLatencySamples: this.downlinkLatency.count,
       downlinkLatencyP50Ms: this.downlinkLatency.percentile(50),
       downlinkLatencyP95Ms: this.downlinkLatency.percentile(95),
+      fetchLatencyP50Ms: this.fetchLatency.percentile(50),
+      fetchLatencyP95Ms: this.fetchLatency.percentile(95),
     };
   }
 
@@ -433,7 +443,7 @@ export class GuildVoice extends EventEmitter<Events> {
 
   private onLinkEnded(reason: VoiceLinkEndReason, detail: string): void {
     if (this.ended) return;
-    this.log.warn({ reason, detail }, 'voice: voice ended');
+    this.log.warn({ reason, detail, stats: this.stats() }, 'voice: voice ended');
     this.shutdown();
     this.emit('ended', `${reason}: ${detail}`);
   }

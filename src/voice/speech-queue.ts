@@ -90,6 +90,8 @@ export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
   maxInFlight?: number;
   /** Called when a clip's first packet is taken, with ms since its replyChunk arrived (only when nothing was playing before it). */
   onFirstPacketLatency?(ms: number): void;
+  /** Called when a clip is downloaded and parsed, with ms since its replyChunk arrived. */
+  onReadyLatency?(ms: number): void;
 }
 
 export interface SpeechQueueStats {
@@ -274,6 +276,7 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
           try {
             e.audio = this.deps.decode(bytes);
             e.state = 'ready';
+            this.deps.onReadyLatency?.(this.now() - e.arrivedAt);
           } catch (err) {
             this.counters.decodeFailures++;
             this.deps.log.error({ ...ctx, bytes: bytes.length, err: errorInfo(err) }, 'TTS audio is not playable audio: acknowledged with duration 0');

@@ -219,3 +219,38 @@ describe('voice end to end (production bot, real @discordjs/voice, simulators)',
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 });
+
+describe('voice latency (reported, not asserted beyond sanity)', () => {
+  it('replyChunk → first Opus packet on the wire, and RTP → Voxta input, over several turns', async () => {
+    const { env, bot } = await boot({ voxta: { reply: (t) => [`Okay ${t.length}.`], stt: { transcripts: ['one'] } } });
+    const voxta = env.voxta!;
+    const latencies: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const before = replyIds(env).length;
+      env.alice.say(env.text.id, `turn ${i}`);
+      const id = await voxta.waitFor(() => replyIds(env)[before], 10_000, `reply ${i}`);
+      await voxta.waitFor(() => voxta.playback(id).completes >= 1, 10_000, `complete ${i}`);
+      const chunkAt = voxta.sent.find((m) => (m.payload as { $type?: string; messageId?: string }).$type === 'replyChunk' && (m.payload as { messageId?: string }).messageId === id)!.at;
+      const first = env.discord.voiceServer.botAudio(env.guild.id).packets.find((p) => !p.silence && p.at >= chunkAt);
+      expect(first).toBeDefined();
+      latencies.push(first!.at - chunkAt);
+    }
+    // One spoken turn for the uplink figure.
+    await env.alice.speak(tone(440, 800), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => sends(env).includes('one'), 10_000, 'the transcript');
+    await env.admin.runCommand(env.text.id, 'leave');
+    const leaving = await bot.waitForLog(/voice: leaving/, 10_000);
+    const stats = (leaving.json?.stats ?? {}) as Record<string, number>;
+    const sorted = [...latencies].sort((a, b) => a - b);
+    const p95 = sorted[Math.ceil(sorted.length * 0.95) - 1]!;
+    console.log(
+      `[voice latency] replyChunk→first packet on the wire (ms): ${latencies.join(', ')}; p50 ${sorted[Math.floor(sorted.length / 2)]}, p95 ${p95}; ` +
+        `bot-side replyChunk→packet taken p50 ${stats.downlinkLatencyP50Ms?.toFixed(1)} p95 ${stats.downlinkLatencyP95Ms?.toFixed(1)} ` +
+        `(of which download+parse p50 ${stats.fetchLatencyP50Ms?.toFixed(1)} p95 ${stats.fetchLatencyP95Ms?.toFixed(1)}); ` +
+        `RTP→Voxta input p50 ${stats.uplinkLatencyP50Ms?.toFixed(3)} p95 ${stats.uplinkLatencyP95Ms?.toFixed(3)} (${stats.uplinkLatencySamples} samples)`,
+    );
+    expect(stats.uplinkLatencySamples).toBeGreaterThan(20);
+    expect(stats.downlinkLatencySamples).toBeGreaterThanOrEqual(8);
+    expect(p95).toBeLessThan(1000); // sanity only: the figures are for the benchmark report
+  }, 90_000);
+});
