@@ -106,7 +106,8 @@ export class GuildSession extends EventEmitter {
   private _state: GuildSessionState = 'idle';
   private voxta: VoxtaSessionPort | undefined;
   private voice: GuildVoicePort | undefined;
-  private readonly log: Logger;
+  /** Carries guildId always, and chatId while a chat runs. */
+  private log: Logger;
   private readonly latency = new RecentSamples(50);
   /** Humans who have written in this session, to decide whether names are attached. */
   private readonly speakers = new Set<string>();
@@ -247,6 +248,7 @@ export class GuildSession extends EventEmitter {
       });
     save();
     this.voxta = voxta;
+    this.log = this.deps.log.child({ guildId: this.guildId, chatId: started.chatId });
     this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
     this.deps.metrics.sessionsStarted.inc({ kind });
@@ -302,6 +304,7 @@ export class GuildSession extends EventEmitter {
     this.awaitingEcho.length = 0;
     this.speakers.clear();
     this.transition('idle', reason);
+    this.log = this.deps.log.child({ guildId: this.guildId });
     return true;
   }
 

@@ -66,6 +66,28 @@ describe('bot end to end (real discord.js, production entry)', () => {
     expect(fields.some((f) => f.startsWith('Message Content intent: available'))).toBe(true);
   }, 60_000);
 
+  it('steers a running chat: /say, /interrupt, /listen for oneself, /transcripts for admins', async () => {
+    const { env } = await boot();
+    await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
+    const said = await answer(await env.admin.runCommand(env.text.id, 'say', { text: 'Welcome, everyone!' }));
+    expect(said).toMatchObject({ ephemeral: true, content: 'Sent; the character will say it next.' });
+    await env.voxta!.waitForClientMessage('characterSpeechRequest', { match: (p) => p.text === 'Welcome, everyone!' });
+    await env.discord.waitForMessage(env.text.id, (m) => byBot(env)(m) && m.content === 'Welcome, everyone!', 10_000);
+
+    const interrupted = await answer(await env.alice.runCommand(env.text.id, 'interrupt'));
+    expect(interrupted).toMatchObject({ ephemeral: true, content: 'Interrupted.' });
+    await env.voxta!.waitForClientMessage('interrupt');
+
+    const off = await answer(await env.alice.runCommand(env.text.id, 'listen off'));
+    expect(off).toMatchObject({ ephemeral: true, content: expect.stringMatching(/^From now on I will not listen to you in voice/) });
+    await expect(env.alice.runCommand(env.text.id, 'transcripts off')).rejects.toThrow(CommandRejectedError);
+    const tOff = await answer(await env.admin.runCommand(env.text.id, 'transcripts off'));
+    expect(tOff.content).toBe('Voice conversations will no longer be posted in the text channel.');
+    const status = await answer(await env.alice.runCommand(env.text.id, 'status'));
+    const fields = (status.embeds[0]?.fields as Array<{ name: string; value: string }>).map((f) => `${f.name}: ${f.value}`);
+    expect(fields).toContain('Voice transcripts: not mirrored to text');
+  }, 60_000);
+
   it('hides state-changing commands from members without Manage Server and answers failures ephemerally', async () => {
     const { env } = await boot();
     await expect(env.alice.runCommand(env.text.id, 'start', { character: ARIA_ID })).rejects.toThrow(CommandRejectedError);
