@@ -35,7 +35,15 @@ export {
   concatInt16,
   applyGain,
 } from './pcm.js';
-export { SpeechEncoder, SPEECH_ENCODER_DEFAULTS, OPUS_FRAME_MS, opusRateFor, type SpeechEncoderOptions } from './speech-encoder.js';
+export {
+  SpeechEncoder,
+  SPEECH_ENCODER_DEFAULTS,
+  OPUS_FRAME_MS,
+  opusRateFor,
+  encodeWav,
+  type EncodedSpeech,
+  type SpeechEncoderOptions,
+} from './speech-encoder.js';
 export { OpusPacketStream, createOpusPacketStream, type OpusPacketStreamOptions } from './opus-stream.js';
 export { measureResampler, measureResamplerSpeed, type ResamplerQuality } from './quality.js';
 // Owned by the voice-activity/floor helper; re-exported so users import one module.

@@ -25,6 +25,7 @@
 import { OpusEncoder, OPUS_SAMPLE_RATES, type OpusApplication, type OpusSampleRate, type OpusSignal } from './opus.js';
 import { downmix } from './pcm.js';
 import { Resampler } from './resampler.js';
+import { parseWav, type WavAudio } from './wav.js';
 
 export interface SpeechEncoderOptions {
   /** Input sample rate (Hz). May be changed later with {@link SpeechEncoder.setInputFormat}. */
@@ -206,5 +207,29 @@ export class SpeechEncoder {
     this.packets++;
     this.filled = 0;
     return this.encoder.encode(this.frame);
+  }
+}
+
+export interface EncodedSpeech {
+  packets: Buffer[];
+  /** True duration of the audio (before padding to whole 20 ms packets). */
+  durationSec: number;
+  wav: Omit<WavAudio, 'samples'>;
+}
+
+/**
+ * One-shot helper: WAV bytes → 20 ms Opus packets (parse, resample if needed, encode, flush).
+ * Throws WavError for bytes that are not playable WAV audio.
+ */
+export function encodeWav(bytes: Uint8Array, opts: Omit<SpeechEncoderOptions, 'inputRate' | 'inputChannels'> = {}): EncodedSpeech {
+  const wav = parseWav(bytes);
+  const enc = new SpeechEncoder({ ...opts, inputRate: wav.sampleRate, inputChannels: wav.channels });
+  try {
+    const packets = enc.push(wav.samples);
+    packets.push(...enc.end());
+    const { samples: _samples, ...info } = wav;
+    return { packets, durationSec: enc.durationSec, wav: info };
+  } finally {
+    enc.destroy();
   }
 }

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { OpusDecoder } from '../../src/audio/opus.js';
 import { Resampler } from '../../src/audio/resampler.js';
-import { SpeechEncoder, opusRateFor, type SpeechEncoderOptions } from '../../src/audio/speech-encoder.js';
+import { SpeechEncoder, encodeWav, opusRateFor, type SpeechEncoderOptions } from '../../src/audio/speech-encoder.js';
+import { WavError } from '../../src/audio/wav.js';
 import { createOpusPacketStream } from '../../src/audio/opus-stream.js';
 import { bestLag, correlation } from '../../src/audio/quality.js';
 import { concatInt16 } from '../../src/audio/pcm.js';
@@ -131,6 +132,29 @@ describe('SpeechEncoder', () => {
     expect(packets.length).toBeLessThanOrEqual(51);
     expect(enc.end()).toEqual([]); // nothing new since the last end()
     enc.destroy();
+  });
+
+  it('encodeWav(): WAV bytes → packets with the true duration; non-audio → WavError', () => {
+    const x = speechLike(22050, 22050 * 2, 17);
+    const header = Buffer.alloc(44);
+    header.write('RIFF', 0);
+    header.writeUInt32LE(36 + x.byteLength, 4);
+    header.write('WAVEfmt ', 8);
+    header.writeUInt32LE(16, 16);
+    header.writeUInt16LE(1, 20);
+    header.writeUInt16LE(1, 22);
+    header.writeUInt32LE(22050, 24);
+    header.writeUInt32LE(44100, 28);
+    header.writeUInt16LE(2, 32);
+    header.writeUInt16LE(16, 34);
+    header.write('data', 36);
+    header.writeUInt32LE(0xffffffff, 40); // streamed
+    const res = encodeWav(Buffer.concat([header, Buffer.from(x.buffer)]));
+    expect(res.durationSec).toBeCloseTo(2, 9);
+    expect(res.wav).toMatchObject({ sampleRate: 22050, channels: 1, format: 'pcm' });
+    expect(res.packets.length).toBe(101);
+    expect(match(to48k(x, 22050), channel(decode48(res.packets, 2), 2, 0)).correlation).toBeGreaterThan(0.95);
+    expect(() => encodeWav(Buffer.from('<!DOCTYPE html>'))).toThrow(WavError);
   });
 
   it('picks the smallest Opus rate at or above the input rate', () => {
