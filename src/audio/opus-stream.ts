@@ -55,7 +55,7 @@ export class OpusPacketStream extends Readable {
    * constructor's). Ignored after finish() or abort().
    */
   write(pcm: Int16Array, rate = this.rate, channels = this.channels): void {
-    if (this.finishing || this.aborted) return;
+    if (this.finishing || this.aborted || this.destroyed) return;
     if (!Number.isInteger(channels) || channels < 1 || channels > 32) throw new RangeError(`channels must be 1..32, got ${channels}`);
     if (!Number.isInteger(rate) || rate < 1000 || rate > 768_000) throw new RangeError(`sample rate out of range: ${rate}`);
     if (pcm.length % channels !== 0) throw new RangeError(`PCM length ${pcm.length} is not a multiple of ${channels} channels`);
@@ -69,7 +69,7 @@ export class OpusPacketStream extends Readable {
 
   /** No more PCM: the stream ends after the last packet (padded, encoder look-ahead flushed). */
   finish(): void {
-    if (this.finishing || this.aborted) return;
+    if (this.finishing || this.aborted || this.destroyed) return;
     this.finishing = true;
     if (this.wanted) this.pump();
   }
@@ -96,12 +96,10 @@ export class OpusPacketStream extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // Normal end or destroy() by the consumer: free the codec (idempotent) and drop leftovers.
     this.pending.length = 0;
     this.ready.length = 0;
-    if (!this.aborted) {
-      this.aborted = true;
-      this.encoder.destroy();
-    }
+    this.encoder.destroy();
     callback(err);
   }
 

@@ -175,6 +175,7 @@ describe('OpusPacketStream', () => {
     expect(packets.length).toBeGreaterThanOrEqual(50);
     expect(packets.length).toBeLessThanOrEqual(51);
     expect(stream.encodedSec).toBeCloseTo(1.0, 9);
+    expect(stream.isAborted).toBe(false);
     const out = decode48(packets, 2);
     expect(out.some((s) => Math.abs(s) > 1000)).toBe(true);
   });
@@ -206,5 +207,15 @@ describe('OpusPacketStream', () => {
     expect(got.length).toBe(3);
     stream.write(speechLike(24000, 480)); // ignored, no throw
     stream.finish();
+  });
+
+  it('a consumer destroying the stream frees it; later writes are ignored', async () => {
+    const stream = createOpusPacketStream({ inputRate: 16000 });
+    stream.write(speechLike(16000, 3200));
+    expect(stream.read()).toBeInstanceOf(Buffer);
+    stream.destroy();
+    await new Promise((r) => setImmediate(r));
+    expect(() => stream.write(speechLike(16000, 320))).not.toThrow();
+    expect(stream.isAborted).toBe(false);
   });
 });
