@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { InteractionHandle } from '../../sim/discord/index.js';
 import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
+import { boot as bootVoice, tone } from '../voice/e2e-helpers.js';
 
 let env: E2EEnv | undefined;
 afterEach(async () => {
@@ -75,5 +76,25 @@ describe('bot voice orchestration end to end', () => {
     expect(second.embeds[0]!.description).toMatch(/^Voice is busy in another server .* so this chat is text-only for now\./);
     expect(second.embeds[0]!.fields!.find((f) => f.name === 'Voice channel')!.value).toBe('none (text only)');
     expect(env.discord.botVoiceState(other.id)?.channelId ?? null).toBeNull();
+  }, 90_000);
+
+  it('mirrors voice turns into the text channel, and keeps them out with /transcripts off', async () => {
+    const { env: e } = await bootVoice({ voxta: { stt: { transcripts: ['hello by voice', 'second by voice'] }, reply: () => ['Heard you.'] } }, (x) => (env = x));
+    const fromBot = (m: { authorId: string; interactionId: string | null }) => m.authorId === e.discord.botUserId && m.interactionId === null;
+    await e.alice.speak(tone(440, 900), { sampleRate: 48_000, channels: 1 });
+    await e.discord.waitForMessage(e.text.id, (m) => fromBot(m) && m.content === '🎙️ **Alice**: hello by voice', 15_000);
+    await e.discord.waitForMessage(e.text.id, (m) => fromBot(m) && m.content === 'Heard you.', 15_000);
+    const voxta = e.voxta!;
+    await voxta.waitFor(() => voxta.heldSessions().length === 0 && voxta.received.some((m) => m.payload.$type === 'speechPlaybackComplete'), 15_000, 'the spoken reply to finish');
+
+    await answer(await e.admin.runCommand(e.text.id, 'transcripts off'));
+    const before = e.discord.messages(e.text.id).filter(fromBot).length;
+    const replyEnds = () => voxta.sent.filter((m) => (m.payload as { $type?: string }).$type === 'replyEnd').length;
+    const endsBefore = replyEnds();
+    await e.alice.speak(tone(440, 900), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => voxta.received.some((m) => m.payload.$type === 'send' && m.payload.text === 'second by voice'), 15_000, 'the second transcript');
+    await voxta.waitFor(() => replyEnds() > endsBefore, 15_000, 'the second reply');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(e.discord.messages(e.text.id).filter(fromBot).length).toBe(before);
   }, 90_000);
 });
