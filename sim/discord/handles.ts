@@ -225,6 +225,21 @@ export class SimMemberHandle {
     return this.sim.interactions.autocomplete(this.id, channelId, command, focused, value, others);
   }
 
+  /** Clicks a button on a message (INTERACTION_CREATE, message component). */
+  clickButton(messageId: string, customId: string): Promise<InteractionHandle> {
+    return this.sim.interactions.useComponent(this.id, messageId, customId);
+  }
+
+  /** Picks `values` in a select menu on a message. */
+  selectOptions(messageId: string, customId: string, values: string[]): Promise<InteractionHandle> {
+    return this.sim.interactions.useComponent(this.id, messageId, customId, values);
+  }
+
+  /** Fills in and submits the modal the bot showed in answer to `source` (values by field custom_id). */
+  submitModal(source: InteractionHandle, values: Record<string, string>): Promise<InteractionHandle> {
+    return this.sim.interactions.submitModal(this.id, source, values);
+  }
+
   joinVoice(channelId: string, opts: { selfMute?: boolean; selfDeaf?: boolean } = {}): void {
     this.sim.voiceStates.memberJoin(this.guildId, this.id, channelId, opts);
   }

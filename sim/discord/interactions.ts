@@ -21,6 +21,8 @@ import type { RegisteredCommand, RegisteredCommandOption, SimAttachment, SimMess
 
 export type OptionValue = string | number | boolean | { id: string };
 
+export type InteractionKind = 'command' | 'autocomplete' | 'component' | 'modal';
+
 export interface AutocompleteChoice {
   name: string;
   value: string | number;
@@ -65,13 +67,16 @@ export class InteractionHandle extends EventEmitter<{ change: [] }> {
   constructor(
     readonly id: string,
     readonly token: string,
-    readonly kind: 'command' | 'autocomplete',
+    readonly kind: InteractionKind,
+    /** The command name, or `component:<custom_id>` / `modal:<custom_id>`. */
     readonly commandName: string,
     readonly guildId: string,
     readonly channelId: string,
     readonly userId: string,
     /** The INTERACTION_CREATE payload that was dispatched. */
     readonly payload: Record<string, unknown>,
+    /** For component interactions (and modals opened from one): the message the component is on. */
+    readonly message: SimMessage | undefined = undefined,
   ) {
     super();
   }
@@ -393,7 +398,64 @@ export class Interactions {
     }
   }
 
-  private async dispatch(kind: 'command' | 'autocomplete', type: InteractionType, data: Record<string, unknown>, name: string, userId: string, channelId: string): Promise<InteractionHandle> {
+  // ---- components and modals (member side) ----
+
+  /**
+   * Clicks a button (no `values`) or picks options in a select menu on a message, as the Discord
+   * client allows: the component must exist on the message, be enabled, and be of the right kind.
+   */
+  async useComponent(userId: string, messageId: string, customId: string, values?: string[]): Promise<InteractionHandle> {
+    const msg = this.state.messages.get(messageId);
+    if (!msg || msg.deleted) throw new CommandRejectedError(`message ${messageId} does not exist`);
+    if (msg.ephemeral && this.byId.get(msg.interactionId ?? '')?.userId !== userId) throw new CommandRejectedError(`message ${messageId} is ephemeral for another member`);
+    if (!hasAll(this.state.channelPermissions(msg.channelId, userId), Perm.ViewChannel)) throw new CommandRejectedError(`the member cannot see channel ${msg.channelId}`);
+    if (!this.state.guild(msg.guildId).botPresent) throw new CommandRejectedError(`the bot is not in guild ${msg.guildId}`);
+    const component = findComponent(msg.components, customId);
+    if (!component) throw new CommandRejectedError(`message ${messageId} has no component with custom_id "${customId}"`);
+    if (component.disabled) throw new CommandRejectedError(`component "${customId}" is disabled`);
+    const isButton = component.type === 2;
+    if (isButton && values !== undefined) throw new CommandRejectedError(`"${customId}" is a button: click it without values`);
+    if (!isButton && values === undefined) throw new CommandRejectedError(`"${customId}" is a select menu (type ${component.type}): pass the chosen values`);
+    if (isButton && component.style === 5) throw new CommandRejectedError(`"${customId}" is a link button: it opens a URL and sends no interaction`);
+    if (values !== undefined) {
+      const min = component.min_values ?? 1;
+      const max = component.max_values ?? 1;
+      if (values.length < min || values.length > max) throw new CommandRejectedError(`select "${customId}" takes ${min} to ${max} values`);
+      if (component.type === 3) {
+        const allowed = (component.options ?? []).map((o) => o.value);
+        const bad = values.find((v) => !allowed.includes(v));
+        if (bad !== undefined) throw new CommandRejectedError(`"${bad}" is not an option of select "${customId}"`);
+      }
+    }
+    const data = { custom_id: customId, component_type: component.type, ...(values !== undefined ? { values } : {}) };
+    return this.dispatch('component', InteractionType.MessageComponent, data, `component:${customId}`, userId, msg.channelId, msg);
+  }
+
+  /** Fills in and submits the modal the bot showed in answer to `source`. */
+  async submitModal(userId: string, source: InteractionHandle, values: Record<string, string>): Promise<InteractionHandle> {
+    const modal = source.modal as { custom_id: string; components: unknown[] } | undefined;
+    if (!modal) throw new CommandRejectedError(`the bot showed no modal for ${source.commandName}`);
+    if (source.userId !== userId) throw new CommandRejectedError('only the member who opened a modal can submit it');
+    const known = new Set<string>();
+    const fill = (c: RawComponent): RawComponent => {
+      if (Array.isArray(c.components)) return { type: c.type, components: c.components.map(fill) };
+      if (c.component) return { type: c.type, component: fill(c.component) };
+      if (c.type === 4 && c.custom_id) {
+        known.add(c.custom_id);
+        const value = values[c.custom_id] ?? '';
+        if ((c.required ?? true) && value === '') throw new CommandRejectedError(`modal field "${c.custom_id}" is required`);
+        if (c.max_length !== undefined && value.length > c.max_length) throw new CommandRejectedError(`modal field "${c.custom_id}" takes at most ${c.max_length} characters`);
+        return { type: 4, custom_id: c.custom_id, value };
+      }
+      return { type: c.type, ...(c.custom_id ? { custom_id: c.custom_id } : {}) };
+    };
+    const components = (modal.components as RawComponent[]).map(fill);
+    const unknown = Object.keys(values).find((k) => !known.has(k));
+    if (unknown) throw new CommandRejectedError(`the modal has no field "${unknown}"`);
+    return this.dispatch('modal', InteractionType.ModalSubmit, { custom_id: modal.custom_id, components }, `modal:${modal.custom_id}`, userId, source.channelId, source.message);
+  }
+
+  private async dispatch(kind: InteractionKind, type: InteractionType, data: Record<string, unknown>, name: string, userId: string, channelId: string, message?: SimMessage): Promise<InteractionHandle> {
     const channel = this.state.channel(channelId);
     const guild = this.state.guild(channel.guildId);
     const member = this.state.member(guild.id, userId);
@@ -419,8 +481,9 @@ export class Interactions {
       authorizing_integration_owners: { '0': guild.id },
       context: 0,
       attachment_size_limit: 10 * 1024 * 1024,
+      ...(message ? { message: messagePayload(this.state, message) } : {}),
     };
-    const handle = new InteractionHandle(id, token, kind, name, guild.id, channelId, userId, payload);
+    const handle = new InteractionHandle(id, token, kind, name, guild.id, channelId, userId, payload, message);
     this.byId.set(id, handle);
     this.byToken.set(token, handle);
     const timer = setTimeout(() => {
@@ -457,7 +520,7 @@ export class Interactions {
       case T.ChannelMessageWithSource: {
         const data = readMessageBody(body.data, files, { requireSomething: true });
         const ephemeral = ((data.flags ?? 0) & MessageFlags.Ephemeral) !== 0;
-        const msg = this.responseMessage(handle, data.content ?? '', data.embeds ?? [], this.messages.storeFiles(handle.channelId, files, data.attachments), ephemeral ? MessageFlags.Ephemeral : 0);
+        const msg = this.responseMessage(handle, { ...data, attachments: this.messages.storeFiles(handle.channelId, files, data.attachments), flags: ephemeral ? MessageFlags.Ephemeral : 0 });
         handle.callbackType = type;
         handle.original = this.messages.post(msg);
         break;
@@ -465,12 +528,13 @@ export class Interactions {
       case T.DeferredChannelMessageWithSource: {
         const flags = Number((body.data as { flags?: unknown } | undefined)?.flags ?? 0);
         const ephemeral = (flags & MessageFlags.Ephemeral) !== 0;
-        const msg = this.responseMessage(handle, '', [], [], MessageFlags.Loading | (ephemeral ? MessageFlags.Ephemeral : 0));
+        const msg = this.responseMessage(handle, { flags: MessageFlags.Loading | (ephemeral ? MessageFlags.Ephemeral : 0) });
         handle.callbackType = type;
         handle.original = this.messages.post(msg);
         break;
       }
       case T.Modal: {
+        if (handle.kind === 'modal') throw Errors.invalidFormBody(fieldError('type', 'INTERACTION_RESPONSE_TYPE_INVALID', 'A modal submit cannot be answered with another modal'));
         const data = body.data as { custom_id?: unknown; title?: unknown; components?: unknown } | undefined;
         if (!data || typeof data.custom_id !== 'string' || typeof data.title !== 'string' || !Array.isArray(data.components)) {
           throw Errors.invalidFormBody(fieldError('data', 'BASE_TYPE_REQUIRED', 'A modal needs custom_id, title and components'));
@@ -480,26 +544,48 @@ export class Interactions {
         break;
       }
       case T.DeferredMessageUpdate:
-      case T.UpdateMessage:
-        // Only component interactions (buttons, menus) have a message to update.
-        throw Errors.invalidFormBody(fieldError('type', 'INTERACTION_RESPONSE_TYPE_INVALID', `Interaction response type ${String(type)} is only valid for component interactions`));
+      case T.UpdateMessage: {
+        // Only component interactions (and modals opened from one) have a message to update.
+        const target = handle.message;
+        if (!target || target.deleted) {
+          throw Errors.invalidFormBody(fieldError('type', 'INTERACTION_RESPONSE_TYPE_INVALID', `Interaction response type ${String(type)} is only valid for component interactions`));
+        }
+        if (type === T.UpdateMessage) {
+          const data = readMessageBody(body.data, files, { requireSomething: false });
+          const change: Parameters<MessageService['edit']>[1] = {};
+          if (data.content !== undefined) change.content = data.content;
+          if (data.embeds !== undefined) change.embeds = data.embeds;
+          if (data.components !== undefined) change.components = data.components;
+          if (files.length || data.attachments) {
+            const kept = data.attachments ? target.attachments.filter((a) => data.attachments?.some((k) => String(k.id) === a.id)) : target.attachments;
+            change.attachments = [...kept, ...this.messages.storeFiles(target.channelId, files, data.attachments)];
+          }
+          this.messages.edit(target, change);
+        }
+        handle.callbackType = type;
+        handle.original = target;
+        break;
+      }
       default:
-        throw Errors.invalidFormBody(fieldError('type', 'BASE_TYPE_CHOICES', `Value must be one of (4, 5, 9) for an application command (got ${String(type)})`));
+        throw Errors.invalidFormBody(fieldError('type', 'BASE_TYPE_CHOICES', `Value must be one of (4, 5, 6, 7, 9) (got ${String(type)})`));
     }
     handle.responses.push({ kind: 'callback', type, data: body.data, at });
     handle.changed();
     return callbackResult(handle, withResponse, handle.original ? messagePayload(this.state, handle.original) : undefined);
   }
 
-  private responseMessage(handle: InteractionHandle, content: string, embeds: unknown[], attachments: SimAttachment[], flags: number): SimMessage {
+  private responseMessage(handle: InteractionHandle, p: { content?: string; embeds?: unknown[]; attachments?: SimAttachment[]; components?: unknown[]; flags: number }): SimMessage {
+    const flags = p.flags;
     return this.state.newMessage({
       channelId: handle.channelId,
       authorId: this.state.botUserId,
-      content,
-      embeds,
-      attachments,
+      content: p.content ?? '',
+      embeds: p.embeds ?? [],
+      attachments: p.attachments ?? [],
+      components: p.components ?? [],
       flags,
-      type: 20,
+      // 20 = ChatInputCommand; answers to components and modals are plain messages.
+      type: handle.kind === 'command' ? 20 : 0,
       interactionId: handle.id,
       ephemeral: (flags & MessageFlags.Ephemeral) !== 0,
     });
@@ -507,7 +593,7 @@ export class Interactions {
 
   private webhookHandle(appId: string, token: string): InteractionHandle {
     const handle = this.byToken.get(token);
-    if (appId !== this.state.applicationId || !handle || handle.kind !== 'command' || !handle.acknowledged) throw Errors.unknownWebhook();
+    if (appId !== this.state.applicationId || !handle || handle.kind === 'autocomplete' || !handle.acknowledged) throw Errors.unknownWebhook();
     return handle;
   }
 
@@ -529,11 +615,11 @@ export class Interactions {
     const original = handle.original;
     let msg: SimMessage;
     if (original && !original.deleted && (original.flags & MessageFlags.Loading) !== 0) {
-      msg = this.messages.edit(original, { content: data.content ?? '', embeds: data.embeds ?? [], attachments, flags: original.flags & ~MessageFlags.Loading });
+      msg = this.messages.edit(original, { content: data.content ?? '', embeds: data.embeds ?? [], components: data.components ?? [], attachments, flags: original.flags & ~MessageFlags.Loading });
       handle.responses.push({ kind: 'followup', messageId: msg.id, data: json, at: Date.now() });
     } else {
       const ephemeral = ((data.flags ?? 0) & MessageFlags.Ephemeral) !== 0;
-      msg = this.messages.post(this.responseMessage(handle, data.content ?? '', data.embeds ?? [], attachments, ephemeral ? MessageFlags.Ephemeral : 0));
+      msg = this.messages.post(this.responseMessage(handle, { ...data, attachments, flags: ephemeral ? MessageFlags.Ephemeral : 0 }));
       handle.followUps.push(msg);
       handle.responses.push({ kind: 'followup', messageId: msg.id, data: json, at: Date.now() });
     }
@@ -555,6 +641,7 @@ export class Interactions {
     const change: Parameters<MessageService['edit']>[1] = { attachments: [...kept, ...added], flags: msg.flags & ~MessageFlags.Loading };
     if (data.content !== undefined) change.content = data.content;
     if (data.embeds !== undefined) change.embeds = data.embeds;
+    if (data.components !== undefined) change.components = data.components;
     const wasLoading = (msg.flags & MessageFlags.Loading) !== 0;
     const newContent = change.content ?? msg.content;
     const newEmbeds = change.embeds ?? msg.embeds;
@@ -575,6 +662,41 @@ export class Interactions {
   }
 }
 
+const INTERACTION_TYPE: Record<InteractionKind, InteractionType> = {
+  command: InteractionType.ApplicationCommand,
+  autocomplete: InteractionType.ApplicationCommandAutocomplete,
+  component: InteractionType.MessageComponent,
+  modal: InteractionType.ModalSubmit,
+};
+
+interface RawComponent {
+  type: number;
+  custom_id?: string;
+  style?: number;
+  disabled?: boolean;
+  required?: boolean;
+  max_length?: number;
+  min_values?: number;
+  max_values?: number;
+  options?: Array<{ value: string }>;
+  /** A submitted text input's value. */
+  value?: string;
+  components?: RawComponent[];
+  component?: RawComponent;
+}
+
+/** Finds an interactive component by custom_id in rows, containers, sections and labels. */
+function findComponent(components: unknown[], customId: string): RawComponent | undefined {
+  for (const raw of components as RawComponent[]) {
+    if (!raw || typeof raw !== 'object') continue;
+    if (raw.custom_id === customId && raw.type !== 1) return raw;
+    const nested = [...(raw.components ?? []), ...(raw.component ? [raw.component] : [])];
+    const hit = findComponent(nested, customId);
+    if (hit) return hit;
+  }
+  return undefined;
+}
+
 function callbackResult(handle: InteractionHandle, withResponse: boolean, message: unknown): RestResult {
   if (!withResponse) return { status: 204 };
   return {
@@ -582,7 +704,7 @@ function callbackResult(handle: InteractionHandle, withResponse: boolean, messag
     body: {
       interaction: {
         id: handle.id,
-        type: handle.kind === 'command' ? InteractionType.ApplicationCommand : InteractionType.ApplicationCommandAutocomplete,
+        type: INTERACTION_TYPE[handle.kind],
         activity_instance_id: null,
         response_message_id: handle.original?.id ?? null,
         response_message_loading: handle.original ? (handle.original.flags & MessageFlags.Loading) !== 0 : null,

@@ -13,6 +13,7 @@ import type { SimAttachment, SimMessage, SimState } from './state.js';
 export interface MessageBody {
   content?: string;
   embeds?: unknown[];
+  components?: unknown[];
   flags?: number;
   tts?: boolean;
   /** Existing attachments to keep (on edit) and descriptions for new ones, by `id`. */
@@ -55,6 +56,11 @@ export function readMessageBody(json: unknown, files: UploadedFile[], opts: { re
     const total = body.embeds.reduce<number>((n, e) => n + embedTextLength(e as Record<string, unknown>), 0);
     if (total > LIMITS.embedTotal) throw Errors.invalidFormBody(fieldError('embeds', 'MAX_EMBED_SIZE_EXCEEDED', 'Embed size exceeds maximum size of 6000'));
     out.embeds = body.embeds.map((e) => ({ type: 'rich', ...(e as Record<string, unknown>) }));
+  }
+  if (body.components !== undefined && body.components !== null) {
+    if (!Array.isArray(body.components)) throw Errors.invalidFormBody(fieldError('components', 'BASE_TYPE_LIST', 'Must be a list.'));
+    if (body.components.length > 5) throw Errors.invalidFormBody(fieldError('components', 'BASE_TYPE_MAX_LENGTH', 'Must be 5 or fewer in length.'));
+    out.components = body.components;
   }
   if (typeof body.flags === 'number') out.flags = body.flags;
   if (typeof body.tts === 'boolean') out.tts = body.tts;

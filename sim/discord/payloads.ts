@@ -138,7 +138,7 @@ export function messagePayload(state: SimState, m: SimMessage): APIMessage & { g
     pinned: false,
     type: m.type,
     flags: m.flags,
-    components: [],
+    components: m.components,
     ...(m.referencedMessageId
       ? {
           message_reference: { type: 0, message_id: m.referencedMessageId, channel_id: m.channelId, guild_id: m.guildId },

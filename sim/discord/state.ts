@@ -109,6 +109,8 @@ export interface SimMessage {
   content: string;
   embeds: unknown[];
   attachments: SimAttachment[];
+  /** Message components (action rows of buttons and select menus) as the bot sent them. */
+  components: unknown[];
   /** Discord message flags (64 = ephemeral, 128 = loading / "is thinking"). */
   flags: number;
   /** Discord message type: 0 default, 19 reply, 20 chat input command. */
@@ -371,12 +373,13 @@ export class SimState extends EventEmitter<StateEvents> {
   /** Applies an edit, keeping the previous version in `history`. */
   editMessage(
     msg: SimMessage,
-    change: { content?: string; embeds?: unknown[]; attachments?: SimAttachment[]; flags?: number },
+    change: { content?: string; embeds?: unknown[]; attachments?: SimAttachment[]; components?: unknown[]; flags?: number },
   ): SimMessage {
     msg.history.push({ content: msg.content, embeds: msg.embeds, attachments: msg.attachments, at: msg.editedAt ?? msg.createdAt });
     if (change.content !== undefined) msg.content = change.content;
     if (change.embeds !== undefined) msg.embeds = change.embeds;
     if (change.attachments !== undefined) msg.attachments = change.attachments;
+    if (change.components !== undefined) msg.components = change.components;
     if (change.flags !== undefined) msg.flags = change.flags;
     msg.editedAt = new Date();
     this.emit('messageUpdated', msg);
@@ -399,6 +402,7 @@ export class SimState extends EventEmitter<StateEvents> {
     content: string;
     embeds?: unknown[];
     attachments?: SimAttachment[];
+    components?: unknown[];
     flags?: number;
     type?: number;
     referencedMessageId?: string | null;
@@ -415,6 +419,7 @@ export class SimState extends EventEmitter<StateEvents> {
       content: p.content,
       embeds: p.embeds ?? [],
       attachments: p.attachments ?? [],
+      components: p.components ?? [],
       flags: p.flags ?? 0,
       type: p.type ?? (p.referencedMessageId ? 19 : 0),
       createdAt: new Date(),
