@@ -100,9 +100,20 @@ export class BotProcess {
    * exits first or after `timeoutMs`, quoting the tail of the output.
    */
   waitForLog(pattern: RegExp, timeoutMs = 15_000): Promise<BotLogLine> {
+    return this.waitForLine((l) => pattern.test(l.line), timeoutMs, String(pattern));
+  }
+
+  /** Like {@link waitForLog} for a pino line whose `msg` matches (and whose fields satisfy `where`). */
+  waitForLogMsg(msg: RegExp, where: (json: Record<string, unknown>) => boolean = () => true, timeoutMs = 15_000): Promise<BotLogLine> {
+    return this.waitForLine((l) => l.json !== undefined && msg.test(String(l.json.msg ?? '')) && where(l.json), timeoutMs, `msg ${String(msg)}`);
+  }
+
+  /** Resolves with the first line (past or future) satisfying `predicate`. */
+  waitForLine(predicate: (line: BotLogLine) => boolean, timeoutMs = 15_000, what = 'a matching line'): Promise<BotLogLine> {
+    const pattern = what;
     return new Promise<BotLogLine>((resolve, reject) => {
       const check = () => {
-        const hit = this.lines.find((l) => pattern.test(l.line));
+        const hit = this.lines.find(predicate);
         if (hit) {
           done();
           resolve(hit);

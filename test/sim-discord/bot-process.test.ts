@@ -18,6 +18,8 @@ describe('e2e harness', () => {
     env = await startE2E({ discord: { voice: false } });
     const bot = await env.spawnBot({ logLevel: 'info' });
     await env.discord.waitForBotReady(30_000);
+    // Any structured log line (pino JSON when stdout is not a terminal).
+    await bot.waitForLogMsg(/./, (j) => typeof j.level === 'string');
     expect(env.discord.identifies).toHaveLength(1);
     expect(env.discord.requests.some((r) => r.route === '/gateway/bot' && r.status === 200)).toBe(true);
     expect(bot.exit).toBeUndefined();
@@ -31,6 +33,7 @@ describe('e2e harness', () => {
     const exit = await bot.exited;
     expect(exit.code).toBe(1);
     await bot.waitForLog(/DISCORD_TOKEN/);
+    expect(bot.lines.filter((l) => l.stream === 'stderr' && l.line.trim() !== '')).toHaveLength(1);
     expect(env.discord.identifies).toHaveLength(0);
   }, 60_000);
 });
