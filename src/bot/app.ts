@@ -97,6 +97,11 @@ export async function runBot(config: Config): Promise<RunningBot> {
     }
   }, PRUNE_EVERY_MS);
   pruneTimer.unref();
+  try {
+    store.pruneMessageLinks(LINK_MAX_AGE_MS, LINKS_PER_GUILD);
+  } catch (err) {
+    log.warn({ err: errorInfo(err) }, 'pruning message links failed');
+  }
 
   // ---- Discord client -----------------------------------------------------------------------
 

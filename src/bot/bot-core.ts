@@ -22,6 +22,7 @@ export interface BotCoreDeps {
   log: Logger;
   editIntervalMs?: number;
   contextDebounceMs?: number;
+  voiceIdleLeaveMs?: number;
   /** Back-off for resuming stored sessions Voxta could not take at boot. */
   resumeRetryMs?: { first: number; max: number };
 }
@@ -92,6 +93,7 @@ export class BotCore {
         log: this.log,
         editIntervalMs: this.deps.editIntervalMs,
         contextDebounceMs: this.deps.contextDebounceMs,
+        voiceIdleLeaveMs: this.deps.voiceIdleLeaveMs,
       });
       s.on('voxtaFailed', () => this.scheduleResume(guildId, 1));
       this.sessions.set(guildId, s);

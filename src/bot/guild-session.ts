@@ -49,6 +49,8 @@ const PENDING_EMOJI = '⏳';
 const TRUNCATED_EMOJI = '✂️';
 const TYPING_REFRESH_MS = 8000;
 const CONTEXT_DEBOUNCE_MS = 1500;
+/** How long the bot stays in a voice channel with no human in it. */
+export const VOICE_IDLE_LEAVE_MS = 120_000;
 
 export interface GuildSessionDeps {
   guildId: string;
@@ -64,6 +66,8 @@ export interface GuildSessionDeps {
   /** Reply edit throttle (tests shorten it). */
   editIntervalMs?: number;
   contextDebounceMs?: number;
+  /** Leave an empty voice channel after this long (tests shorten it). */
+  voiceIdleLeaveMs?: number;
 }
 
 export interface StartRequest {
@@ -123,6 +127,10 @@ export class GuildSession extends EventEmitter {
   private lastInput: 'text' | 'voice' = 'text';
   /** The Voxta connection declared audio input (voice possible without reopening). */
   private voxtaHasAudio = false;
+  /** The voice channel we left because it was empty (we come back when a human joins it). */
+  private awayFromVoice: string | undefined;
+  private emptyTimer: NodeJS.Timeout | undefined;
+  private rejoining = false;
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -281,6 +289,7 @@ export class GuildSession extends EventEmitter {
       return this.stop(reason, opts);
     }
     this.transition('stopping', reason);
+    this.awayFromVoice = undefined;
     if (opts.notice) await this.announce(opts.notice);
     this.stopTyping();
     if (this.contextTimer) clearTimeout(this.contextTimer);
@@ -355,11 +364,14 @@ export class GuildSession extends EventEmitter {
       voice.once('ended', (why: string) => {
         if (this.voice !== voice) return;
         this.voice = undefined;
+        if (this.emptyTimer) clearTimeout(this.emptyTimer);
+        this.emptyTimer = undefined;
         this.deps.admission.releaseVoice(this.guildId);
         this.log.info({ why: String(why ?? '') }, 'guild session: voice ended, going on text-only');
         void this.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.');
       });
       this.scheduleContextUpdate();
+      this.checkOccupancy();
       return undefined;
     } catch (err) {
       this.deps.admission.releaseVoice(this.guildId);
@@ -372,6 +384,7 @@ export class GuildSession extends EventEmitter {
   async joinVoiceChannel(channelId: string): Promise<string | undefined> {
     if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
     if (this.voice?.channelId === channelId) return undefined;
+    this.awayFromVoice = undefined;
     const guild = this.deps.guild();
     if (!guild) throw new UserFacingError('The bot is not in this server any more.');
     if (!this.voxtaHasAudio) {
@@ -393,7 +406,9 @@ export class GuildSession extends EventEmitter {
 
   /** `/leave`: leaves voice and goes on text-only. */
   async leaveVoiceChannel(): Promise<boolean> {
-    if (!this.voice) return false;
+    const wasAway = this.awayFromVoice !== undefined;
+    this.awayFromVoice = undefined;
+    if (!this.voice) return wasAway;
     await this.leaveVoice('asked to leave');
     const rec = this.record;
     if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: undefined });
@@ -401,6 +416,8 @@ export class GuildSession extends EventEmitter {
   }
 
   private async leaveVoice(reason: string): Promise<void> {
+    if (this.emptyTimer) clearTimeout(this.emptyTimer);
+    this.emptyTimer = undefined;
     const voice = this.voice;
     if (!voice) return;
     this.voice = undefined;
@@ -715,9 +732,65 @@ export class GuildSession extends EventEmitter {
 
   /** Voice members changed (join/leave/move) in this guild: update Voxta's context, debounced. */
   voiceMembersChanged(channelIds: Array<string | undefined>): void {
-    if (!this.bridging || !this.voice) return;
-    if (!channelIds.includes(this.voice.channelId)) return;
-    this.scheduleContextUpdate();
+    if (!this.bridging) return;
+    if (this.voice && channelIds.includes(this.voice.channelId)) {
+      this.scheduleContextUpdate();
+      this.checkOccupancy();
+    } else if (this.awayFromVoice && channelIds.includes(this.awayFromVoice)) {
+      this.checkOccupancy();
+    }
+  }
+
+  private humansIn(channelId: string): number {
+    const guild = this.deps.guild();
+    if (!guild) return 0;
+    return guild.voiceMembers(channelId).filter((m) => !m.bot && m.id !== guild.botUserId).length;
+  }
+
+  /**
+   * Nobody to talk to in voice: leave after a grace period (and come back when someone joins),
+   * so the bot does not sit in an empty channel holding Voxta's one voice slot.
+   */
+  private checkOccupancy(): void {
+    if (!this.bridging) return;
+    const voice = this.voice;
+    if (voice) {
+      const humans = this.humansIn(voice.channelId);
+      if (humans === 0 && !this.emptyTimer) {
+        this.emptyTimer = setTimeout(() => void this.leaveBecauseEmpty(voice.channelId), this.deps.voiceIdleLeaveMs ?? VOICE_IDLE_LEAVE_MS);
+        this.emptyTimer.unref();
+      } else if (humans > 0 && this.emptyTimer) {
+        clearTimeout(this.emptyTimer);
+        this.emptyTimer = undefined;
+      }
+      return;
+    }
+    const away = this.awayFromVoice;
+    if (away && this.humansIn(away) > 0 && !this.rejoining) void this.rejoinAfterAway(away);
+  }
+
+  private async leaveBecauseEmpty(channelId: string): Promise<void> {
+    this.emptyTimer = undefined;
+    if (!this.bridging || this.voice?.channelId !== channelId || this.humansIn(channelId) > 0) return;
+    await this.leaveVoice('voice channel empty');
+    this.awayFromVoice = channelId;
+    this.log.info({ channelId }, 'guild session: left the empty voice channel; will come back when someone joins');
+    await this.post(`Everyone left <#${channelId}>, so I left too. I will come back when someone joins it.`);
+  }
+
+  private async rejoinAfterAway(channelId: string): Promise<void> {
+    const guild = this.deps.guild();
+    if (!guild) return;
+    this.rejoining = true;
+    try {
+      this.awayFromVoice = undefined;
+      const plan = this.planVoice(guild, channelId);
+      const note = plan.join ? await this.connectVoice(channelId) : plan.note;
+      if (note) await this.post(note);
+      else this.checkOccupancy();
+    } finally {
+      this.rejoining = false;
+    }
   }
 
   private scheduleContextUpdate(): void {

@@ -3,12 +3,13 @@
  * (the Discord side of the boundary in src/bot/ports.ts), and a BotCore wired to the real Voxta
  * client, the real REST client, a real SQLite store and the Voxta simulator.
  */
+import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
 import { BotCore } from '../../src/bot/bot-core.js';
-import type { GuildPort, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort, VoiceMember } from '../../src/bot/ports.js';
+import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort, VoiceMember } from '../../src/bot/ports.js';
 import type { CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -98,7 +99,8 @@ export class FakeGuild implements GuildPort {
     return this.roles.get(userId) ?? [];
   }
   voiceAdapterCreator(): DiscordGatewayAdapterCreator {
-    throw new Error('no voice in these tests');
+    // Only handed through to the voice joiner; the fake joiner in these tests never calls it.
+    return () => ({ sendPayload: () => false, destroy: () => undefined });
   }
 }
 
@@ -118,7 +120,7 @@ export function makeConfig(voxtaUrl: string, dataDir: string, env: Record<string
 
 export function makeCore(
   voxtaUrl: string,
-  opts: { env?: Record<string, string>; dataDir?: string; guilds?: Map<string, FakeGuild>; rest?: VoxtaCatalogPort } = {},
+  opts: { env?: Record<string, string>; dataDir?: string; guilds?: Map<string, FakeGuild>; rest?: VoxtaCatalogPort; joinVoice?: GuildVoiceJoiner; voiceIdleLeaveMs?: number } = {},
 ): CoreHarness {
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vd-bot-'));
   const config = makeConfig(voxtaUrl, dataDir, opts.env);
@@ -130,10 +132,10 @@ export function makeCore(
     config,
     store,
     rest: opts.rest ?? new VoxtaRest(endpoint),
-    createVoxta: (guildId) => {
+    createVoxta: (guildId, { voice }) => {
       const s = new VoxtaChatSession({
         endpoint,
-        audioInput: 'None',
+        audioInput: voice ? 'WebSocketStream' : 'None',
         logBindings: { guildId },
         reconnect: { initialDelayMs: 50, maxDelayMs: 200, giveUpAfterMs: 1500 },
         timeouts: { chatStartMs: 5000 },
@@ -141,7 +143,8 @@ export function makeCore(
       sessions.push(s);
       return s;
     },
-    joinVoice: undefined,
+    joinVoice: opts.joinVoice,
+    voiceIdleLeaveMs: opts.voiceIdleLeaveMs,
     guild: (id) => guilds.get(id),
     log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false }),
     editIntervalMs: 20,
@@ -235,4 +238,35 @@ export async function waitUntil<T>(fn: () => T | undefined | false | null, what:
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * A stand-in for the voice module at the edge of orchestration tests (the real one needs the
+ * Discord voice server; the e2e tests use it). It records joins and leaves and can be "kicked".
+ */
+export class FakeVoice extends EventEmitter {
+  state = 'ready';
+  left: string | undefined;
+  constructor(readonly channelId: string) {
+    super();
+  }
+  async leave(reason = 'leave'): Promise<void> {
+    this.left = reason;
+    this.state = 'ended';
+  }
+  stats(): Record<string, number> {
+    return { decodeErrors: 2 };
+  }
+}
+
+export function fakeVoiceJoiner(): { join: GuildVoiceJoiner; joined: FakeVoice[] } {
+  const joined: FakeVoice[] = [];
+  return {
+    joined,
+    join: async (o) => {
+      const v = new FakeVoice(o.channelId);
+      joined.push(v);
+      return v as unknown as Awaited<ReturnType<GuildVoiceJoiner>>;
+    },
+  };
 }
