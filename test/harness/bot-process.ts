@@ -110,7 +110,6 @@ export class BotProcess {
 
   /** Resolves with the first line (past or future) satisfying `predicate`. */
   waitForLine(predicate: (line: BotLogLine) => boolean, timeoutMs = 15_000, what = 'a matching line'): Promise<BotLogLine> {
-    const pattern = what;
     return new Promise<BotLogLine>((resolve, reject) => {
       const check = () => {
         const hit = this.lines.find(predicate);
@@ -119,12 +118,12 @@ export class BotProcess {
           resolve(hit);
         } else if (this.exitInfo) {
           done();
-          reject(new Error(`bot exited (${JSON.stringify(this.exitInfo)}) before logging ${pattern}; output:\n${this.tail()}`));
+          reject(new Error(`bot exited (${JSON.stringify(this.exitInfo)}) before logging ${what}; output:\n${this.tail()}`));
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`bot did not log ${pattern} within ${timeoutMs} ms; output:\n${this.tail()}`));
+        reject(new Error(`bot did not log ${what} within ${timeoutMs} ms; output:\n${this.tail()}`));
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
