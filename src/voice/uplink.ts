@@ -177,7 +177,10 @@ export class Uplink {
 
   /** Never for the bot, other bots or opted-out members (their packets are never even decrypted by DAVE for us). */
   private listenable(userId: string, member?: Member): boolean {
-    if (userId === this.opts.botUserId) return false;
+    if (userId === this.opts.botUserId) {
+      this.counters.ignoredSpeakers++;
+      return false;
+    }
     const now = this.now();
     if (member && now < member.listenableUntil) return true;
     let ok = false;

@@ -115,12 +115,38 @@ describe('voice end to end (production bot, real @discordjs/voice, simulators)',
     expect(voxta.playback(messageId).completes).toBe(1);
     const packets = env.discord.voiceServer.botAudio(env.guild.id).packets.filter((p) => !p.silence);
     // Nothing of that reply is sent after the stop (allow the frame already prepared, one 20 ms tick).
-    const after = packets.filter((p) => p.at > stoppedAt + 60);
+    const after = packets.filter((p) => p.at > stoppedAt + 100);
     expect(after.filter((p) => p.at < stoppedAt + 2000)).toHaveLength(0);
     expect(packets.length).toBeGreaterThan(before);
     // The full reply was ~7 s of audio; far less was played.
     const served = voxta.ttsServed.filter((t) => t.messageId === messageId).reduce((s, t) => s + t.durationMs, 0);
     expect(packets.length * 20).toBeLessThan(served * 0.6);
+    expect(bot.exit).toBeUndefined();
+  }, 90_000);
+
+  it("Voxta's own barge-in (interruptSpeech) stops playback without an interrupt from the bot (BARGE_IN=off)", async () => {
+    const { env, bot } = await boot({
+      botEnv: { BARGE_IN: 'off' },
+      voxta: {
+        stt: { transcripts: ['tell me a story', 'wait a moment'], bargeIn: true },
+        reply: (t) => (t.includes('story') ? ['Once upon a time there was a very long story that went on and on.', 'And on.'] : ['Sure.']),
+      },
+    });
+    const voxta = env.voxta!;
+    await env.alice.speak(tone(440, 700), { sampleRate: 48_000, channels: 1 });
+    const messageId = await voxta.waitFor(() => replyIds(env)[0], 10_000, 'a reply');
+    await voxta.waitFor(() => voxta.playback(messageId).starts.length >= 1, 10_000, 'playback started');
+    await new Promise((r) => setTimeout(r, 400));
+    const speaking = env.alice.speak(tone(600, 1200), { sampleRate: 48_000, channels: 1 });
+    const interrupted = await voxta.waitForServerMessage('interruptSpeech', { messageId }, 10_000);
+    await speaking;
+    await voxta.waitFor(() => voxta.playback(messageId).completes >= 1, 10_000, 'the complete');
+    await voxta.waitFor(() => sends(env).includes('wait a moment'), 10_000, 'the interrupting transcript');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(voxta.playback(messageId).completes).toBe(1);
+    expect(voxta.received.filter((m) => m.payload.$type === 'interrupt')).toHaveLength(0);
+    const late = env.discord.voiceServer.botAudio(env.guild.id).packets.filter((p) => !p.silence && p.at > interrupted.at + 150 && p.at < interrupted.at + 1500);
+    expect(late).toHaveLength(0);
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 
