@@ -12,7 +12,10 @@ import { SimError, type SimChannel, type SimGuild, type SimMessage } from './sta
 
 export interface AddMemberOptions {
   username: string;
+  /** The user's global display name (shown everywhere unless a server nickname is set). */
   displayName?: string;
+  /** A server nickname in this guild. */
+  nick?: string;
   /** Role ids to give (see {@link SimGuildHandle.addRole}). */
   roles?: string[];
   /** 'member' (default): @everyone only; 'admin': an Administrator role; a bigint: a role with
@@ -86,7 +89,7 @@ export class SimGuildHandle {
     } else if (typeof perms === 'bigint') {
       roleIds.push(state.createRole(this.guild.id, { name: `${p.username}-permissions`, permissions: perms }).id);
     }
-    const member = state.addMember(this.guild.id, user.id, roleIds);
+    const member = state.addMember(this.guild.id, user.id, roleIds, p.nick ?? null);
     this.sim.dispatch('GUILD_MEMBER_ADD', { ...memberPayload(state, member), guild_id: this.guild.id }, this.guild.id);
     return new SimMemberHandle(this.sim, this.guild.id, user.id);
   }

@@ -104,6 +104,20 @@ describe('discord-sim gateway with a real discord.js client', () => {
     expect(world.sim.messages(world.text.id, { includeDeleted: true })[0]?.history.map((h) => h.content)).toEqual(['hello bot']);
   });
 
+  it('member replies reference the message; nicknames win over display names', async () => {
+    world = await startWorld();
+    const c = await loginClient(world.sim);
+    client = c;
+    const carl = world.guild.addMember({ username: 'carl', displayName: 'Carl', nick: 'Captain' });
+    const first = world.alice.say(world.text.id, 'question?');
+    const created = nextEvent<[Message]>(c, Events.MessageCreate, (m) => m.author.id === carl.id);
+    carl.say(world.text.id, 'answer!', { replyTo: first.id });
+    const [msg] = await created;
+    expect(msg.reference?.messageId).toBe(first.id);
+    expect(msg.member?.displayName).toBe('Captain');
+    expect(carl.displayName).toBe('Captain');
+  });
+
   it('strips message content when the MessageContent intent is not requested', async () => {
     world = await startWorld();
     client = await loginClient(world.sim, [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages]);
