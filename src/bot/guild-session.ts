@@ -120,6 +120,8 @@ export class GuildSession extends EventEmitter {
   /** Messages queued while Voxta reconnects (marked ⏳ until delivered). */
   private readonly pending: PendingUserMessage[] = [];
   private readonly renderers = new Map<string, ReplyRenderer>();
+  /** Finished replies, newest last, kept briefly so a later `update` can correct them. */
+  private readonly recentReplies = new Map<string, ReplyRenderer>();
   private typingTimer: NodeJS.Timeout | undefined;
   private contextTimer: NodeJS.Timeout | undefined;
   private turnStartedAt: number | undefined;
@@ -669,6 +671,8 @@ export class GuildSession extends EventEmitter {
         const r = this.renderers.get(m.messageId);
         if (r) {
           this.renderers.delete(m.messageId);
+          this.recentReplies.set(m.messageId, r);
+          if (this.recentReplies.size > 20) this.recentReplies.delete(this.recentReplies.keys().next().value!);
           const chatId = this.voxta?.chatId;
           void r.finish().then((ids) => {
             if (chatId) for (const id of ids) this.link(id, m.messageId, chatId);
@@ -677,7 +681,12 @@ export class GuildSession extends EventEmitter {
         break;
       }
       case 'update': {
-        if (m.role.toLowerCase() !== 'user') break;
+        if (m.role.toLowerCase() !== 'user') {
+          // The stored text of a reply we showed changed (cut after an interruption, edited).
+          const shown = this.recentReplies.get(m.messageId);
+          if (shown && m.text) void shown.rewrite(m.text);
+          break;
+        }
         const text = unescapeUserText(m.text);
         const idx = this.awaitingEcho.findIndex((e) => e.text === text);
         const hit = idx >= 0 ? this.awaitingEcho.splice(idx, 1)[0] : undefined;

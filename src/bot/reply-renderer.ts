@@ -8,7 +8,9 @@
 import type { Logger } from '../log.js';
 import { errorInfo } from '../log.js';
 import type { PostedMessage, TextChannelPort } from './ports.js';
-import { DISCORD_MESSAGE_LIMIT, findSplitPoint } from './split-message.js';
+import { DISCORD_MESSAGE_LIMIT, findSplitPoint, splitMessage } from './split-message.js';
+
+const collapse = (t: string): string => t.replace(/\s+/g, ' ').trim();
 
 export interface ReplyRendererOptions {
   editIntervalMs?: number;
@@ -60,6 +62,27 @@ export class ReplyRenderer {
     }
     await this.queue;
     return this.messageIds();
+  }
+
+  /**
+   * Voxta changed the stored text of this reply after it was shown (it keeps only what was heard
+   * of an interrupted spoken reply): show that text instead, in the same messages. Messages the
+   * new text no longer needs say so rather than vanish.
+   */
+  async rewrite(text: string): Promise<void> {
+    await this.finish();
+    if (collapse(text) === collapse(this.text)) return;
+    this.text = text;
+    const parts = splitMessage(text, this.limit);
+    const messages = [...this.finished, ...(this.current ? [this.current.message] : [])];
+    this.queue = this.queue.then(async () => {
+      for (const [i, m] of messages.entries()) {
+        const content = parts[i] ?? '*(not said: the reply was cut short)*';
+        await m.edit(content).catch((err: unknown) => this.opts.log.warn({ err: errorInfo(err) }, 'reply: rewriting a message failed'));
+      }
+      for (const extra of parts.slice(messages.length)) await this.channel.send(extra).catch(() => undefined);
+    });
+    await this.queue;
   }
 
   messageIds(): string[] {

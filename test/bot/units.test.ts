@@ -73,6 +73,22 @@ describe('ReplyRenderer', () => {
     expect(ch.texts()).toEqual(['One two three four five. Six seven eight nine ten.', 'Eleven twelve thirteen. Fourteen.']);
   });
 
+  it('rewrites a shown reply when Voxta shortens it, keeping the same messages', async () => {
+    const ch = new RecordingChannel('1', 'general');
+    const r = new ReplyRenderer(ch, { log, editIntervalMs: 1, limit: 50 });
+    r.append('One two three four five.');
+    r.append('Six seven eight nine ten.');
+    r.append('Eleven twelve thirteen.');
+    await r.finish();
+    expect(ch.posted).toHaveLength(2);
+    const edits = ch.posted.map((p) => p.edits);
+    await r.rewrite('One two three four five.  Six seven eight nine ten. Eleven twelve thirteen.');
+    expect(ch.posted.map((p) => p.edits)).toEqual(edits); // the same text, spaced differently: untouched
+    await r.rewrite('One two three four five. Six…');
+    expect(ch.texts()).toEqual(['One two three four five. Six…', '*(not said: the reply was cut short)*']);
+    expect(ch.posted.map((p) => p.edits)).toEqual(edits.map((e) => e + 1));
+  });
+
   it('keeps going when Discord refuses a post', async () => {
     let fail = true;
     const ch = new RecordingChannel('1', 'general');
