@@ -97,6 +97,8 @@ export interface VoiceLinkStats {
   daveErrorsContained: number;
 }
 
+const REJOIN_WINDOW_MS = 10 * 60_000;
+
 const guarded = new WeakSet<object>();
 /** Connections we destroyed ourselves to rejoin: their last state changes are not ours to act on. */
 const retired = new WeakSet<VoiceConnection>();
@@ -111,6 +113,8 @@ export class VoiceLink extends EventEmitter<Events> {
   private watchdog: NodeJS.Timeout | undefined;
   private rejoinTimer: NodeJS.Timeout | undefined;
   private consecutiveRejoins = 0;
+  private recentRejoins: number[] = [];
+  private rejoinCapLogged = false;
   private lastLibraryRejoins = 0;
   private readonly counters = { rejoins: 0, libraryRejoins: 0, disconnects: 0, connectionErrors: 0, daveErrorsContained: 0 };
 
@@ -163,6 +167,17 @@ export class VoiceLink extends EventEmitter<Events> {
    */
   rejoin(reason: string): void {
     if (this._state === 'ended' || this.rejoinTimer) return;
+    // Rejoins that each reach Ready but do not cure the problem (a receiver that keeps going
+    // deaf) would loop forever: at most `maxRejoins` per 10 minutes; beyond that we stay as we are.
+    const now = Date.now();
+    this.recentRejoins = this.recentRejoins.filter((t) => now - t < REJOIN_WINDOW_MS);
+    if (this.recentRejoins.length >= this.maxRejoins && this._state === 'ready') {
+      if (!this.rejoinCapLogged) this.log.error({ reason }, `voice: ${this.maxRejoins} rejoins in 10 minutes did not help; not rejoining again for now`);
+      this.rejoinCapLogged = true;
+      return;
+    }
+    this.rejoinCapLogged = false;
+    this.recentRejoins.push(now);
     this.consecutiveRejoins++;
     if (this.consecutiveRejoins > this.maxRejoins) {
       this.end('unrecoverable', `gave up after ${this.maxRejoins} rejoins (${reason})`);
