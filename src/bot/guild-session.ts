@@ -469,7 +469,8 @@ export class GuildSession extends EventEmitter {
     const multi = this.speakers.size > 1;
     const composed = multi ? attributeSpeaker(msg.authorName, msg.content, { maxChars: MAX_SEND_CHARS }) : this.capped(msg.content);
     if (composed === '') return; // only an attachment or whitespace: nothing to say
-    const truncated = multi ? Array.from(msg.content).length + msg.authorName.length + 2 > MAX_SEND_CHARS : Array.from(msg.content.trim()).length > MAX_SEND_CHARS;
+    // capText marks a cut with " […]" (a message that itself ends so is not a cut).
+    const truncated = composed.endsWith(' […]') && !msg.content.trimEnd().endsWith(' […]');
     if (truncated) {
       void msg.react(TRUNCATED_EMOJI).catch(() => undefined);
       void this.post(`Your message was longer than ${MAX_SEND_CHARS} characters; the character only got the first part.`);
