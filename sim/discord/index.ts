@@ -13,7 +13,7 @@ import { Interactions } from './interactions.js';
 import { MessageService } from './messages.js';
 import { channelPayload, guildCreatePayload, memberPayload, messagePayload, userPayload } from './payloads.js';
 import { DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS } from './permissions.js';
-import type { RateLimitOptions } from './rest/http.js';
+import { DISCORD_LIKE_RATE_LIMITS, type RateLimitOptions } from './rest/http.js';
 import { buildRoutes } from './rest/routes.js';
 import { API_PREFIX, RestServer, type RecordedRequest } from './rest/server.js';
 import { SimError, SimState, type RegisteredCommand, type SimGuild, type SimMessage, type TypingEvent } from './state.js';
@@ -27,6 +27,7 @@ export { RecordingVoiceBackend, type VoiceBackend, type VoiceCall } from './voic
 export { ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, Perm } from './permissions.js';
 export { SimError, type SimMessage, type SimAttachment, type RegisteredCommand, type TypingEvent } from './state.js';
 export type { RecordedRequest } from './rest/server.js';
+export { DISCORD_LIKE_RATE_LIMITS, type RateLimitOptions } from './rest/http.js';
 export type { GatewayFrameRecord, IdentifyRecord } from './gateway.js';
 export type { BotVoiceState } from './voice-states.js';
 export { SimGuildHandle, SimChannelHandle, SimMemberHandle, type AddMemberOptions, type SpeakOptions } from './handles.js';
@@ -56,8 +57,9 @@ export interface DiscordSimOptions {
   botPermissions?: bigint;
   /** Time the bot has to acknowledge an interaction (Discord: 3000 ms). */
   interactionAckTimeoutMs?: number;
-  /** Per-bucket REST rate limit (default 50 per second: generous, but real). */
-  rateLimit?: RateLimitOptions;
+  /** Per-bucket REST rate limits: default 50 per second per bucket (generous, but real);
+   *  'discord' for Discord-like per-route limits (5 messages / 5 s per channel, …). */
+  rateLimit?: RateLimitOptions | 'discord';
   /** Voice backend: default starts the real voice server (`./voice`); `false` uses a
    *  {@link RecordingVoiceBackend} (signalling only); or pass any {@link VoiceBackend}. */
   voice?: VoiceBackend | false;
@@ -145,7 +147,7 @@ export class DiscordSim {
         typing: (channelId, userId) => this.recordTyping(channelId, userId),
         log,
       }),
-      { token: this.token, rateLimit: opts.rateLimit ?? { limit: 50, windowMs: 1000 }, log, attachment: (id) => this.state.attachments.get(id) },
+      { token: this.token, rateLimit: opts.rateLimit === 'discord' ? DISCORD_LIKE_RATE_LIMITS : (opts.rateLimit ?? { limit: 50, windowMs: 1000 }), log, attachment: (id) => this.state.attachments.get(id) },
     );
     this.gateway.setHooks({
       botInGuild: (guildId) => this.state.guilds.get(guildId)?.botPresent ?? false,

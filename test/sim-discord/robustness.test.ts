@@ -72,6 +72,30 @@ describe('discord-sim robustness', () => {
     expect(world.sim.requests.filter((r) => r.route === '/channels/:channelId/messages' && r.status === 429)).toHaveLength(0);
   });
 
+  it("'discord' rate limits: 5 messages per 5 s per channel, with the headers discord.js plans by", async () => {
+    world = await startWorld({ rateLimit: 'discord' });
+    const url = `${world.sim.restUrl}/v10/channels/${world.text.id}/messages`;
+    const headers = { authorization: `Bot ${world.sim.token}`, 'content-type': 'application/json' };
+    const remaining: Array<string | null> = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ content: `m${i}` }) });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('x-ratelimit-limit')).toBe('5');
+      expect(Number(r.headers.get('x-ratelimit-reset-after'))).toBeLessThanOrEqual(5);
+      remaining.push(r.headers.get('x-ratelimit-remaining'));
+    }
+    expect(remaining).toEqual(['4', '3', '2', '1', '0']);
+    const sixth = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ content: 'm5' }) });
+    expect(sixth.status).toBe(429);
+    expect(Number(sixth.headers.get('retry-after'))).toBeGreaterThan(3);
+    expect(await sixth.json()).toMatchObject({ message: 'You are being rate limited.', global: false });
+    // Another channel is another bucket.
+    const other = world.guild.addTextChannel('other');
+    const elsewhere = await fetch(`${world.sim.restUrl}/v10/channels/${other.id}/messages`, { method: 'POST', headers, body: JSON.stringify({ content: 'x' }) });
+    expect(elsewhere.status).toBe(200);
+    expect(world.sim.messages(world.text.id)).toHaveLength(5);
+  });
+
   it('a new session (bot restart) starts out of voice and closes the old voice session', async () => {
     const backend = new RecordingVoiceBackend();
     world = await startWorld({ voice: backend });

@@ -161,36 +161,64 @@ export interface RateLimitOptions {
   /** Requests allowed per bucket per window. */
   limit: number;
   windowMs: number;
+  /** Per-route overrides, keyed `'METHOD /route/:template'`. */
+  routes?: Record<string, { limit: number; windowMs: number } | null>;
 }
 
 /**
- * Per-bucket fixed windows, keyed by route template + its major parameter (channel, guild,
- * webhook or interaction), like Discord's buckets. Answers truthfully: `remaining` counts down
- * and a request over the limit gets a 429 with `Retry-After`.
+ * Approximately what Discord announces in its headers for the routes a bot uses (per channel or
+ * per webhook token). Slower than the default: use it to see how the bot behaves under real
+ * limits (e.g. coalescing streamed edits); @discordjs/rest queues requests to honour them.
+ */
+export const DISCORD_LIKE_RATE_LIMITS: RateLimitOptions = {
+  limit: 50,
+  windowMs: 1000,
+  routes: {
+    'POST /channels/:channelId/messages': { limit: 5, windowMs: 5000 },
+    'PATCH /channels/:channelId/messages/:messageId': { limit: 5, windowMs: 5000 },
+    'DELETE /channels/:channelId/messages/:messageId': { limit: 5, windowMs: 5000 },
+    'POST /channels/:channelId/typing': { limit: 5, windowMs: 5000 },
+    'POST /webhooks/:webhookId/:token': { limit: 5, windowMs: 2000 },
+    'PATCH /webhooks/:webhookId/:token/messages/:messageId': { limit: 5, windowMs: 2000 },
+    'PUT /applications/:appId/commands': { limit: 2, windowMs: 20_000 },
+    'PUT /applications/:appId/guilds/:guildId/commands': { limit: 2, windowMs: 20_000 },
+    // Discord does not rate limit interaction callbacks per bucket.
+    'POST /interactions/:interactionId/:token/callback': null,
+  },
+};
+
+/**
+ * Per-bucket fixed windows, keyed by method + route template + its major parameter (channel,
+ * guild, webhook or interaction), like Discord's buckets. Answers truthfully: `remaining` counts
+ * down and a request over the limit gets a 429 with `Retry-After`.
  */
 export class RateLimiter {
   private readonly windows = new Map<string, { resetAt: number; used: number }>();
 
   constructor(private readonly opts: RateLimitOptions) {}
 
-  take(route: string, params: Record<string, string>, now = Date.now()): { headers: Record<string, string>; limited: boolean; retryAfterSec: number } {
+  take(method: string, route: string, params: Record<string, string>, now = Date.now()): { headers: Record<string, string>; limited: boolean; retryAfterSec: number } {
+    const routeKey = `${method} ${route}`;
+    const override = this.opts.routes?.[routeKey];
+    if (override === null) return { headers: {}, limited: false, retryAfterSec: 0 };
+    const { limit, windowMs } = override ?? this.opts;
     const major = params.channelId ?? params.guildId ?? (params.webhookId ? `${params.webhookId}/${params.token ?? ''}` : undefined) ?? params.interactionId ?? '';
-    const key = `${route}|${major}`;
+    const key = `${routeKey}|${major}`;
     let w = this.windows.get(key);
     if (!w || now >= w.resetAt) {
-      w = { resetAt: now + this.opts.windowMs, used: 0 };
+      w = { resetAt: now + windowMs, used: 0 };
       this.windows.set(key, w);
     }
-    const limited = w.used >= this.opts.limit;
+    const limited = w.used >= limit;
     if (!limited) w.used += 1;
     const resetAfterSec = Math.max(0, (w.resetAt - now) / 1000);
-    const bucket = createHash('sha1').update(route).digest('hex').slice(0, 16);
+    const bucket = createHash('sha1').update(routeKey).digest('hex').slice(0, 16);
     return {
       limited,
       retryAfterSec: resetAfterSec,
       headers: {
-        'x-ratelimit-limit': String(this.opts.limit),
-        'x-ratelimit-remaining': String(Math.max(0, this.opts.limit - w.used)),
+        'x-ratelimit-limit': String(limit),
+        'x-ratelimit-remaining': String(Math.max(0, limit - w.used)),
         'x-ratelimit-reset': (w.resetAt / 1000).toFixed(3),
         'x-ratelimit-reset-after': resetAfterSec.toFixed(3),
         'x-ratelimit-bucket': bucket,

@@ -164,6 +164,7 @@ export function buildRoutes(ctx: RestContext): Route[] {
       // Without Embed Links, Discord accepts the message and silently drops the embeds.
       embeds: hasAll(perms, Perm.EmbedLinks) ? (body.embeds ?? []) : [],
       attachments: ctx.messages.storeFiles(c.id, req.files, body.attachments),
+      components: body.components ?? [],
       flags: (body.flags ?? 0) & (MessageFlags.SuppressEmbeds | MessageFlags.SuppressNotifications),
       referencedMessageId: body.referencedMessageId ?? null,
       tts: body.tts ?? false,
@@ -179,6 +180,7 @@ export function buildRoutes(ctx: RestContext): Route[] {
     const change: Parameters<MessageService['edit']>[1] = { attachments: [...kept, ...ctx.messages.storeFiles(c.id, req.files, body.attachments)] };
     if (body.content !== undefined) change.content = body.content;
     if (body.embeds !== undefined) change.embeds = body.embeds;
+    if (body.components !== undefined) change.components = body.components;
     const empty = !(change.content ?? msg.content) && (change.embeds ?? msg.embeds).length === 0 && change.attachments?.length === 0;
     if (empty) throw Errors.emptyMessage();
     return ok(messagePayload(state, ctx.messages.edit(msg, change)));

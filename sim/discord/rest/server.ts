@@ -84,7 +84,7 @@ export class RestServer extends EventEmitter<{ request: [RecordedRequest] }> {
       const { json, files } = await parseBody(req.headers['content-type'], raw);
       record.body = json;
       record.files = files.map((f) => ({ field: f.field, filename: f.filename, size: f.data.length, contentType: f.contentType }));
-      const rl = this.limiter.take(route.pattern, params);
+      const rl = this.limiter.take(method, route.pattern, params);
       extraHeaders = rl.headers;
       if (rl.limited) {
         extraHeaders['retry-after'] = String(Math.ceil(rl.retryAfterSec));
