@@ -32,6 +32,13 @@ export const status: Command = {
       value: st?.voice ? `<#${st.voice.channelId}> (${st.voice.state})` : 'not in voice',
       inline: true,
     });
+    const vs = session?.voiceStats();
+    if (st?.voice && vs) {
+      const parts = [`${vs.utterances ?? 0} utterances heard`, `${vs.chunksPlayed ?? 0} reply clips played`];
+      if ((vs.downlinkLatencySamples ?? 0) > 0) parts.push(`speech starts ${fmtMs(vs.downlinkLatencyP50Ms)} after the text (median)`);
+      if ((vs.decodeErrors ?? 0) > 0) parts.push(`${vs.decodeErrors} undecodable packets`);
+      fields.push({ name: 'Voice figures', value: parts.join(', '), inline: false });
+    }
     const voxta = st && st.voxtaState !== 'none' ? st.voxtaState : (await core.voxtaReachable()) ? 'reachable (no chat open)' : 'not reachable';
     fields.push({ name: 'Voxta connection', value: voxta, inline: true });
     const lat = st?.latency;

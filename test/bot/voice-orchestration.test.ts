@@ -99,8 +99,13 @@ describe('voice orchestration', () => {
     expect(join.replies).toEqual([{ ephemeral: true, content: 'Join a voice channel first, or pick one in the command.' }]);
   });
 
-  it('reports decode errors summed from the voice modules in /metrics', async () => {
+  it('reports decode errors summed from the voice modules in /metrics and in /status', async () => {
     await startInVoice();
     expect(h.core.metrics.registry.render()).toContain('voxta_discord_voice_decode_errors 2');
+    const st = interaction(h.core, guild, general.id, 'status');
+    await runCommand(st);
+    const fields = Object.fromEntries(st.replies.at(-1)!.embeds![0]!.fields!.map((f) => [f.name, f.value]));
+    expect(fields.Voice).toBe(`<#${lounge}> (ready)`);
+    expect(fields['Voice figures']).toBe('0 utterances heard, 0 reply clips played, 2 undecodable packets');
   });
 });
