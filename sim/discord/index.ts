@@ -308,9 +308,13 @@ export class DiscordSim {
     }
   }
 
-  /** Resolves when a session is READY and every GUILD_CREATE has been sent. */
-  waitForBotReady(timeoutMs = 10_000): Promise<void> {
-    return waitForEvent(this.gateway, 'ready', () => this.gateway.currentSession !== undefined && this.gateway.connected, timeoutMs, 'bot READY');
+  /**
+   * Resolves when a session is READY (every GUILD_CREATE sent) and connected. After a bot restart,
+   * pass `minIdentifies` (e.g. 2) to wait for the new process's session rather than the old one.
+   */
+  waitForBotReady(timeoutMs = 10_000, minIdentifies = 1): Promise<void> {
+    const ready = () => this.gateway.identifies.length >= minIdentifies && this.gateway.currentSession !== undefined && this.gateway.connected;
+    return waitForEvent(this.gateway, 'ready', ready, timeoutMs, `bot READY (identify #${minIdentifies})`);
   }
 
   /** Resolves with the first recorded REST request matching `'METHOD /route/:template'` (and `predicate`). */

@@ -105,6 +105,8 @@ describe('discord-sim robustness', () => {
     await sim.waitForBotVoice(guild.id, voice.id);
     await client.destroy();
     client = await loginClient(sim);
+    await sim.waitForBotReady(5000, 2);
+    expect(sim.identifies).toHaveLength(2);
     expect(sim.botVoiceState(guild.id)).toBeUndefined();
     expect(client.guilds.cache.get(guild.id)?.members.me?.voice.channelId ?? null).toBeNull();
     expect(backend.calls.at(-1)).toEqual({ call: 'closeSession', guildId: guild.id });
