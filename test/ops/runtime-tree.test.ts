@@ -1,0 +1,192 @@
+/**
+ * Container proof without a Docker engine: the runtime tree is assembled exactly as the
+ * Dockerfile's last stage does it (`npm run build` → dist/, `npm ci --omit=dev`, nothing else),
+ * then `node dist/src/index.js` is started in it as a NON-ROOT user (uid/gid 65534 "nobody", like
+ * `USER node`: the tree is root-owned and read-only for it, only DATA_DIR is its own) against both
+ * simulators, and must become ready, hear a voice channel and answer in text.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { chown, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ARIA_ID } from '../../sim/voxta/index.js';
+import { assembleRuntime, compiledImports, type RuntimeTree } from '../../scripts/assemble-runtime.js';
+import { startE2E, type E2EEnv } from '../harness/env.js';
+
+const RUNTIME_UID = 65534; // nobody
+const RUNTIME_GID = 65534;
+
+let env: E2EEnv | undefined;
+let tree: RuntimeTree | undefined;
+let child: ChildProcess | undefined;
+afterAll(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await env?.close();
+  if (tree) await rm(tree.root, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+const canDropPrivileges = typeof process.getuid === 'function' && process.getuid() === 0;
+
+describe('container runtime tree (Dockerfile last stage, non-root, against the simulators)', () => {
+  it.runIf(canDropPrivileges)(
+    'builds, installs production dependencies only, and runs as a non-root user until ready, in voice and answering',
+    async () => {
+      tree = await assembleRuntime();
+      const { appDir, root } = tree;
+      const pkg = JSON.parse(await readFile(path.join(appDir, 'package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+        devDependencies: Record<string, string>;
+      };
+
+      // --- what the image contains ---------------------------------------------------------
+      expect(existsSync(path.join(appDir, tree.entry))).toBe(true);
+      // No dev-only package was installed: every package the lockfile marks `dev` (vitest,
+      // typescript, their dependencies) is absent. (@types/ws and @types/node are listed as
+      // devDependencies but also required by discord.js, so npm installs them; that is fine.)
+      const lock = JSON.parse(await readFile(path.join(appDir, 'package-lock.json'), 'utf8')) as {
+        packages: Record<string, { dev?: boolean }>;
+      };
+      const devOnly = Object.entries(lock.packages).filter(([p, info]) => p.startsWith('node_modules/') && info.dev === true);
+      expect(devOnly.length).toBeGreaterThan(10);
+      expect(devOnly.filter(([p]) => existsSync(path.join(appDir, p))).map(([p]) => p)).toEqual([]);
+      expect(Object.keys(pkg.devDependencies)).toContain('vitest');
+      expect(tree.installedPackages).not.toContain('vitest');
+      expect(tree.installedPackages).not.toContain('typescript');
+      // Every package the compiled code imports is a production dependency present in the tree,
+      // and none of the dev-only tools (tsx is listed in "dependencies" for `npm start`, but the
+      // image runs plain JavaScript and must not load it).
+      const imports = await compiledImports(path.join(appDir, 'dist'));
+      const notProd = imports.packages.filter((p) => !(p in pkg.dependencies));
+      expect(notProd).toEqual([]);
+      expect(imports.packages.filter((p) => !existsSync(path.join(appDir, 'node_modules', p)))).toEqual([]);
+      expect(imports.packages).not.toContain('tsx');
+      expect(imports.packages).not.toContain('vitest');
+      expect(imports.packages).not.toContain('typescript');
+      // Relative imports are compiled `.js` files that exist (no `.ts` suffix, no path outside dist/).
+      const broken = imports.relative.filter((r) => {
+        const target = path.resolve(path.dirname(r.from), r.spec);
+        return !r.spec.endsWith('.js') || !existsSync(target) || !target.startsWith(path.join(appDir, 'dist') + path.sep);
+      });
+      expect(broken).toEqual([]);
+
+      // --- run it as in the image ----------------------------------------------------------
+      env = await startE2E({ discord: { dave: 'v1' } });
+      const e = env;
+      e.admin.joinVoice(e.voice.id);
+      const dataDir = path.join(root, 'data');
+      await mkdir(dataDir, { mode: 0o755 });
+      await chown(dataDir, RUNTIME_UID, RUNTIME_GID); // `chown node:node /data`
+      const caPath = path.join(root, 'discord-sim-ca.pem'); // readable by the runtime user
+      await copyFile(e.discord.caCertPath, caPath);
+      const port = await freePort();
+      const lines: string[] = [];
+      child = spawn(process.execPath, [tree.entry], {
+        cwd: appDir,
+        uid: RUNTIME_UID,
+        gid: RUNTIME_GID,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: '/nonexistent',
+          // The image's ENV, plus what a user puts in .env / compose.
+          NODE_ENV: 'production',
+          DATA_DIR: dataDir,
+          HEALTH_PORT: String(port),
+          HEALTH_HOST: '127.0.0.1',
+          DISCORD_TOKEN: e.discord.token,
+          DISCORD_API_URL: e.discord.restUrl,
+          DISCORD_GUILD_ID: e.guild.id,
+          VOXTA_URL: e.voxtaUrl,
+          LOG_LEVEL: 'info',
+          NODE_EXTRA_CA_CERTS: caPath,
+        },
+      });
+      for (const s of [child.stdout!, child.stderr!]) createInterface({ input: s }).on('line', (l) => lines.push(l));
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child!.once('exit', (code, signal) => r({ code, signal })));
+      const output = () => lines.slice(-40).join('\n');
+
+      try {
+        // The process really runs as the unprivileged user.
+        const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+        expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(RUNTIME_UID));
+
+        // The image's HEALTHCHECK command, verbatim, against the running process.
+        const ready = await until('/readyz 200', 30_000, async () => {
+          const r = await get(port, '/readyz');
+          return r.status === 200 ? r : undefined;
+        });
+        expect(JSON.parse(ready.body)).toMatchObject({ ready: true, discord: 'ready', voxta: 'reachable' });
+        const healthcheck = spawn(
+          process.execPath,
+          ['-e', "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"],
+          { env: { HEALTH_PORT: String(port) }, uid: RUNTIME_UID, gid: RUNTIME_GID, stdio: 'ignore' },
+        );
+        expect(await new Promise((r) => healthcheck.once('exit', r))).toBe(0);
+
+        // A voice chat: Opus (WASM), DAVE (native davey), SQLite and the audio socket all load
+        // from the production tree.
+        await e.discord.waitForCommands(['start'], e.guild.id, 15_000);
+        const h = await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID });
+        await h.waitForResponse();
+        await e.discord.waitForBotVoice(e.guild.id, e.voice.id, 15_000);
+        const voxta = e.voxta!;
+        const session = await voxta.waitFor(() => voxta.sessions()[0], 10_000, 'a Voxta session');
+        await voxta.waitFor(() => voxta.audio(session.sessionId)?.header, 10_000, 'the audio socket header');
+        await e.discord.voiceServer.daveSettled(e.guild.id, 10_000);
+        e.alice.say(e.text.id, 'hello from the container');
+        await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('You said: hello from the container'), 15_000);
+
+        // The database lives in DATA_DIR, written by the runtime user.
+        const db = path.join(dataDir, 'voxta-discord.db');
+        expect(existsSync(db)).toBe(true);
+        expect(statSync(db).uid).toBe(RUNTIME_UID);
+
+        child.kill('SIGTERM');
+        expect(await exited).toEqual({ code: 0, signal: null });
+        expect(lines.join('\n')).toMatch(/shut down cleanly/);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- runtime output ---\n${output()}`, { cause: err });
+      }
+    },
+    120_000,
+  );
+});
