@@ -254,7 +254,7 @@ export class Interactions {
   private findVisibleCommand(userId: string, guildId: string, channelId: string, fullName: string): Target {
     const [name, ...path] = fullName.trim().split(/\s+/);
     if (!this.state.guild(guildId).botPresent) throw new CommandRejectedError(`/${fullName}: the bot is not in guild ${guildId}`);
-    const command = this.state.visibleCommandCandidates(guildId, name ?? '');
+    const command = this.state.findChatInputCommand(guildId, name ?? '');
     if (!command) throw new CommandRejectedError(`/${fullName}: no such command is registered for guild ${guildId} (nor globally)`);
     const channelPerms = this.state.channelPermissions(channelId, userId);
     if (!hasAll(channelPerms, Perm.ViewChannel)) throw new CommandRejectedError(`/${fullName}: the member cannot see channel ${channelId}`);

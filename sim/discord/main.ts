@@ -5,6 +5,7 @@
  *
  *   npm run sim:discord -- [--dave off|v1] [--no-message-content] [--token T]
  */
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { startDiscordSim, type DiscordSim, type OptionValue, type SimGuildHandle } from './index.js';
@@ -15,6 +16,7 @@ const REPL_HELP = `Commands (members by username, channels by name):
   ac <member> <name> <option> <text>        autocomplete
   join <member> [voice channel]             join voice (default: Voice)
   leave <member>                            leave voice
+  speak <member> <file.wav>                 the member speaks a WAV file in the bot's voice channel
   messages                                  the last messages in #general
   commands                                  registered commands
   help
@@ -65,6 +67,12 @@ function startRepl(sim: DiscordSim, guild: SimGuildHandle, textName: string, voi
           guild.member(args[0] ?? '').joinVoice(guild.channel(args[1] ?? voiceName).id);
           print('joined');
           return;
+        case 'speak': {
+          const bytes = await readFile(args[1] ?? '');
+          await guild.member(args[0] ?? '').speak(bytes);
+          print('spoke');
+          return;
+        }
         case 'leave':
           guild.member(args[0] ?? '').leaveVoice();
           print('left');

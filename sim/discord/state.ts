@@ -446,8 +446,8 @@ export class SimState extends EventEmitter<StateEvents> {
     this.emit('commandsChanged', guildId);
   }
 
-  /** Commands a member could see in a guild: that guild's commands first, then global ones. */
-  visibleCommandCandidates(guildId: string, name: string): RegisteredCommand | undefined {
+  /** The chat-input command `name` as a member in the guild would find it: guild commands first, then global. */
+  findChatInputCommand(guildId: string, name: string): RegisteredCommand | undefined {
     return (
       this.commandsFor(guildId).find((c) => c.data.name === name && c.data.type === 1) ??
       this.globalCommands.find((c) => c.data.name === name && c.data.type === 1)
