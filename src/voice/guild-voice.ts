@@ -43,6 +43,7 @@ import { fetchSpeech } from '../voxta/tts.js';
 import { attributeSpeaker, capText, sanitizeUserText, MAX_USER_TEXT_CHARS } from '../voxta/user-text.js';
 import { Attribution } from './attribution.js';
 import { BargeInDetector } from './barge-in.js';
+import { HeldInput } from './held-input.js';
 import { VoiceLink, type VoiceLinkEndReason } from './connection.js';
 import { clipPackets, DiscordPlayerSink, silencePackets, warmUpDownlink } from './downlink.js';
 import { LatencyRecorder } from './latency.js';
@@ -91,6 +92,8 @@ export class GuildVoice extends EventEmitter<Events> {
   private readonly voxta: VoxtaChatSession;
   private readonly link: VoiceLink;
   private readonly input: VoxtaAudioInput & { detach(): void };
+  /** The input as the uplink sees it: keeps a barge-in's words while Voxta is not recording. */
+  private readonly heldInput: HeldInput;
   private readonly uplink: Uplink;
   private readonly sink: DiscordPlayerSink;
   private readonly queue: SpeechQueue<WavAudio>;
@@ -133,12 +136,13 @@ export class GuildVoice extends EventEmitter<Events> {
     // released backlog of buffered speech.
     this.input = attachAudioInput(this.voxta, { maxBufferMs: AUDIO_INPUT_BUFFER_MS, log: this.log });
     this.enableInputIfListening();
+    this.heldInput = new HeldInput(this.input);
 
     this.uplink = new Uplink({
       log: this.log,
       botUserId: opts.botUserId,
       isListenable: (id) => opts.isListenable(id),
-      input: this.input,
+      input: this.heldInput,
       floor: { endOfUtteranceMs: opts.config.endOfUtteranceMs, floorHangoverMs: opts.config.floorHangoverMs },
       onVoice: (userId, voiced) => this.onMemberVoice(userId, voiced),
       onFloor: (e) => {
@@ -244,6 +248,7 @@ export class GuildVoice extends EventEmitter<Events> {
       inputFramesSent: input.framesSent,
       inputSpeechFrames: input.speechFrames,
       inputOverflowDrops: input.overflowDrops,
+      bargeInFramesReplayed: this.heldInput.replayedFrames,
       uplinkLatencySamples: this.uplink.latency.count,
       uplinkLatencyP50Ms: this.uplink.latency.percentile(50),
       uplinkLatencyP95Ms: this.uplink.latency.percentile(95),
@@ -306,6 +311,10 @@ export class GuildVoice extends EventEmitter<Events> {
       this.enableInputIfListening();
     });
     on('chatStarted', () => this.enableInputIfListening());
+    // Registered after attachAudioInput's own listener, so the input is already enabled here.
+    on('recordingRequest', (m: { enabled: boolean }) => {
+      if (m.enabled) this.heldInput.resumed();
+    });
     this.voxta.playback.setAutoAcknowledge(false);
   }
 
@@ -394,6 +403,7 @@ export class GuildVoice extends EventEmitter<Events> {
     this.log.info({ userId, messageIds: ids }, 'voice: barge-in — a member spoke over the character; stopping playback');
     for (const id of ids) this.markInterrupted(id);
     this.queue.interrupt();
+    this.heldInput.hold();
     void this.voxta.interrupt();
   }
 

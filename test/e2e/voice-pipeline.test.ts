@@ -113,6 +113,11 @@ describe('voice end to end (production bot, real @discordjs/voice, simulators)',
     await voxta.waitFor(() => voxta.playback(messageId).completes >= 1, 10_000, 'the complete');
     await new Promise((r) => setTimeout(r, 500));
     expect(voxta.playback(messageId).completes).toBe(1);
+    // What the member said over the character was kept and recognised once Voxta listened again.
+    await voxta.waitFor(() => sends(env).includes('stop'), 10_000, 'the interrupting words as a transcript');
+    // All of it, from its first word: the part said while Voxta was not recording was held and
+    // replayed (without that, the first ~300 ms are lost).
+    expect(voxta.recognitions.find((r) => r.text === 'stop')!.voicedMs).toBeGreaterThanOrEqual(1100);
     const packets = env.discord.voiceServer.botAudio(env.guild.id).packets.filter((p) => !p.silence);
     // Nothing of that reply is sent after the stop (allow the frame already prepared, one 20 ms tick).
     const after = packets.filter((p) => p.at > stoppedAt + 100);
