@@ -5,7 +5,7 @@
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { VoxtaAuthError, VoxtaNotFoundError } from '../voxta/errors.js';
+import { VoxtaAuthError, VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '../voxta/errors.js';
 import { Admission } from './admission.js';
 import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
 import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
@@ -156,7 +156,13 @@ export class BotCore {
       }
       this.log.warn({ guildId, err: errorInfo(err) }, 'resume: failed; will retry');
       if (attempt === 0) {
-        await session.post(`I could not resume the chat with ${rec.characterName} yet (Voxta is not available); I will keep trying.`);
+        const why =
+          err instanceof VoxtaChatLockedError
+            ? 'the chat is still open from before, and Voxta frees it within a minute'
+            : err instanceof VoxtaCapacityError
+              ? 'Voxta is running as many chats as it allows'
+              : 'Voxta is not available';
+        await session.post(`I could not resume the chat with ${rec.characterName} yet (${why}); I will keep trying.`);
       }
       this.scheduleResume(guildId, attempt + 1);
     }

@@ -159,6 +159,23 @@ describe('resilience', () => {
     await waitUntil(() => general.posted.find((p) => p.content.includes('You said: back again')), 'a reply after the restart');
   });
 
+  it('after a crash, waits for Voxta to free the chat the dead process still held, then resumes it', async () => {
+    const chatId = h.store.getGuildSession(guild.id)!.chatId;
+    // A second bot process on the same database while the first still holds the chat (as after a
+    // SIGKILL, until Voxta notices the dead connection).
+    const old = h;
+    h = makeCore(sim.url, { dataDir: old.dataDir, guilds: old.guilds });
+    await h.core.resumeAll();
+    expect(h.core.session(guild.id).state).toBe('idle');
+    await waitUntil(() => general.texts().find((t) => t.includes('the chat is still open from before')), 'the waiting notice');
+    await old.core.shutdown(); // the old connection goes away; Voxta frees the chat
+    old.store.close();
+    await waitUntil(() => h.core.session(guild.id).state === 'active', 'the retried resume', 10_000);
+    expect(sim.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    await say(ALICE, 'Alice', 'made it');
+    await waitUntil(() => general.posted.find((p) => p.content.includes('You said: made it')), 'a reply');
+  }, 20_000);
+
   it('keeps retrying a resume while Voxta is down at boot, and tells the channel once', async () => {
     const dataDir = h.dataDir;
     await h.close();

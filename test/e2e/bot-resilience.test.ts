@@ -158,6 +158,22 @@ describe('bot resilience end to end', () => {
     expect(env.voxta!.heldSessions()).toHaveLength(0);
   }, 60_000);
 
+  it('survives SIGKILL mid-conversation: the next start resumes the chat and nothing said is lost', async () => {
+    const { env, bot } = await boot();
+    await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
+    const chatId = env.voxta!.sessions()[0]!.chatId;
+    env.alice.say(env.text.id, 'before the crash');
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: before the crash'), 10_000);
+    await bot.kill('SIGKILL');
+    const again = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id } });
+    await again.waitForLog(/chat resumed after restart/, 30_000);
+    expect(env.voxta!.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    env.alice.say(env.text.id, 'after the crash');
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: after the crash'), 10_000);
+    const history = env.voxta!.chats().find((c) => c.id === chatId)!.messages.filter((m) => m.role === 'User').map((m) => m.text);
+    expect(history).toEqual(['before the crash', 'after the crash']);
+  }, 60_000);
+
   it('exits at once on a second signal', async () => {
     const { env, bot } = await boot();
     await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
