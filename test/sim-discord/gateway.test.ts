@@ -57,6 +57,19 @@ describe('discord-sim gateway with a real discord.js client', () => {
     expect(client.ws.ping).toBeGreaterThanOrEqual(0);
   });
 
+  it('unanswered heartbeats make the client treat the link as a zombie and resume', async () => {
+    world = await startWorld({ heartbeatIntervalMs: 200 });
+    client = await loginClient(world.sim);
+    const resumed = once(world.sim.gateway, 'resumed');
+    world.sim.setGatewayHeartbeatAcks(false);
+    await resumed;
+    world.sim.setGatewayHeartbeatAcks(true);
+    expect(world.sim.identifies).toHaveLength(1);
+    const created = nextEvent<[Message]>(client, Events.MessageCreate);
+    world.alice.say(world.text.id, 'still here');
+    expect((await created)[0].content).toBe('still here');
+  });
+
   it('sends every member when the presences intent is requested', async () => {
     world = await startWorld();
     client = await loginClient(world.sim, [...DEFAULT_INTENTS, GatewayIntentBits.GuildPresences]);
