@@ -62,6 +62,10 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     textChannel(channelId) {
       const ch = guild.channels.cache.get(channelId);
       if (!ch || !ch.isTextBased() || !ch.isSendable()) return undefined;
+      // A channel the bot cannot write in would swallow every reply: treat it as unusable.
+      const me = guild.members.me;
+      const perms = me && 'permissionsFor' in ch ? ch.permissionsFor(me) : null;
+      if (perms && !perms.has([PermissionFlagsBits.ViewChannel, PermissionFlagsBits.SendMessages])) return undefined;
       return textChannelPort(ch);
     },
     channelName: (channelId) => guild.channels.cache.get(channelId)?.name,

@@ -4,7 +4,7 @@
  * and type in the channel, exactly as users would.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CommandRejectedError, type InteractionHandle, type SimMessage } from '../../sim/discord/index.js';
+import { CommandRejectedError, Perm, type InteractionHandle, type SimMessage } from '../../sim/discord/index.js';
 import { ARIA_ID } from '../../sim/voxta/index.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
 
@@ -93,6 +93,12 @@ describe('bot end to end (real discord.js, production entry)', () => {
     await expect(env.alice.runCommand(env.text.id, 'start', { character: ARIA_ID })).rejects.toThrow(CommandRejectedError);
     const unknown = await answer(await env.admin.runCommand(env.text.id, 'start', { character: 'Nobody' }));
     expect(unknown).toMatchObject({ ephemeral: true, content: 'No character named “Nobody” on Voxta. Pick one from the list as you type.' });
+    const quiet = env.guild.addTextChannel('read-only');
+    quiet.setPermissionOverwrite(env.discord.botUserId, { deny: Perm.SendMessages });
+    await new Promise((r) => setTimeout(r, 200));
+    const cannotPost = await answer(await env.admin.runCommand(quiet.id, 'start', { character: ARIA_ID }));
+    expect(cannotPost).toMatchObject({ ephemeral: true, content: 'I cannot post in that text channel (it is gone, or I lack access). Pick another one.' });
+    expect(env.voxta!.sessions()).toHaveLength(0);
     const stop = await answer(await env.admin.runCommand(env.text.id, 'stop'));
     expect(stop).toMatchObject({ ephemeral: true, content: 'No chat is running in this server.' });
   }, 60_000);
