@@ -70,6 +70,13 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     },
     channelName: (channelId) => guild.channels.cache.get(channelId)?.name,
     isVoiceChannel: (channelId) => guild.channels.cache.get(channelId)?.isVoiceBased() ?? false,
+    voiceProblem(channelId) {
+      const ch = guild.channels.cache.get(channelId);
+      if (!ch?.isVoiceBased()) return 'that voice channel is gone';
+      if (!ch.joinable) return ch.full ? 'that voice channel is full' : 'I lack the Connect permission in that voice channel';
+      if (ch.type === ChannelType.GuildVoice && !ch.speakable) return 'I lack the Speak permission in that voice channel';
+      return undefined;
+    },
     voiceMembers(channelId) {
       const ch = guild.channels.cache.get(channelId);
       if (!ch?.isVoiceBased()) return [];

@@ -328,7 +328,8 @@ export class GuildSession extends EventEmitter {
    */
   private planVoice(guild: GuildPort, channelId: string): { join: boolean; note: string | undefined } {
     if (!this.deps.joinVoice) return { join: false, note: 'Voice is not available in this build, so this chat is text-only.' };
-    if (!guild.isVoiceChannel(channelId)) return { join: false, note: 'That voice channel is gone, so this chat is text-only.' };
+    const problem = guild.voiceProblem(channelId);
+    if (problem) return { join: false, note: `I cannot join: ${problem}, so this chat is text-only.` };
     if (!this.deps.admission.tryAcquireVoice(this.guildId)) {
       const max = this.deps.admission.maxVoice;
       const note =

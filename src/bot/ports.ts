@@ -51,6 +51,8 @@ export interface GuildPort {
   /** Channel name, or undefined when the channel does not exist (any more). */
   channelName(channelId: string): string | undefined;
   isVoiceChannel(channelId: string): boolean;
+  /** Why the bot cannot join and speak in this voice channel (permissions, full), or undefined. */
+  voiceProblem(channelId: string): string | undefined;
   voiceMembers(channelId: string): VoiceMember[];
   displayName(userId: string): string;
   memberRoleIds(userId: string): string[];

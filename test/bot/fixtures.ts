@@ -89,6 +89,9 @@ export class FakeGuild implements GuildPort {
   isVoiceChannel(channelId: string): boolean {
     return this.voiceChannels.has(channelId);
   }
+  voiceProblem(channelId: string): string | undefined {
+    return this.voiceChannels.has(channelId) ? undefined : 'that voice channel is gone';
+  }
   voiceMembers(channelId: string): VoiceMember[] {
     return this.voiceChannels.get(channelId)?.members ?? [];
   }

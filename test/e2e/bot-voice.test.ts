@@ -4,7 +4,7 @@
  * note, `/leave` and `/stop` leave voice, and voice members reach Voxta's context.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InteractionHandle } from '../../sim/discord/index.js';
+import { Perm, type InteractionHandle } from '../../sim/discord/index.js';
 import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
 import { boot as bootVoice, tone } from '../voice/e2e-helpers.js';
@@ -56,6 +56,19 @@ describe('bot voice orchestration end to end', () => {
     await answer(await env.admin.runCommand(env.text.id, 'stop'));
     await env.discord.waitForBotVoice(env.guild.id, null);
   }, 90_000);
+
+  it('runs text-only, saying why, when it may not speak in the voice channel', async () => {
+    const e = await startE2E();
+    env = e;
+    e.voice.setPermissionOverwrite(e.discord.botUserId, { deny: Perm.Speak });
+    await e.spawnBot({ env: { DISCORD_GUILD_ID: e.guild.id } });
+    await e.discord.waitForBotReady(15_000);
+    await e.discord.waitForCommands(['start'], e.guild.id, 15_000);
+    e.admin.joinVoice(e.voice.id);
+    const started = await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    expect(started.embeds[0]!.description).toBe('I cannot join: I lack the Speak permission in that voice channel, so this chat is text-only.');
+    expect(e.discord.botVoiceState(e.guild.id)?.channelId ?? null).toBeNull();
+  }, 60_000);
 
   it('runs a second guild text-only when voice is busy, and says so in plain words', async () => {
     env = await startE2E();
