@@ -103,6 +103,22 @@ export async function runBot(config: Config): Promise<RunningBot> {
     log.warn({ err: errorInfo(err) }, 'pruning message links failed');
   }
 
+  log.info(
+    {
+      voxta: endpoint.baseUrl.href,
+      dataDir: config.dataDir,
+      maxChats: config.voxta.maxChats,
+      maxVoiceSessions: config.voxta.maxVoiceSessions,
+      commands: config.discord.guildId ? `guild ${config.discord.guildId}` : 'global',
+    },
+    'starting the bot',
+  );
+  // Say early when Voxta cannot be reached: otherwise the first sign is a failing /start.
+  void core.voxtaReachable().then((ok) => {
+    if (ok) log.info({ voxta: endpoint.baseUrl.href }, 'Voxta answers');
+    else log.warn({ voxta: endpoint.baseUrl.href }, 'Voxta does not answer at the moment; /start will fail until it does (run `npm run doctor` to check the set-up)');
+  });
+
   // ---- Discord client -----------------------------------------------------------------------
 
   const attach = (c: Client): void => {
