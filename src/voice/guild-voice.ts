@@ -108,6 +108,7 @@ export class GuildVoice extends EventEmitter<Events> {
   private lastTranscript: { text: string; at: number } | undefined;
   /** The member whose transcript we sent last: the one the next reply answers. */
   private lastSpeaker: string | undefined;
+  private lastSentText: string | undefined;
   private readonly replies = new Map<string, { senderId?: string; spoken: string[]; interrupted: boolean }>();
   private readonly counters = {
     transcriptsSent: 0,
@@ -160,7 +161,8 @@ export class GuildVoice extends EventEmitter<Events> {
     this.queue = new SpeechQueue<WavAudio>({
       playback: this.playbackPort(),
       sink: this.sink,
-      log: this.log.child({ sessionId: this.voxta.sessionId }),
+      log: this.log,
+      logContext: () => ({ sessionId: this.voxta.sessionId }),
       fetchAudio: async (url, signal) => (await fetchSpeech(this.voxta.endpoint, url, { signal })).bytes,
       decode: parseWav,
       packets: clipPackets,
@@ -301,6 +303,11 @@ export class GuildVoice extends EventEmitter<Events> {
       this.queue.interrupt(m.messageId);
     });
     on('speechRecognitionStart', () => this.attribution.recognitionStarted(performance.now()));
+    // A user message that is not our last transcript (typed in the text channel, /say) means the
+    // next reply answers no voice speaker: nobody holds the floor for BARGE_IN=floor.
+    on('sent', (info: { text: string }) => {
+      if (info.text !== this.lastSentText) this.lastSpeaker = undefined;
+    });
     on('speechRecognitionEnd', (m: SpeechRecognitionEndMessage) => this.onTranscript(m));
     on('reconnected', () => {
       // New Voxta session: whatever was owed to the dead one is gone (the contract was reset by
@@ -426,6 +433,7 @@ export class GuildVoice extends EventEmitter<Events> {
     const text = humans > 1 ? attributeSpeaker(name, raw) : capText(sanitizeUserText(raw), MAX_USER_TEXT_CHARS).text;
     if (text === '') return;
     this.lastSpeaker = speakerId;
+    this.lastSentText = text;
     this.counters.transcriptsSent++;
     this.log.debug({ speakerId, chars: raw.length }, 'voice: transcript sent');
     this.voxta.send(text);

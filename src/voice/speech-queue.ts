@@ -85,6 +85,8 @@ export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
   /** Packets for `ms` of silence (`silence:<ms>` URLs). */
   silence(ms: number): PacketSource;
   log: Logger;
+  /** Extra log fields for errors, read when logging (e.g. the current Voxta sessionId). */
+  logContext?(): Record<string, unknown>;
   now?: () => number;
   /** Downloads running at once. Default 4. */
   maxInFlight?: number;
@@ -264,7 +266,7 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
     const controller = new AbortController();
     e.controller = controller;
     const epoch = e.epoch;
-    const ctx = { messageId: e.chunk.messageId, startIndex: e.chunk.startIndex };
+    const ctx = { ...this.deps.logContext?.(), messageId: e.chunk.messageId, startIndex: e.chunk.startIndex };
     this.deps
       .fetchAudio(e.url!, controller.signal)
       .then(
