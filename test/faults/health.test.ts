@@ -1,0 +1,136 @@
+/**
+ * The health endpoint of the production bot, end to end: `/healthz` alive, `/readyz` 200 only
+ * when Discord is ready and Voxta reachable (per-guild states in the body, 503 while Voxta is
+ * down), `/metrics` in the Prometheus text format with the documented families.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ARIA_ID } from '../../sim/voxta/index.js';
+import type { E2EEnv } from '../harness/env.js';
+import { answer, bootText, freePort, httpGet, metricValue, sleep } from './helpers.js';
+
+let env: E2EEnv | undefined;
+afterEach(async () => {
+  await env?.close();
+  env = undefined;
+});
+
+/** Families README/issue 7 document: sessions, voice guilds, turns, turn latency, decode errors, reconnects, playback completes. */
+const FAMILIES: Record<string, 'gauge' | 'counter' | 'histogram'> = {
+  voxta_discord_sessions: 'gauge',
+  voxta_discord_voice_guilds: 'gauge',
+  voxta_discord_turns_total: 'counter',
+  voxta_discord_turn_latency_seconds: 'histogram',
+  voxta_discord_voice_decode_errors: 'gauge',
+  voxta_discord_voxta_reconnects_total: 'counter',
+  voxta_discord_playback_completes: 'gauge',
+};
+
+/** Checks the text exposition format 0.0.4 line by line; returns family → type. */
+function parseExposition(text: string): Map<string, string> {
+  const types = new Map<string, string>();
+  const helps = new Set<string>();
+  const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)?\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/;
+  expect(text.endsWith('\n')).toBe(true);
+  for (const line of text.trimEnd().split('\n')) {
+    if (line.startsWith('# HELP ')) {
+      helps.add(line.split(' ')[2]!);
+      continue;
+    }
+    if (line.startsWith('# TYPE ')) {
+      const [, , name, type] = line.split(' ');
+      expect(['counter', 'gauge', 'histogram', 'summary', 'untyped']).toContain(type);
+      expect(types.has(name!), `duplicate TYPE for ${name}`).toBe(false);
+      types.set(name!, type!);
+      continue;
+    }
+    expect(line, `not a valid sample line: ${line}`).toMatch(sample);
+    const name = sample.exec(line)![1]!;
+    const family = types.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+    expect(types.has(family), `sample ${name} before its # TYPE`).toBe(true);
+  }
+  for (const name of types.keys()) expect(helps.has(name), `# HELP for ${name}`).toBe(true);
+  return types;
+}
+
+describe('health endpoint of the production bot', () => {
+  it('serves /healthz, /readyz with per-guild states (503 while Voxta is down) and Prometheus /metrics', async () => {
+    const port = await freePort();
+    const { env: e, bot } = await bootText((x) => (env = x), { botEnv: { HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' } });
+    const voxta = e.voxta!;
+
+    const alive = await httpGet(port, '/healthz');
+    expect(alive).toMatchObject({ status: 200, body: 'ok\n' });
+    const idle = await httpGet(port, '/readyz');
+    expect(idle.status).toBe(200);
+    expect(idle.contentType).toMatch(/^application\/json/);
+    expect(JSON.parse(idle.body)).toMatchObject({ ready: true, discord: 'ready', voxta: 'reachable', guilds: [] });
+    expect((await httpGet(port, '/nope')).status).toBe(404);
+
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    e.alice.say(e.text.id, 'hello');
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('You said: hello'), 10_000);
+    const ready = JSON.parse((await httpGet(port, '/readyz')).body) as { guilds: unknown[] };
+    expect(ready.guilds).toEqual([expect.objectContaining({ guildId: e.guild.id, state: 'active', voxta: 'ready' })]);
+
+    const metrics = await httpGet(port, '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+    const types = parseExposition(metrics.body);
+    for (const [family, type] of Object.entries(FAMILIES)) expect(types.get(family), family).toBe(type);
+    expect(metricValue(metrics.body, 'voxta_discord_sessions{state="active"}')).toBe(1);
+    expect(metricValue(metrics.body, 'voxta_discord_turns_total{source="text"}')).toBe(1);
+    expect(metricValue(metrics.body, 'voxta_discord_turn_latency_seconds_count')).toBe(1);
+    expect(metricValue(metrics.body, 'voxta_discord_turn_latency_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(metricValue(metrics.body, 'voxta_discord_voice_guilds')).toBe(0);
+    expect(metricValue(metrics.body, 'voxta_discord_voxta_reconnects_total')).toBe(0);
+    // Histogram buckets are cumulative.
+    const buckets = metrics.body.split('\n').filter((l) => l.startsWith('voxta_discord_turn_latency_seconds_bucket')).map((l) => Number(l.split(' ')[1]));
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+
+    // Voxta goes down: the bot tells the channel, and readiness turns 503 naming Voxta and the
+    // guild's state. (The bot caches its Voxta probe for 10 s, so allow that long.)
+    await voxta.stop();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    const deadline = Date.now() + 12_000;
+    let down = await httpGet(port, '/readyz');
+    while (down.status !== 503 && Date.now() < deadline) {
+      await sleep(250);
+      down = await httpGet(port, '/readyz');
+    }
+    expect(down.status).toBe(503);
+    expect(JSON.parse(down.body)).toMatchObject({
+      ready: false,
+      discord: 'ready',
+      voxta: 'unreachable',
+      guilds: [expect.objectContaining({ guildId: e.guild.id, state: expect.stringMatching(/reconnecting|active/), voxta: 'reconnecting' })],
+    });
+    expect((await httpGet(port, '/healthz')).status).toBe(200); // alive all along
+
+    await voxta.start();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('Reconnected to Voxta'), 20_000);
+    const back = Date.now() + 12_000;
+    let up = await httpGet(port, '/readyz');
+    while (up.status !== 200 && Date.now() < back) {
+      await sleep(250);
+      up = await httpGet(port, '/readyz');
+    }
+    expect(up.status).toBe(200);
+    const after = (await httpGet(port, '/metrics')).body;
+    expect(metricValue(after, 'voxta_discord_voxta_reconnects_total')).toBe(1);
+    expect(bot.exit).toBeUndefined();
+  }, 60_000);
+
+  // KNOWN BUG (src/bot/bot-core.ts voxtaReachable): the probe result is cached for 10 s, and the
+  // cache is consulted before the sessions' live state, so for up to 10 s after Voxta went down
+  // (the bot already told the channel "I lost the connection to Voxta") /readyz still answers
+  // 200 "voxta: reachable". Expected: 503 as soon as a guild session knows it is reconnecting.
+  it.fails('readiness turns 503 as soon as the bot knows Voxta is down (not up to 10 s later)', async () => {
+    const port = await freePort();
+    const { env: e } = await bootText((x) => (env = x), { botEnv: { HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' } });
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    expect((await httpGet(port, '/readyz')).status).toBe(200);
+    await e.voxta!.stop();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    expect((await httpGet(port, '/readyz')).status).toBe(503);
+  }, 30_000);
+});

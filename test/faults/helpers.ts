@@ -1,0 +1,135 @@
+/**
+ * Shared helpers of the fault and load suite (test/faults): booting the production bot against
+ * both simulators, reading its health endpoint, and views of what each side saw.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
+import { DB_FILE_NAME } from '../../src/store/store.js';
+import type { BotProcess } from '../harness/bot-process.js';
+import { startE2E, type E2EEnv, type E2EOptions } from '../harness/env.js';
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function freePort(): Promise<number> {
+  const s = http.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export function httpGet(port: number, p: string): Promise<{ status: number; body: string; contentType: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: p }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, contentType: String(res.headers['content-type'] ?? '') }));
+      })
+      .on('error', reject);
+  });
+}
+
+/** The value of one sample line of a Prometheus text exposition (`name{labels} value`), or undefined. */
+export function metricValue(text: string, sample: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    if (i > 0 && line.slice(0, i) === sample) return Number(line.slice(i + 1));
+  }
+  return undefined;
+}
+
+/** A text-only world (the Discord simulator without the voice server) with the bot started and its commands registered. */
+export async function bootText(
+  register: (env: E2EEnv) => void,
+  opts: { e2e?: E2EOptions; botEnv?: Record<string, string>; commands?: string[] } = {},
+): Promise<{ env: E2EEnv; bot: BotProcess }> {
+  const env = await startE2E({ ...opts.e2e, discord: { voice: false, ...opts.e2e?.discord } });
+  register(env);
+  const bot = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id, ...opts.botEnv } });
+  await env.discord.waitForBotReady(15_000);
+  await env.discord.waitForCommands(opts.commands ?? ['start', 'stop'], env.guild.id, 15_000);
+  return { env, bot };
+}
+
+/** The final visible answer to a command: the last follow-up, else the (edited) original response. */
+export async function answer(handle: InteractionHandle, timeoutMs = 20_000) {
+  await handle.waitUntil(() => (handle.hasFinalContent || handle.followUps.length > 0 ? true : undefined), timeoutMs, 'an answer');
+  await sleep(250);
+  const last = handle.followUps.at(-1);
+  const m = last ?? { content: handle.content, embeds: handle.embeds, ephemeral: handle.ephemeral };
+  return { content: m.content, embeds: m.embeds as Array<{ title?: string; description?: string }>, ephemeral: m.ephemeral };
+}
+
+/** Messages the bot posted on its own in a channel (not interaction responses). */
+export function botPosts(env: E2EEnv, channelId: string = env.text.id): SimMessage[] {
+  return env.discord.messages(channelId).filter((m) => m.authorId === env.discord.botUserId && m.interactionId === null);
+}
+
+/** Every user `send` Voxta received, in order. */
+export function sends(env: E2EEnv): string[] {
+  return env.voxta!.received.filter((m) => m.payload.$type === 'send').map((m) => String(m.payload.text));
+}
+
+/** Message ids of the replies the simulator streamed, in order. */
+export function replyIds(env: E2EEnv): string[] {
+  const ids: string[] = [];
+  for (const m of env.voxta!.sent) {
+    const p = m.payload as { $type?: string; messageId?: string };
+    if (p.$type === 'replyChunk' && p.messageId && !ids.includes(p.messageId)) ids.push(p.messageId);
+  }
+  return ids;
+}
+
+export interface StoredSession {
+  guild_id: string;
+  active: number;
+  chat_id: string | null;
+  character_id: string | null;
+  text_channel_id: string | null;
+  voice_channel_id: string | null;
+}
+
+/** The guild_sessions rows as the bot stored them (read-only, straight from SQLite). */
+export function storedSessions(dataDir: string): StoredSession[] {
+  const db = new DatabaseSync(path.join(dataDir, DB_FILE_NAME), { readOnly: true });
+  try {
+    return db.prepare('SELECT * FROM guild_sessions ORDER BY guild_id').all() as unknown as StoredSession[];
+  } finally {
+    db.close();
+  }
+}
+
+/** User messages of a chat as the Voxta simulator stored them (its history survives restarts). */
+export function chatUserTexts(env: E2EEnv, chatId: string): string[] {
+  const chat = env.voxta!.chats().find((c) => c.id === chatId);
+  return chat ? chat.messages.filter((m) => m.role === 'User').map((m) => m.text) : [];
+}
+
+/** A tone with 10 ms fades (a member "speaking"). */
+export function tone(hz: number, ms: number, rate = 48_000, amplitude = 8000): Int16Array {
+  const n = Math.round((rate * ms) / 1000);
+  const fade = Math.round(rate / 100);
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) {
+    const g = Math.min(1, i / fade, (n - 1 - i) / fade);
+    out[i] = Math.round(amplitude * g * Math.sin((2 * Math.PI * hz * i) / rate));
+  }
+  return out;
+}
+
+/** A small deterministic PRNG (mulberry32), so a failing fuzz run can be replayed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Fault: the Voxta server crashes in the middle of a reply and comes back on the same port
+ * (`sim.stop()` then `sim.start()`: every socket and session gone, chats kept). The production
+ * bot in a child process must resume the chat, deliver every user message exactly once — also
+ * those typed while Voxta was down — and tell the channel once that it lost Voxta and once that
+ * it is back.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ARIA_ID } from '../../sim/voxta/index.js';
+import type { E2EEnv } from '../harness/env.js';
+import { answer, bootText, botPosts, chatUserTexts, freePort, httpGet, sends, sleep } from './helpers.js';
+
+let env: E2EEnv | undefined;
+afterEach(async () => {
+  await env?.close();
+  env = undefined;
+});
+
+describe('fault: Voxta killed and restarted mid-reply', () => {
+  it('resumes the chat, delivers every message exactly once, tells the channel once each way', async () => {
+    const port = await freePort();
+    const { env: e, bot } = await bootText((x) => (env = x), {
+      // A reply slow enough to be cut in the middle: five chunks, 250 ms apart.
+      e2e: { voxta: { chunkDelayMs: 250, reply: (text) => [`Reply to ${text}, part one.`, 'Part two.', 'Part three.', 'Part four.', 'Part five.'] } },
+      botEnv: { HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' },
+    });
+    const voxta = e.voxta!;
+    const started = await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    expect(started.embeds[0]?.title).toBe('Started: Aria');
+    const chatId = voxta.sessions()[0]!.chatId;
+    const firstSession = voxta.sessions()[0]!.sessionId;
+
+    // The first message gets a reply that streams…
+    e.alice.say(e.text.id, 'm1');
+    await voxta.waitForServerMessage('replyChunk', { match: (p) => String(p.text).startsWith('Reply to m1') }, 10_000);
+    expect(voxta.sessions()[0]!.generating).toBe(true);
+    // …and Voxta dies in the middle of it.
+    await voxta.stop();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    // Messages typed during the outage.
+    e.alice.say(e.text.id, 'm2');
+    e.bob.say(e.text.id, 'm3');
+    // (Readiness during an outage is checked in health.test.ts.)
+    await sleep(1000);
+
+    await voxta.start();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('Reconnected to Voxta'), 20_000);
+    // The same chat is resumed in a new session, and what was typed meanwhile reaches it.
+    const resumed = await voxta.waitFor(() => voxta.sessions().find((s) => s.sessionId !== firstSession && s.state === 'active'), 10_000, 'the resumed session');
+    expect(resumed.chatId).toBe(chatId);
+    expect(voxta.received.some((m) => m.payload.$type === 'resumeChat' && m.payload.chatId === chatId)).toBe(true);
+    await voxta.waitFor(() => chatUserTexts(e, chatId).length >= 3, 15_000, 'the three user messages stored in the chat');
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to') && m.content.includes('m3'), 20_000);
+    e.alice.say(e.text.id, 'm4');
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to') && m.content.includes('m4'), 20_000);
+    await sleep(300);
+
+    // Nothing lost, nothing doubled: each message reached Voxta once, in order.
+    const userSends = sends(e);
+    // (Once two people talk, the bot prefixes the speaker: "Bob: m3".)
+    expect(userSends.filter((t) => /m\d$/.test(t)).map((t) => t.slice(-2))).toEqual(['m1', 'm2', 'm3', 'm4']);
+    expect(userSends.filter((t) => /m\d$/.test(t))[2]).toBe('Bob: m3');
+    expect(chatUserTexts(e, chatId).filter((t) => /m\d$/.test(t))).toHaveLength(4);
+    for (const m of ['m1', 'm2', 'm3', 'm4']) expect(chatUserTexts(e, chatId).filter((t) => t.endsWith(m))).toHaveLength(1);
+    // Told once each way.
+    const notices = botPosts(e).map((m) => m.content);
+    expect(notices.filter((c) => c.startsWith('I lost the connection to Voxta'))).toHaveLength(1);
+    expect(notices.filter((c) => c.startsWith('Reconnected to Voxta'))).toHaveLength(1);
+    const up = await httpGet(port, '/readyz');
+    expect(up.status).toBe(200);
+    expect(bot.exit).toBeUndefined();
+  }, 60_000);
+});
