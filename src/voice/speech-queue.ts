@@ -209,7 +209,10 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
     if (ids.size === 0) return [];
     this.counters.interrupts++;
     this.discardAll();
-    for (const id of ids) this.deps.playback.abort(id);
+    for (const id of ids) {
+      this.ended.delete(id);
+      this.deps.playback.abort(id);
+    }
     return [...ids];
   }
 
