@@ -49,6 +49,14 @@ describe('/start', () => {
     expect(h.core.session(guild.id).state).toBe('active');
   });
 
+  it('posts the character’s greeting of a new chat in the bound channel, and acknowledges it', async () => {
+    sim.options.greeting = true;
+    await start(guild, general.id, ARIA_ID);
+    await waitUntil(() => general.texts().includes('Hi, I am Aria. What shall we talk about?'), 'the greeting');
+    await waitUntil(() => sim.received.some((m) => m.payload.$type === 'speechPlaybackComplete'), 'the greeting acknowledged');
+    await waitUntil(() => sim.heldSessions().length === 0, 'the session released');
+  });
+
   it('accepts a character name typed without picking from the list', async () => {
     const ctx = await start(guild, general.id, 'captain holt');
     expect(ctx.replies.at(-1)!.embeds![0]!.title).toContain('Captain Holt');
