@@ -1,0 +1,382 @@
+/**
+ * The scripted scene of `npm run demo`, step by step. Every step waits for what a person in the
+ * server would see or hear (a message, the bot in the voice channel, the character's voice) with
+ * its own timeout; the first step that does not happen ends the demo with its name.
+ */
+import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
+import { LINES } from './lines.js';
+import { VoiceWatch, messagesSince, settled, sleep, waitUntil } from './observe.js';
+import { clip, cyan, magenta, ms, yellow, type Report } from './report.js';
+import { synthesizeSpeech, VOICES, type SynthVoice } from './speech.js';
+import type { Stage } from './stage.js';
+
+/** A step that did not happen. */
+export class StepFailed extends Error {
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
+    super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'StepFailed';
+  }
+}
+
+export interface SceneResult {
+  steps: Array<{ name: string; ms: number }>;
+  /** Member's end of speech → first packet of the character's spoken answer. */
+  voiceLatencyMs: number;
+  bargeInStopMs: number;
+  interruptStopMs: number;
+  characterName: string;
+}
+
+/** The last voiced frame of a `speak()` leaves 5 silence frames (minus one tick) before it resolves. */
+const SPEECH_TAIL_MS = 80;
+
+export class Scene {
+  private readonly voiceWatch: VoiceWatch;
+  private readonly printed = new Set<string>();
+  private readonly steps: Array<{ name: string; ms: number }> = [];
+  private character = 'Aria';
+
+  constructor(
+    private readonly stage: Stage,
+    private readonly report: Report,
+  ) {
+    this.voiceWatch = new VoiceWatch(stage.discord, stage.guild.id);
+  }
+
+  async play(): Promise<SceneResult> {
+    const s = this.stage;
+    const r = this.report;
+
+    await this.step('The bot comes online', 30_000, async () => {
+      const login = await s.bot.waitForLog(/logged in to Discord/, 30_000);
+      await s.discord.waitForBotReady(15_000);
+      await s.discord.waitForCommands(['start', 'stop', 'interrupt'], undefined, 15_000);
+      const names = s.discord.commands().map((c) => `/${c.name}`);
+      this.say(login.at, 'bot', `logged in to the simulated Discord; registered ${names.length} slash commands: ${names.join(' ')}`);
+    });
+
+    await this.step('Alice, Bob and Sam join the voice channel', 10_000, async () => {
+      for (const m of [s.alice, s.bob, s.sam]) {
+        m.joinVoice(s.voice.id);
+        this.say(Date.now(), this.name(m.id), `joins 🔊 ${s.voice.name}`);
+      }
+    });
+
+    await this.step(`Sam (admin) starts a character with /start`, 25_000, async () => {
+      const typed = 'ar';
+      const choices = await s.sam.autocomplete(s.text.id, 'start', 'character', typed);
+      const pick = choices[0];
+      if (!pick) throw new Error(`autocomplete offered no character for “${typed}”`);
+      this.character = pick.name;
+      this.say(Date.now(), 'Sam', `types /start character:“${typed}”… autocomplete offers ${choices.map((c) => c.name).join(', ')}`);
+      const t = Date.now();
+      const handle = await s.sam.runCommand(s.text.id, 'start', { character: String(pick.value) });
+      this.say(t, 'Sam', `/start character:${pick.name}  (Sam is in 🔊 ${s.voice.name})`);
+      const final = await this.finalAnswer(handle, 20_000);
+      if (!/Started/.test(final.text)) throw new Error(`/start answered “${final.text}”`);
+      this.say(final.at, 'bot', final.text, { colour: magenta });
+      await s.discord.waitForBotVoice(s.guild.id, s.voice.id, 15_000);
+      await waitUntil(() => s.discord.voiceServer.session(s.guild.id)?.ready, 15_000, 'the bot’s voice session to be ready');
+      await s.discord.voiceServer.daveSettled(s.guild.id, 15_000);
+      const info = s.discord.voiceServer.session(s.guild.id)!;
+      this.say(Date.now(), 'voice', `bot joined 🔊 ${s.voice.name}: DAVE v${info.daveProtocolVersion} end-to-end encryption, MLS epoch ${info.daveEpoch}, ${info.daveUserIds.length} members in the group`, {
+        colour: yellow,
+      });
+      await s.discord.waitForMessage(s.text.id, (m) => this.fromBot(m) && m.content.includes('listening in'), 15_000);
+      if (s.voxta) await waitUntil(() => s.voxta!.sessions().find((x) => s.voxta!.audio(x.sessionId)?.header), 10_000, 'the bot’s microphone stream to Voxta');
+    });
+
+    await this.step('Alice types; the reply streams into #general (and is spoken)', 25_000, async () => {
+      const t = Date.now();
+      s.alice.say(s.text.id, LINES.typed);
+      const reply = await this.waitForReply(t, 20_000);
+      this.noteStreaming(reply, t);
+      await this.listenToAnswer(t, 'the spoken reply');
+    });
+
+    let voiceLatencyMs = 0;
+    await this.step('Alice speaks; Aria answers out loud', 30_000, async () => {
+      s.expectSpeech(LINES.spoken);
+      const { end } = await this.speak(s.alice.id, LINES.spoken, VOICES.alto);
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice'), 10_000);
+      const first = await this.voiceWatch.firstAudible(end, 15_000, 'the first packet of Aria’s spoken answer');
+      voiceLatencyMs = first.at - end;
+      await this.waitForReply(end, 15_000);
+      const quietAt = await this.voiceWatch.quiet(end, 600, 20_000, 'Aria to finish speaking');
+      this.say(first.at, this.character, `▶ answers out loud: ${ms(quietAt + 20 - first.at)} of speech`, { colour: cyan, voice: true });
+      this.say(first.at, 'latency', `speech end → first reply audio: ${ms(voiceLatencyMs)}${this.latencyBreakdown(end, first.at)}`, { colour: yellow });
+    });
+
+    await this.step('Bob talks over Alice; both are heard, each by name', 30_000, async () => {
+      s.expectSpeech(LINES.overlapAlice, LINES.overlapBob);
+      const a = this.speak(s.alice.id, LINES.overlapAlice, VOICES.alto);
+      await sleep(600);
+      const b = this.speak(s.bob.id, LINES.overlapBob, VOICES.baritone);
+      const [, bob] = await Promise.all([a, b]);
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice', LINES.overlapAlice), 12_000);
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob', LINES.overlapBob), 12_000);
+      if (s.voxta) {
+        const sends = s.voxta.received.filter((m) => m.payload.$type === 'send');
+        const texts = sends.map((m) => String(m.payload.text));
+        for (const want of [`Alice: ${LINES.overlapAlice}`, `Bob: ${LINES.overlapBob}`]) {
+          const got = sends.find((m) => m.payload.text === want);
+          if (!got) throw new Error(`Voxta did not receive “${want}” (got ${JSON.stringify(texts.slice(-3))})`);
+          this.say(got.at, 'voxta', `received “${want}”`, { colour: yellow });
+        }
+      }
+      await this.listenToAnswer(bob.end, 'Aria’s answer to Bob', 15_000);
+    });
+
+    let bargeInStopMs = 0;
+    await this.step('Bob interrupts Aria’s story by speaking over it (barge-in)', 40_000, async () => {
+      s.expectSpeech(LINES.story);
+      const { end } = await this.speak(s.alice.id, LINES.story, VOICES.alto);
+      const first = await this.voiceWatch.firstAudible(end, 15_000, 'Aria to start telling the story');
+      this.say(first.at, this.character, '▶ starts telling the story…', { colour: cyan, voice: true });
+      await sleep(1500);
+      s.expectSpeech(LINES.bargeIn);
+      const seq = s.voxta?.seq() ?? 0;
+      const bob = this.speak(s.bob.id, LINES.bargeIn, VOICES.baritone);
+      const bobStart = (await bob.started) ?? Date.now();
+      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, 'Aria to stop talking when Bob spoke over her');
+      if (stoppedAt < bobStart) throw new Error('Aria had already finished before Bob spoke: nothing was interrupted');
+      bargeInStopMs = stoppedAt + 20 - bobStart;
+      const storyMs = this.voiceWatch.audioMs(first.at, stoppedAt);
+      this.say(stoppedAt, this.character, `■ stops talking ${ms(bargeInStopMs)} after Bob started (${ms(storyMs)} of the story played)`, { colour: cyan, voice: true });
+      if (s.voxta) {
+        await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
+        this.say(Date.now(), 'voxta', 'received “interrupt” from the bot', { colour: yellow });
+      }
+      const { end: bobEnd } = await bob;
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob'), 10_000);
+      await this.listenToAnswer(bobEnd, 'Aria’s answer to Bob', 15_000);
+    });
+
+    let interruptStopMs = 0;
+    await this.step('Sam cuts Aria off with /interrupt', 30_000, async () => {
+      const t = Date.now();
+      s.alice.say(s.text.id, LINES.goOn);
+      const first = await this.voiceWatch.firstAudible(t, 15_000, 'Aria to go on with the story');
+      this.say(first.at, this.character, '▶ goes on with the story…', { colour: cyan, voice: true });
+      await sleep(1200);
+      const seq = s.voxta?.seq() ?? 0;
+      const at = Date.now();
+      const handle = await s.sam.runCommand(s.text.id, 'interrupt');
+      this.say(at, 'Sam', '/interrupt');
+      const answer = await this.finalAnswer(handle, 10_000);
+      this.say(answer.at, 'bot', `${answer.text}  (only Sam sees this)`, { colour: magenta });
+      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, 'Aria to stop talking after /interrupt');
+      // Packets arrive every 20 ms: a stop right after the command leaves the last one just before it.
+      if (stoppedAt + 2 * 20 < at) throw new Error(`Aria had already stopped talking ${ms(at - stoppedAt)} before /interrupt: nothing was interrupted`);
+      interruptStopMs = Math.max(0, stoppedAt + 20 - at);
+      const within = interruptStopMs < 20 ? 'within one 20 ms frame of' : `${ms(interruptStopMs)} after`;
+      if (s.voxta) {
+        await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
+        this.say(Date.now(), 'voxta', 'received “interrupt” from the bot', { colour: yellow });
+      }
+      this.say(Math.max(stoppedAt + 20, at + 1), this.character, `■ stops talking ${within} /interrupt`, { colour: cyan, voice: true });
+      await sleep(400);
+    });
+
+    await this.step('Sam ends the chat with /stop', 20_000, async () => {
+      const t = Date.now();
+      const handle = await s.sam.runCommand(s.text.id, 'stop');
+      this.say(t, 'Sam', '/stop');
+      const answer = await this.finalAnswer(handle, 15_000);
+      if (!/Stopped/.test(answer.text)) throw new Error(`/stop answered “${answer.text}”`);
+      this.say(answer.at, 'bot', answer.text, { colour: magenta });
+      await s.discord.waitForBotVoice(s.guild.id, null, 10_000);
+      this.say(Date.now(), 'voice', `bot left 🔊 ${s.voice.name}`, { colour: yellow });
+      if (s.voxta) await waitUntil(() => s.voxta!.sessions().length === 0, 10_000, 'the Voxta chat to be closed');
+    });
+
+    r.flush();
+    return { steps: this.steps, voiceLatencyMs, bargeInStopMs, interruptStopMs, characterName: this.character };
+  }
+
+  // ---- steps and lines ------------------------------------------------------------------
+
+  private async step(name: string, timeoutMs: number, body: () => Promise<void>): Promise<void> {
+    this.report.heading(name);
+    const t = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        body(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the step did not finish within ${ms(timeoutMs)}`)), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      this.collectMessages(t);
+      this.collectBotEvents(t);
+      if (process.env.DEMO_DEBUG) {
+        const runs = this.voiceWatch.runs(t).map((x) => `${this.report.stamp(x.from)}–${this.report.stamp(x.to)} (${x.packets})`);
+        this.report.line({ at: Date.now(), who: 'debug', text: `bot audio during the step: ${runs.join(', ') || 'none'}` });
+      }
+      throw new StepFailed(name, err);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.collectMessages(t);
+    this.collectBotEvents(t);
+    this.steps.push({ name, ms: Date.now() - t });
+  }
+
+  private say(at: number, who: string, text: string, opts: { colour?: (s: string) => string; note?: string; voice?: boolean } = {}): void {
+    const label = opts.voice ? `${who} (voice)` : who;
+    this.report.line({ at, who: label, text, note: opts.note, colour: opts.colour });
+  }
+
+  private name(userId: string): string {
+    return this.stage.names.get(userId) ?? (userId === this.stage.discord.botUserId ? 'bot' : userId);
+  }
+
+  /** Member speech: synthesised audio sent as real-time RTP; `started` resolves when it begins. */
+  private speak(userId: string, text: string, voice: SynthVoice): Promise<{ end: number }> & { started: Promise<number> } {
+    const pcm = synthesizeSpeech(text, voice);
+    const durMs = (pcm.length / 48_000) * 1000;
+    const who = this.name(userId);
+    const member = this.stage.guild.member(who.toLowerCase());
+    let markStarted: (at: number) => void = () => {};
+    const started = new Promise<number>((r) => (markStarted = r));
+    const run = (async () => {
+      const t = Date.now();
+      markStarted(t);
+      this.say(t, who, `◀ “${text}”`, { voice: true, note: `${ms(durMs)} of speech` });
+      await member.speak(pcm, { sampleRate: 48_000, channels: 1 });
+      return { end: Date.now() - SPEECH_TAIL_MS };
+    })();
+    return Object.assign(run, { started });
+  }
+
+  /** Waits for the character's spoken answer (if any starts within a few seconds) to finish. */
+  private async listenToAnswer(since: number, what: string, startTimeoutMs = 4000): Promise<void> {
+    let first;
+    try {
+      first = await this.voiceWatch.firstAudible(since, startTimeoutMs, what);
+    } catch {
+      this.say(Date.now(), this.character, '(no spoken answer)', { voice: true });
+      return;
+    }
+    const quietAt = await this.voiceWatch.quiet(since, 600, 25_000, `${what} to finish`);
+    this.say(first.at, this.character, `▶ speaks the answer: ${ms(quietAt + 20 - first.at)} of speech`, { colour: cyan, voice: true });
+  }
+
+  /** The character's text reply created after `since`, once it stopped changing. */
+  private async waitForReply(since: number, timeoutMs: number): Promise<SimMessage> {
+    const s = this.stage;
+    return waitUntil(
+      () => {
+        const m = messagesSince(s.discord, s.text.id, since).find((x) => this.fromBot(x) && this.isReply(x));
+        return m && settled(m, 700) && this.replyDone(since) ? m : undefined;
+      },
+      timeoutMs,
+      'the character’s reply in #general',
+    );
+  }
+
+  /** In-process Voxta: the reply stream ended (otherwise the settled message is the signal). */
+  private replyDone(since: number): boolean {
+    const v = this.stage.voxta;
+    if (!v) return true;
+    return v.sent.some((m) => m.at >= since && (m.payload as { $type?: string }).$type === 'replyEnd');
+  }
+
+  private noteStreaming(reply: SimMessage, since: number): void {
+    const created = reply.createdAt.getTime();
+    const lastEdit = (reply.editedAt ?? reply.createdAt).getTime();
+    const edits = reply.history.length;
+    const note = edits > 0 ? `first words after ${ms(created - since)}, then ${edits} edit${edits === 1 ? '' : 's'} as the reply streamed, complete after ${ms(lastEdit - since)}` : `after ${ms(created - since)}`;
+    this.noteFor.set(reply.id, note);
+  }
+
+  private readonly noteFor = new Map<string, string>();
+
+  /** Prints the channel's messages (members' and the bot's) created since `since`. */
+  private collectMessages(since: number): void {
+    const s = this.stage;
+    for (const m of messagesSince(s.discord, s.text.id, since - 1)) {
+      if (this.printed.has(m.id) || m.interactionId !== null) continue;
+      this.printed.add(m.id);
+      const at = m.createdAt.getTime();
+      if (!this.fromBot(m)) {
+        this.say(at, `${this.name(m.authorId)} (text)`, this.readable(m.content));
+      } else if (this.isMirror(m)) {
+        this.say(at, '#general', this.readable(m.content), { note: 'the bot’s transcript of the voice turn' });
+      } else if (this.isReply(m)) {
+        this.say(at, `${this.character} (text)`, clip(this.readable(m.content)), { colour: cyan, note: this.noteFor.get(m.id) });
+      } else {
+        this.say(at, 'bot', this.readable(m.content), { colour: magenta });
+      }
+    }
+  }
+
+  /** Notable bot log lines (barge-in decisions) of the step, as events. */
+  private collectBotEvents(since: number): void {
+    for (const l of this.stage.bot.lines) {
+      if (l.at < since || this.printedLogLines.has(l)) continue;
+      const msg = String(l.json?.msg ?? '');
+      if (!/barge-in/.test(msg)) continue;
+      this.printedLogLines.add(l);
+      const who = this.name(String(l.json?.userId ?? ''));
+      this.say(l.at, 'bot log', `barge-in: ${who} spoke over ${this.character}; playback stopped`, { colour: yellow });
+    }
+  }
+
+  private readonly printedLogLines = new Set<object>();
+
+  private fromBot(m: SimMessage): boolean {
+    return m.authorId === this.stage.discord.botUserId && m.interactionId === null;
+  }
+
+  private isMirror(m: SimMessage, name?: string, text?: string): boolean {
+    if (!this.fromBot(m) || !m.content.startsWith('🎙️')) return false;
+    if (name && !m.content.includes(`**${name}**`)) return false;
+    return !text || m.content.includes(text);
+  }
+
+  /** A character reply (not a transcript mirror or a notice from the bot itself). */
+  private isReply(m: SimMessage): boolean {
+    if (!this.fromBot(m) || m.content.startsWith('🎙️')) return false;
+    const v = this.stage.voxta;
+    if (v) {
+      const chunks = v.sent.map((x) => x.payload as { $type?: string; text?: string }).filter((p) => p.$type === 'replyChunk' && p.text);
+      return chunks.some((p) => m.content.includes(p.text!.trim()));
+    }
+    return !/^(I'm listening in|I was disconnected|I lost the connection|Reconnected to Voxta|Stopped the chat)/.test(m.content);
+  }
+
+  /** Discord markup → what a person reads (`<#id>` → `#name`, `**x**` → `x`). */
+  private readable(text: string): string {
+    const s = this.stage;
+    return text
+      .replace(/<#(\d+)>/g, (_, id: string) => (id === s.voice.id ? `🔊 ${s.voice.name}` : id === s.text.id ? `#${s.text.name}` : `#${id}`))
+      .replace(/<@!?(\d+)>/g, (_, id: string) => `@${this.name(id)}`)
+      .replace(/\*\*(.+?)\*\*/g, '$1');
+  }
+
+  /** The answer the invoker finally sees (an embed's title/description, or the text), and when it appeared. */
+  private async finalAnswer(handle: InteractionHandle, timeoutMs: number): Promise<{ text: string; at: number }> {
+    await handle.waitUntil(() => (handle.hasFinalContent || handle.followUps.length > 0 ? true : undefined), timeoutMs, 'an answer');
+    await sleep(250);
+    const msg = handle.finalMessage() ?? handle.followUps.at(-1);
+    const embed = (msg?.embeds ?? [])[0] as { title?: string; description?: string } | undefined;
+    const parts = [msg?.content ?? '', embed?.title ? `【${embed.title}】` : '', embed?.description ?? ''].filter(Boolean);
+    const at = msg ? (msg.editedAt ?? msg.createdAt).getTime() : Date.now();
+    return { text: this.readable(parts.join(' ')), at };
+  }
+
+  /** With the in-process Voxta: where the time between speech end and the answer went. */
+  private latencyBreakdown(speechEnd: number, firstAudio: number): string {
+    const v = this.stage.voxta;
+    if (!v) return '';
+    const recognised = v.recognitions.filter((x) => x.at >= speechEnd && x.text).at(0);
+    const chunk = v.sent.find((m) => m.at >= speechEnd && (m.payload as { $type?: string }).$type === 'replyChunk');
+    if (!recognised || !chunk) return '';
+    return ` (Voxta end-of-speech detection ${ms(recognised.at - speechEnd)} · transcript → first reply text ${ms(chunk.at - recognised.at)} · text → audio on the wire ${ms(firstAudio - chunk.at)})`;
+  }
+}
