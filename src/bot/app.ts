@@ -160,6 +160,10 @@ export async function runBot(config: Config): Promise<RunningBot> {
       if (!accepting || !message.guildId) return;
       core.messageDeleted(message.guildId, message.channelId, message.id);
     });
+    c.on(Events.MessageBulkDelete, (messages, channel) => {
+      if (!accepting || !('guildId' in channel) || !channel.guildId) return;
+      for (const id of messages.keys()) core.messageDeleted(channel.guildId, channel.id, id);
+    });
     c.on(Events.VoiceStateUpdate, (before, after) => {
       if (!accepting) return;
       core.voiceStateChanged(after.guild.id, before.channelId ?? undefined, after.channelId ?? undefined);

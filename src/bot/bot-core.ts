@@ -135,6 +135,11 @@ export class BotCore {
       this.store.setGuildSessionActive(guildId, false);
       return;
     }
+    if (!guild.available) {
+      this.log.info({ guildId }, 'resume: the guild is unavailable (Discord outage); will retry');
+      this.scheduleResume(guildId, attempt + 1);
+      return;
+    }
     if (!guild.textChannel(rec.textChannelId)) {
       this.log.info({ guildId, channelId: rec.textChannelId }, 'resume: the bound text channel is gone; ending the session');
       this.store.setGuildSessionActive(guildId, false);

@@ -59,6 +59,7 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     id: guild.id,
     name: guild.name,
     botUserId,
+    available: guild.available,
     textChannel(channelId) {
       const ch = guild.channels.cache.get(channelId);
       if (!ch || !ch.isTextBased() || !ch.isSendable()) return undefined;

@@ -47,6 +47,8 @@ export interface GuildPort {
   readonly id: string;
   readonly name: string;
   readonly botUserId: string;
+  /** False during a Discord outage of this guild (its channels are unknown then, not gone). */
+  readonly available: boolean;
   textChannel(channelId: string): TextChannelPort | undefined;
   /** Channel name, or undefined when the channel does not exist (any more). */
   channelName(channelId: string): string | undefined;

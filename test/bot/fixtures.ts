@@ -62,6 +62,7 @@ export class RecordingChannel implements TextChannelPort {
 
 export class FakeGuild implements GuildPort {
   readonly botUserId = '900000000000000001';
+  available = true;
   readonly channels = new Map<string, RecordingChannel>();
   readonly voiceChannels = new Map<string, { name: string; members: VoiceMember[] }>();
   readonly names = new Map<string, string>();

@@ -201,6 +201,17 @@ describe('resilience', () => {
     expect(general.texts().filter((t) => t.startsWith('I could not get the connection to Voxta back'))).toHaveLength(1);
   }, 20_000);
 
+  it('keeps a stored chat through a guild outage at boot and resumes it when the guild is back', async () => {
+    const dataDir = h.dataDir;
+    await h.close();
+    guild.available = false;
+    h = makeCore(sim.url, { dataDir, guilds: h.guilds });
+    await h.core.resumeAll();
+    expect(h.store.getGuildSession(guild.id)!.active).toBe(true);
+    guild.available = true;
+    await waitUntil(() => h.core.session(guild.id).state === 'active', 'the resume after the outage', 10_000);
+  }, 15_000);
+
   it('ends the session cleanly when the bound text channel is deleted', async () => {
     guild.channels.delete(general.id);
     await h.core.channelDeleted(guild.id, general.id);
