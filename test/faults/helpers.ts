@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
+import { ARIA_ID } from '../../sim/voxta/index.js';
 import { DB_FILE_NAME } from '../../src/store/store.js';
 import type { BotProcess } from '../harness/bot-process.js';
 import { startE2E, type E2EEnv, type E2EOptions } from '../harness/env.js';
@@ -132,4 +133,41 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+export interface VoiceBoot {
+  env: E2EEnv;
+  bot: BotProcess;
+  /** The Voxta session of the chat (its microphone socket is open). */
+  sessionId: string;
+}
+
+/**
+ * Both simulators (voice server on, DAVE off unless asked), the production bot, a chat with Aria
+ * started with voice, alice in the voice channel, the bot's microphone socket open at Voxta.
+ */
+export async function bootVoice(
+  register: (env: E2EEnv) => void,
+  opts: { e2e?: E2EOptions; botEnv?: Record<string, string>; dave?: 'off' | 'v1' } = {},
+): Promise<VoiceBoot> {
+  const env = await startE2E({ ...opts.e2e, discord: { dave: opts.dave ?? 'off', ...opts.e2e?.discord } });
+  register(env);
+  env.alice.joinVoice(env.voice.id);
+  const bot = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id, ...opts.botEnv } });
+  await env.discord.waitForBotReady(15_000);
+  await env.discord.waitForCommands(['start', 'join', 'leave'], env.guild.id, 15_000);
+  const h = await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID, 'voice-channel': env.voice.id });
+  await h.waitForResponse();
+  await env.discord.waitForBotVoice(env.guild.id, env.voice.id, 15_000);
+  const voxta = env.voxta!;
+  const session = await voxta.waitFor(() => voxta.sessions()[0], 10_000, 'a Voxta session');
+  await voxta.waitFor(() => voxta.audio(session.sessionId)?.header, 10_000, 'the audio socket header');
+  await env.discord.voiceServer.daveSettled(env.guild.id, 10_000);
+  return { env, bot, sessionId: session.sessionId };
+}
+
+/** The stats the voice module logs when it leaves a channel (`voice: leaving`), from the bot's JSON log. */
+export async function voiceLeaveStats(bot: BotProcess, timeoutMs = 10_000): Promise<Record<string, number>> {
+  const line = await bot.waitForLogMsg(/^voice: leaving$/, () => true, timeoutMs);
+  return (line.json?.stats ?? {}) as Record<string, number>;
 }
