@@ -7,7 +7,7 @@
  * voice, and reports text bridging as unavailable (`/status`, `/readyz`).
  */
 import { generateDependencyReport } from '@discordjs/voice';
-import { Client, Events, GatewayIntentBits, type Interaction, type Message, type PartialMessage } from 'discord.js';
+import { Client, Events, GatewayIntentBits, Partials, type Interaction, type Message, type PartialMessage } from 'discord.js';
 import type { Config } from '../config.js';
 import { commandDefinitions, runAutocomplete, runCommand } from '../commands/index.js';
 import { createLogger, errorInfo, registerSecret, type Logger } from '../log.js';
@@ -185,6 +185,8 @@ export async function runBot(config: Config): Promise<RunningBot> {
   const makeClient = (withMessageContent: boolean): Client => {
     const c = new Client({
       intents: withMessageContent ? [...BASE_INTENTS, GatewayIntentBits.MessageContent] : BASE_INTENTS,
+      // Edits and deletions of messages from before a restart still arrive (only ids are needed).
+      partials: [Partials.Message],
       rest: { api: config.discord.apiUrl },
     });
     attach(c);

@@ -121,6 +121,9 @@ describe('bot end to end (real discord.js, production entry)', () => {
     const { env, bot } = await boot();
     await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
     const chatId = env.voxta!.sessions()[0]!.chatId;
+    const early = env.alice.say(env.text.id, 'said before the restart');
+    await env.discord.waitForMessage(env.text.id, (m) => byBot(env)(m) && m.content.includes('You said: said before the restart'), 10_000);
+    await new Promise((r) => setTimeout(r, 300)); // the id link is stored after Voxta's echo
     const exit = await bot.kill('SIGTERM');
     expect(exit).toEqual({ code: 0, signal: null });
     await env.voxta!.waitFor(() => env.voxta!.sessions().length === 0, 5000, 'the chat to close with the connection');
@@ -130,6 +133,10 @@ describe('bot end to end (real discord.js, production entry)', () => {
     expect(env.voxta!.sessions().map((s) => s.chatId)).toEqual([chatId]);
     env.alice.say(env.text.id, 'still there?');
     await env.discord.waitForMessage(env.text.id, (m) => byBot(env)(m) && m.content.includes('You said: still there?'), 10_000);
+    // An edit of a message from before the restart (not in the new process's cache) still maps.
+    env.alice.edit(early.id, 'edited after the restart');
+    const upd = await env.voxta!.waitForClientMessage('update', {}, 10_000);
+    expect(upd.payload).toMatchObject({ text: 'edited after the restart' });
   }, 60_000);
 
   it('runs without the Message Content intent when Discord refuses it, and says so', async () => {
