@@ -66,10 +66,8 @@ export class BotCore {
         const total = { owed: 0, sent: 0 };
         for (const s of this.sessions.values()) {
           const p = s.playbackStats();
-          if (p) {
-            total.owed += p.owed;
-            total.sent += p.sent;
-          }
+          total.owed += p.owed;
+          total.sent += p.sent;
         }
         return total;
       },

@@ -46,13 +46,10 @@ export function createBotMetrics(): BotMetrics {
   registry.gauge('voxta_discord_voice_decode_errors', 'Opus packets that failed to decode (sum over voice sessions).', () => [
     { value: src?.voiceStats().decodeErrors ?? 0 },
   ]);
-  registry.gauge('voxta_discord_playback_completes', 'speechPlaybackComplete messages owed and sent (current sessions).', () => {
-    const p = src?.playback() ?? { owed: 0, sent: 0 };
-    return [
-      { labels: { kind: 'owed' }, value: p.owed },
-      { labels: { kind: 'sent' }, value: p.sent },
-    ];
-  });
+  registry.gauge('voxta_discord_playback_completes_owed', 'Replies that ended and still owe Voxta a speechPlaybackComplete.', () => [
+    { value: src?.playback().owed ?? 0 },
+  ]);
+  registry.computedCounter('voxta_discord_playback_completes_sent_total', 'speechPlaybackComplete messages sent to Voxta.', () => src?.playback().sent ?? 0);
   return {
     registry,
     turns,

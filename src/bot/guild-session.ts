@@ -133,6 +133,8 @@ export class GuildSession extends EventEmitter {
   private awayFromVoice: string | undefined;
   private emptyTimer: NodeJS.Timeout | undefined;
   private rejoining = false;
+  /** Playback completes sent by this guild's earlier (closed) Voxta sessions. */
+  private completesSentBefore = 0;
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -304,6 +306,7 @@ export class GuildSession extends EventEmitter {
     if (voxta) {
       // Replies that ended but were never acknowledged get their complete now (protocol §4c).
       voxta.playback.abortAll();
+      this.completesSentBefore += voxta.playback.stats.completesSent;
       this.detachVoxta(voxta);
       // close() stops the chat first (bounded); on shutdown closing the connection is enough, and
       // Voxta disposes the chat itself (protocol §5.4).
@@ -883,9 +886,10 @@ export class GuildSession extends EventEmitter {
     };
   }
 
-  playbackStats(): { owed: number; sent: number } | undefined {
+  /** Completes owed by the live session, and sent over this guild's whole run (closed sessions too). */
+  playbackStats(): { owed: number; sent: number } {
     const st = this.voxta?.playback.stats;
-    return st ? { owed: st.owed, sent: st.completesSent } : undefined;
+    return { owed: st?.owed ?? 0, sent: this.completesSentBefore + (st?.completesSent ?? 0) };
   }
 }
 

@@ -48,19 +48,23 @@ export class Counter implements Metric {
   }
 }
 
-/** A gauge whose value is read when rendered (so it can never drift from the truth). */
+/**
+ * A gauge whose value is read when rendered (so it can never drift from the truth). With
+ * `type: 'counter'` it exposes a monotonically growing total kept elsewhere.
+ */
 export class Gauge implements Metric {
   private readonly values = new Map<string, number>();
   constructor(
     readonly name: string,
     readonly help: string,
     private readonly collect?: () => Array<{ labels?: Labels; value: number }>,
+    private readonly type: 'gauge' | 'counter' = 'gauge',
   ) {}
   set(value: number, labels?: Labels): void {
     this.values.set(labelKey(labels), value);
   }
   render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
     const entries = this.collect ? this.collect().map((e) => [labelKey(e.labels), e.value] as const) : [...this.values];
     if (entries.length === 0) lines.push(`${this.name} 0`);
     for (const [k, v] of entries) lines.push(`${this.name}${k ? `{${k}}` : ''} ${fmt(v)}`);
@@ -102,6 +106,10 @@ export class MetricsRegistry {
   }
   gauge(name: string, help: string, collect?: () => Array<{ labels?: Labels; value: number }>): Gauge {
     return this.add(new Gauge(name, help, collect));
+  }
+  /** A counter whose total is read from live state when rendered. */
+  computedCounter(name: string, help: string, collect: () => number): Gauge {
+    return this.add(new Gauge(name, help, () => [{ value: collect() }], 'counter'));
   }
   histogram(name: string, help: string, buckets: readonly number[]): Histogram {
     return this.add(new Histogram(name, help, buckets));
