@@ -41,7 +41,7 @@ export interface ClipStreamOptions {
 export class ClipStream extends Readable {
   private readonly clips: SinkItem[] = [];
   /** Clip currently being pulled from (already removed from `clips`). */
-  private current: { item: SinkItem; packets: number } | undefined;
+  private current: { item: SinkItem; packets: number; waiting: boolean } | undefined;
   /** Marks of packets pushed but not yet taken by the reader, in order. */
   private readonly marks: Mark[] = [];
   private wanted = false;
@@ -180,15 +180,29 @@ export class ClipStream extends Readable {
           }
           return;
         }
-        this.current = { item: next, packets: 0 };
+        this.current = { item: next, packets: 0, waiting: false };
       }
       const cur = this.current;
-      let packet: Buffer | null;
+      if (cur.waiting) return;
+      let packet: Buffer | null | undefined;
       try {
         packet = cur.item.source.next();
       } catch {
         // An encoder failure must not kill playback: the clip ends here.
         packet = null;
+      }
+      if (packet === undefined) {
+        // The clip is still downloading: the player sends silence frames meanwhile (its
+        // maxMissedFrames is raised for this); come back when samples arrive.
+        if (!cur.item.source.wait) packet = null;
+        else {
+          cur.waiting = true;
+          cur.item.source.wait(() => {
+            cur.waiting = false;
+            if (this.current === cur && this.wanted) this.pump();
+          });
+          return;
+        }
       }
       if (packet) {
         const mark: Mark = { item: cur.item, first: cur.packets === 0, last: false };

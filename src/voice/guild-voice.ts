@@ -26,7 +26,6 @@
  */
 import { EventEmitter } from 'node:events';
 import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
-import { parseWav, type WavAudio } from '../audio/wav.js';
 import type { Config } from '../config.js';
 import { errorInfo, logger, type Logger } from '../log.js';
 import { attachAudioInput, type VoxtaAudioInput } from '../voxta/audio-input.js';
@@ -39,15 +38,15 @@ import type {
   SpeechRecognitionEndMessage,
 } from '../voxta/messages.js';
 import type { ChunkInfo } from '../voxta/playback-contract.js';
-import { fetchSpeech } from '../voxta/tts.js';
 import { attributeSpeaker, capText, sanitizeUserText, MAX_USER_TEXT_CHARS } from '../voxta/user-text.js';
 import { Attribution } from './attribution.js';
 import { BargeInDetector } from './barge-in.js';
 import { HeldInput } from './held-input.js';
 import { VoiceLink, type VoiceLinkEndReason } from './connection.js';
-import { clipPackets, DiscordPlayerSink, silencePackets, warmUpDownlink } from './downlink.js';
+import { DiscordPlayerSink, silencePackets, warmUpDownlink } from './downlink.js';
 import { LatencyRecorder } from './latency.js';
 import { SpeechQueue, type PlaybackPort, type SpeechChunk } from './speech-queue.js';
+import { openSpeech, progressivePackets, type ProgressiveClip } from './tts-stream.js';
 import { Uplink } from './uplink.js';
 
 export interface GuildVoiceOptions {
@@ -96,7 +95,7 @@ export class GuildVoice extends EventEmitter<Events> {
   private readonly heldInput: HeldInput;
   private readonly uplink: Uplink;
   private readonly sink: DiscordPlayerSink;
-  private readonly queue: SpeechQueue<WavAudio>;
+  private readonly queue: SpeechQueue<ProgressiveClip>;
   private readonly bargeIn: BargeInDetector;
   private readonly attribution = new Attribution();
   private readonly downlinkLatency = new LatencyRecorder();
@@ -158,14 +157,18 @@ export class GuildVoice extends EventEmitter<Events> {
     } catch (err) {
       this.log.debug({ err: errorInfo(err) }, 'voice: downlink warm-up failed (harmless)');
     }
-    this.queue = new SpeechQueue<WavAudio>({
+    this.queue = new SpeechQueue<ProgressiveClip>({
       playback: this.playbackPort(),
       sink: this.sink,
       log: this.log,
       logContext: () => ({ sessionId: this.voxta.sessionId }),
-      fetchAudio: async (url, signal) => (await fetchSpeech(this.voxta.endpoint, url, { signal })).bytes,
-      decode: parseWav,
-      packets: clipPackets,
+      // Progressive: a clip starts playing once its header and first samples are in (tts-stream.ts).
+      open: (url, signal) =>
+        openSpeech(this.voxta.endpoint, url, signal, {
+          onLateError: (err) =>
+            this.log.warn({ sessionId: this.voxta.sessionId, err: errorInfo(err) }, 'voice: TTS download broke off part-way; the sentence ends early'),
+        }),
+      packets: progressivePackets,
       silence: silencePackets,
       onFirstPacketLatency: (ms) => this.downlinkLatency.add(ms),
       onReadyLatency: (ms) => this.fetchLatency.add(ms),

@@ -21,8 +21,13 @@ import { classifyAudioUrl } from '../voxta/tts.js';
 
 /** A lazily produced sequence of 20 ms Opus packets (encoding happens as the player pulls). */
 export interface PacketSource {
-  /** The next packet, or null when the clip is finished. */
-  next(): Buffer | null;
+  /**
+   * The next packet; null when the clip is finished; undefined when the next one is not there
+   * yet (a clip still downloading) — then `wait` says when to ask again.
+   */
+  next(): Buffer | null | undefined;
+  /** Calls `cb` once when `next()` may have more (only for sources that can return undefined). */
+  wait?(cb: () => void): void;
   /** Releases encoder resources (called once, also when playback is stopped early). */
   close(): void;
 }
@@ -76,10 +81,15 @@ export interface SpeechChunk extends ChunkInfo {
 export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
   playback: PlaybackPort;
   sink: PlayerSink;
-  /** Downloads the clip (auth, retries are the fetcher's business). */
-  fetchAudio(url: string, signal: AbortSignal): Promise<Uint8Array>;
+  /** Downloads the whole clip (auth, retries are the fetcher's business). Used with `decode`. */
+  fetchAudio?(url: string, signal: AbortSignal): Promise<Uint8Array>;
   /** Parses the bytes (WAV); throws for non-audio. */
-  decode(bytes: Uint8Array): A;
+  decode?(bytes: Uint8Array): A;
+  /**
+   * Instead of fetchAudio + decode: opens the clip and resolves as soon as it can start playing
+   * (its samples may still be arriving). Errors named `WavError` count as "not audio".
+   */
+  open?(url: string, signal: AbortSignal): Promise<A>;
   /** Opens the packet source for a decoded clip. */
   packets(audio: A): PacketSource;
   /** Packets for `ms` of silence (`silence:<ms>` URLs). */
@@ -270,31 +280,39 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
     e.controller = controller;
     const epoch = e.epoch;
     const ctx = { ...this.deps.logContext?.(), messageId: e.chunk.messageId, startIndex: e.chunk.startIndex };
-    this.deps
-      .fetchAudio(e.url!, controller.signal)
+    const load = this.deps.open
+      ? this.deps.open(e.url!, controller.signal)
+      : this.deps.fetchAudio!(e.url!, controller.signal).then((bytes) => {
+          try {
+            return this.deps.decode!(bytes);
+          } catch (err) {
+            throw Object.assign(err instanceof Error ? err : new Error(String(err)), { notAudio: true, bytes: bytes.length });
+          }
+        });
+    load
       .then(
-        (bytes) => {
+        (audio) => {
           if (e.epoch !== epoch || epoch !== this.epoch) {
             this.counters.lateDownloadsDropped++;
             return;
           }
-          try {
-            e.audio = this.deps.decode(bytes);
-            e.state = 'ready';
-            this.deps.onReadyLatency?.(this.now() - e.arrivedAt);
-          } catch (err) {
-            this.counters.decodeFailures++;
-            this.deps.log.error({ ...ctx, bytes: bytes.length, err: errorInfo(err) }, 'TTS audio is not playable audio: acknowledged with duration 0');
-            e.state = 'failed';
-          }
+          e.audio = audio;
+          e.state = 'ready';
+          this.deps.onReadyLatency?.(this.now() - e.arrivedAt);
         },
         (err: unknown) => {
           if (e.epoch !== epoch || epoch !== this.epoch) {
             this.counters.lateDownloadsDropped++;
             return;
           }
-          this.counters.downloadFailures++;
-          this.deps.log.error({ ...ctx, err: errorInfo(err) }, 'TTS download failed: acknowledged with duration 0');
+          const notAudio = (err as { notAudio?: boolean })?.notAudio === true || (err as { name?: string })?.name === 'WavError';
+          if (notAudio) {
+            this.counters.decodeFailures++;
+            this.deps.log.error({ ...ctx, err: errorInfo(err) }, 'TTS audio is not playable audio: acknowledged with duration 0');
+          } else {
+            this.counters.downloadFailures++;
+            this.deps.log.error({ ...ctx, err: errorInfo(err) }, 'TTS download failed: acknowledged with duration 0');
+          }
           e.state = 'failed';
         },
       )
