@@ -57,11 +57,7 @@ export class BotCore {
         return counts;
       },
       voiceGuilds: () => this.admission.voiceCount,
-      voiceStats: () => {
-        const sum: Record<string, number> = {};
-        for (const s of this.sessions.values()) for (const [k, v] of Object.entries(s.voiceStats() ?? {})) sum[k] = (sum[k] ?? 0) + v;
-        return sum;
-      },
+      decodeErrors: () => [...this.sessions.values()].reduce((n, s) => n + s.decodeErrorsTotal(), 0),
       playback: () => {
         const total = { owed: 0, sent: 0 };
         for (const s of this.sessions.values()) {

@@ -7,8 +7,8 @@ import { MetricsRegistry, type Counter, type Histogram } from './metrics.js';
 export interface MetricsSources {
   sessionStates(): Record<string, number>;
   voiceGuilds(): number;
-  /** Sum of the voice modules' stats by name (decodeErrors, …). */
-  voiceStats(): Record<string, number>;
+  /** Undecodable Opus packets, all guilds, since start. */
+  decodeErrors(): number;
   playback(): { owed: number; sent: number };
   discordReady(): boolean;
 }
@@ -43,9 +43,7 @@ export function createBotMetrics(): BotMetrics {
   const reconnects = registry.counter('voxta_discord_voxta_reconnects_total', 'Times a guild lost its Voxta connection.');
   const sessionsStarted = registry.counter('voxta_discord_sessions_started_total', 'Chats started or resumed, by kind.');
   const commands = registry.counter('voxta_discord_commands_total', 'Slash commands handled, by command and outcome.');
-  registry.gauge('voxta_discord_voice_decode_errors', 'Opus packets that failed to decode (sum over voice sessions).', () => [
-    { value: src?.voiceStats().decodeErrors ?? 0 },
-  ]);
+  registry.computedCounter('voxta_discord_voice_decode_errors_total', 'Opus packets from members that failed to decode.', () => src?.decodeErrors() ?? 0);
   registry.gauge('voxta_discord_playback_completes_owed', 'Replies that ended and still owe Voxta a speechPlaybackComplete.', () => [
     { value: src?.playback().owed ?? 0 },
   ]);

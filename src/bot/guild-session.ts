@@ -135,6 +135,7 @@ export class GuildSession extends EventEmitter {
   private rejoining = false;
   /** Playback completes sent by this guild's earlier (closed) Voxta sessions. */
   private completesSentBefore = 0;
+  private decodeErrorsBefore = 0;
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -370,6 +371,7 @@ export class GuildSession extends EventEmitter {
       voice.once('ended', (why: string) => {
         if (this.voice !== voice) return;
         this.voice = undefined;
+        this.retireVoiceStats(voice);
         if (this.emptyTimer) clearTimeout(this.emptyTimer);
         this.emptyTimer = undefined;
         this.deps.admission.releaseVoice(this.guildId);
@@ -427,6 +429,7 @@ export class GuildSession extends EventEmitter {
     const voice = this.voice;
     if (!voice) return;
     this.voice = undefined;
+    this.retireVoiceStats(voice);
     try {
       await voice.leave(reason);
     } catch (err) {
@@ -447,6 +450,19 @@ export class GuildSession extends EventEmitter {
 
   voiceStats(): Record<string, number> | undefined {
     return this.voice?.stats();
+  }
+
+  /** Opus packets that failed to decode, over this guild's whole run (earlier joins too). */
+  decodeErrorsTotal(): number {
+    return this.decodeErrorsBefore + (this.voice?.stats().decodeErrors ?? 0);
+  }
+
+  private retireVoiceStats(voice: GuildVoicePort): void {
+    try {
+      this.decodeErrorsBefore += voice.stats().decodeErrors ?? 0;
+    } catch {
+      // stats of a torn-down connection are not worth failing over
+    }
   }
 
   private mirror(kind: 'member' | 'character', name: string, text: string): void {
