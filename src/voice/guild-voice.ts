@@ -188,7 +188,8 @@ export class GuildVoice extends EventEmitter<Events> {
       channelId: opts.channelId,
       adapterCreator: opts.adapterCreator,
       log,
-      debug: opts.debug,
+      // @discordjs/voice's own debug stream (every voice-gateway packet, DAVE steps) at LOG_LEVEL=trace.
+      debug: opts.debug ?? log.isLevelEnabled('trace'),
       readyTimeoutMs: opts.readyTimeoutMs,
     });
     let voice: GuildVoice;

@@ -104,6 +104,31 @@ describe('ClipStream', () => {
     expect(events).toEqual(['start 1', 'end 1', 'start 2', 'end 2']);
   });
 
+  it('a clip that is still downloading (next() → undefined) is waited for, then goes on in order', () => {
+    const events: string[] = [];
+    let available = 1;
+    let wake: (() => void) | undefined;
+    let sent = 0;
+    const slow: PacketSource = {
+      next: () => (sent < available ? Buffer.from([sent++]) : sent >= 3 ? null : undefined),
+      wait: (cb) => {
+        wake = cb;
+      },
+      close: () => {},
+    };
+    const s = new ClipStream({ highWaterMark: 4 });
+    s.add(item(1, slow, events));
+    s.add(item(2, silencePackets(20), events));
+    s.endWhenEmpty();
+    expect(readAll(s)).toHaveLength(1);
+    expect(events).toEqual(['start 1']);
+    expect(wake).toBeDefined();
+    available = 3;
+    wake!();
+    expect(readAll(s)).toHaveLength(3); // the two late packets of clip 1, then clip 2
+    expect(events).toEqual(['start 1', 'end 1', 'start 2', 'end 2']);
+  });
+
   it('discard() closes every pending source without callbacks; releaseAll() reports them instead', () => {
     const events: string[] = [];
     const closed: number[] = [];
