@@ -234,13 +234,27 @@ export class GuildSession extends EventEmitter {
     const voxta = this.deps.createVoxta(this.guildId, { voice: plan.join });
     this.voxtaHasAudio = plan.join;
     this.attachVoxta(voxta);
-    let started: { characterId: string; characterName: string; chatId: string };
+    let started: { characterId: string; characterName: string; chatId: string } | undefined;
+    const save = (): GuildSessionRecord =>
+      this.deps.store.saveGuildSession({
+        guildId: this.guildId,
+        characterId: started!.characterId,
+        characterName: started!.characterName,
+        chatId: started!.chatId,
+        textChannelId,
+        voiceChannelId: this.voice?.channelId ?? (plan.join ? voiceChannelId : undefined),
+        active: true,
+      });
     try {
       await voxta.connect();
       started = await begin(voxta);
+      // Stored before the session counts as running: a chat we could not record would not be
+      // resumed after a restart, so it is better refused now.
+      save();
     } catch (err) {
       this.detachVoxta(voxta);
-      await voxta.close({ stopChat: false }).catch(() => undefined);
+      // A chat that did start (but could not be stored) is stopped, not left running unseen.
+      await voxta.close({ stopChat: started !== undefined }).catch(() => undefined);
       this.deps.admission.releaseChat(this.guildId);
       this._state = 'idle';
       this.log.info({ from: 'starting', to: 'idle', why: `${kind} failed` }, 'guild session state');
@@ -249,24 +263,19 @@ export class GuildSession extends EventEmitter {
       this.failPending();
       throw err;
     }
-    const save = (): GuildSessionRecord =>
-      this.deps.store.saveGuildSession({
-        guildId: this.guildId,
-        characterId: started.characterId,
-        characterName: started.characterName,
-        chatId: started.chatId,
-        textChannelId,
-        voiceChannelId: this.voice?.channelId ?? (plan.join ? voiceChannelId : undefined),
-        active: true,
-      });
-    save();
     this.voxta = voxta;
     this.log = this.deps.log.child({ guildId: this.guildId, chatId: started.chatId });
     this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
     this.deps.metrics.sessionsStarted.inc({ kind });
     const voiceNote = plan.join && voiceChannelId ? await this.connectVoice(voiceChannelId) : plan.note;
-    const record = save();
+    let record: GuildSessionRecord;
+    try {
+      record = save();
+    } catch (err) {
+      this.log.error({ err: errorInfo(err) }, 'guild session: storing the voice channel failed');
+      record = this.record!;
+    }
     this.flushQueuedWhileStarting();
     return { record, voiceNote, resumed: kind === 'resume' };
   }

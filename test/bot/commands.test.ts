@@ -128,6 +128,15 @@ describe('/start', () => {
     await sim.start();
   });
 
+  it('stops a chat it could not store, and says something went wrong (no chat runs unseen)', async () => {
+    h.store.close();
+    const ctx = await start(guild, general.id, ARIA_ID);
+    expect(ctx.replies.at(-1)).toEqual({ ephemeral: true, content: 'Something went wrong on the bot’s side; the log has the details.' });
+    expect(h.core.session(guild.id).state).toBe('idle');
+    expect(h.core.admission.chatCount).toBe(0);
+    await waitUntil(() => sim.sessions().length === 0, 'the chat to be stopped');
+  });
+
   it('refuses /start while a chat runs', async () => {
     await start();
     const ctx = await start();
