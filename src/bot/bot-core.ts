@@ -236,16 +236,19 @@ export class BotCore {
 
   /** Whether Voxta answers its REST API (cached for 10 s so health probes stay cheap). */
   async voxtaReachable(): Promise<boolean> {
+    // Live sessions know best and know at once: a connected one proves Voxta answers, one that is
+    // reconnecting (with none connected) proves it does not. Only without sessions do we ask.
+    const states = [...this.sessions.values()].map((s) => s.voxtaState);
+    if (states.includes('ready')) return true;
+    if (states.includes('reconnecting')) return false;
     const now = Date.now();
     if (this.voxtaProbe && now - this.voxtaProbe.at < 10_000) return this.voxtaProbe.ok;
-    let ok = [...this.sessions.values()].some((s) => s.voxtaState === 'ready');
-    if (!ok) {
-      try {
-        await this.deps.rest.listCharacters({ timeoutMs: 3000 });
-        ok = true;
-      } catch {
-        ok = false;
-      }
+    let ok: boolean;
+    try {
+      await this.deps.rest.listCharacters({ timeoutMs: 3000 });
+      ok = true;
+    } catch {
+      ok = false;
     }
     this.voxtaProbe = { ok, at: now };
     return ok;

@@ -43,11 +43,18 @@ export function createBotMetrics(): BotMetrics {
   const reconnects = registry.counter('voxta_discord_voxta_reconnects_total', 'Times a guild lost its Voxta connection.');
   const sessionsStarted = registry.counter('voxta_discord_sessions_started_total', 'Chats started or resumed, by kind.');
   const commands = registry.counter('voxta_discord_commands_total', 'Slash commands handled, by command and outcome.');
-  registry.computedCounter('voxta_discord_voice_decode_errors_total', 'Opus packets from members that failed to decode.', () => src?.decodeErrors() ?? 0);
-  registry.gauge('voxta_discord_playback_completes_owed', 'Replies that ended and still owe Voxta a speechPlaybackComplete.', () => [
-    { value: src?.playback().owed ?? 0 },
+  // Gauges in name (the documented families), growing totals in value: they never go down when a
+  // session or voice connection ends.
+  registry.gauge('voxta_discord_voice_decode_errors', 'Opus packets from members that failed to decode, since start.', () => [
+    { value: src?.decodeErrors() ?? 0 },
   ]);
-  registry.computedCounter('voxta_discord_playback_completes_sent_total', 'speechPlaybackComplete messages sent to Voxta.', () => src?.playback().sent ?? 0);
+  registry.gauge('voxta_discord_playback_completes', 'speechPlaybackComplete messages owed now (ended replies not yet acknowledged) and sent since start.', () => {
+    const p = src?.playback() ?? { owed: 0, sent: 0 };
+    return [
+      { labels: { kind: 'owed' }, value: p.owed },
+      { labels: { kind: 'sent' }, value: p.sent },
+    ];
+  });
   return {
     registry,
     turns,

@@ -190,7 +190,11 @@ describe('resilience', () => {
 
   it('when the Voxta client gives up, says so once, keeps the chat stored and resumes it once Voxta is back', async () => {
     const chatId = h.store.getGuildSession(guild.id)!.chatId;
+    expect(await h.core.voxtaReachable()).toBe(true);
     await sim.stop();
+    // Readiness follows the live session at once (no cached probe in the way).
+    await waitUntil(() => h.core.session(guild.id).state === 'reconnecting', 'the reconnecting state');
+    expect(await h.core.voxtaReachable()).toBe(false);
     await waitUntil(() => general.posted.find((p) => p.content.startsWith('I could not get the connection to Voxta back')), 'the gave-up notice', 10_000);
     expect(h.core.session(guild.id).state).toBe('idle');
     expect(h.store.getGuildSession(guild.id)).toMatchObject({ active: true, chatId });

@@ -101,7 +101,7 @@ describe('voice orchestration', () => {
 
   it('reports decode errors summed from the voice modules in /metrics and in /status', async () => {
     await startInVoice();
-    expect(h.core.metrics.registry.render()).toContain('voxta_discord_voice_decode_errors_total 2');
+    expect(h.core.metrics.registry.render()).toContain('voxta_discord_voice_decode_errors 2');
     const st = interaction(h.core, guild, general.id, 'status');
     await runCommand(st);
     const fields = Object.fromEntries(st.replies.at(-1)!.embeds![0]!.fields!.map((f) => [f.name, f.value]));
@@ -111,6 +111,6 @@ describe('voice orchestration', () => {
     const leave = interaction(h.core, guild, general.id, 'leave');
     await runCommand(leave);
     expect(leave.replies.at(-1)!.content).toBe('Left the voice channel; the chat goes on in text.');
-    expect(h.core.metrics.registry.render()).toContain('voxta_discord_voice_decode_errors_total 2');
+    expect(h.core.metrics.registry.render()).toContain('voxta_discord_voice_decode_errors 2');
   });
 });

@@ -148,8 +148,7 @@ describe('bot resilience end to end', () => {
     expect(metrics).toContain('voxta_discord_sessions{state="active"} 1');
     expect(metrics).toContain('voxta_discord_turns_total{source="text"} 1');
     expect(metrics).toMatch(/voxta_discord_turn_latency_seconds_count 1/);
-    expect(metrics).toContain('# TYPE voxta_discord_playback_completes_sent_total counter\nvoxta_discord_playback_completes_sent_total 1');
-    expect(metrics).toContain('voxta_discord_playback_completes_owed 0');
+    expect(metrics).toContain('voxta_discord_playback_completes{kind="owed"} 0\nvoxta_discord_playback_completes{kind="sent"} 1');
 
     const exit = await bot.kill('SIGTERM');
     expect(exit).toEqual({ code: 0, signal: null });
