@@ -1,0 +1,209 @@
+/**
+ * Latency on loopback through the simulators, seen from the simulators (the honest end-to-end
+ * view: everything the bot process does is inside the measured interval).
+ *
+ * 1. replyChunk → first Opus packet to Discord: the Voxta sim's `replyChunk` send time → the first
+ *    non-silence RTP packet from the bot that the voice server received after it (TTS fetch over
+ *    HTTP, WAV parse, encode, AudioPlayer tick, DAVE + transport encryption, UDP). One sample per
+ *    reply (only the first chunk of a reply that starts from silence is a clean measurement).
+ * 2. RTP packet received → its PCM on the Voxta audio socket: a member speaks a train of tone
+ *    bursts; each burst's onset is placed in the middle of one 20 ms packet, and found again in the
+ *    960-byte frames the Voxta sim received; latency = arrival of the frame holding the onset − the
+ *    time the member's packet holding it was sent (so it includes UDP, decryption, decode, VAD,
+ *    floor, the audio input's jitter buffer and its 30 ms cadence).
+ * 3. Member's speech end → first reply audio: last packet carrying the last burst → first
+ *    non-silence bot packet after it (dominated by the Voxta sim's end-of-speech silence, 600 ms).
+ */
+import type { BenchOptions } from './lib/options.js';
+import type { Row, SectionResult } from './lib/report.js';
+import { startLoopback, type LoopbackWorld } from './lib/e2e.js';
+import { percentile, sleep, stat } from './lib/stats.js';
+
+/** 48 kHz samples per 20 ms packet. */
+const PKT = 960;
+/**
+ * Packets per burst period (160 ms: 60 ms tone, 100 ms silence). Not a multiple of the Voxta
+ * socket's 30 ms frames, so the onsets fall at different places within a frame.
+ */
+const PERIOD = 8;
+const ONSET_OFFSET = 160; // samples into the packet: far from both packet edges, whatever the codec delay
+const BURST_SAMPLES = 2880; // 60 ms
+
+/** A train of `bursts` 1 kHz tone bursts; burst k starts at packet PERIOD·k + 1, ONSET_OFFSET samples in. */
+export function burstTrain(bursts: number): { pcm: Int16Array; onsetPackets: number[]; endPacket: number } {
+  const packets = PERIOD * bursts + 2;
+  const pcm = new Int16Array(packets * PKT);
+  const onsetPackets: number[] = [];
+  const fade = 48; // 1 ms
+  for (let k = 0; k < bursts; k++) {
+    const pkt = PERIOD * k + 1;
+    onsetPackets.push(pkt);
+    const start = pkt * PKT + ONSET_OFFSET;
+    for (let i = 0; i < BURST_SAMPLES; i++) {
+      const g = Math.min(1, i / fade, (BURST_SAMPLES - 1 - i) / fade);
+      pcm[start + i] = Math.round(9000 * g * Math.sin((2 * Math.PI * 1000 * i) / 48000));
+    }
+  }
+  const lastStart = (PERIOD * (bursts - 1) + 1) * PKT + ONSET_OFFSET;
+  return { pcm, onsetPackets, endPacket: Math.floor((lastStart + BURST_SAMPLES - 1) / PKT) };
+}
+
+/**
+ * Sample positions (16 kHz stream) where a burst starts: the first sample at or above `loud` with
+ * none that loud in the `gapSamples` before it (bursts are 100 ms apart; the codec's pre-echo and
+ * ramp stay well below `loud`).
+ */
+export function findOnsets(pcm: Int16Array, loud = 2500, gapSamples = 1200): number[] {
+  const out: number[] = [];
+  let lastLoud = -Infinity;
+  for (let i = 0; i < pcm.length; i++) {
+    if (Math.abs(pcm[i]!) < loud) continue;
+    if (i - lastLoud > gapSamples) out.push(i);
+    lastLoud = i;
+  }
+  return out;
+}
+
+interface LatencySamples {
+  downlinkMs: number[];
+  uplinkMs: number[];
+  speechEndToReplyMs: number[];
+  problems: string[];
+}
+
+function firstAudioAfter(world: LoopbackWorld, t: number): number | undefined {
+  return world.botPackets.find((p) => !p.silence && p.at > t)?.at;
+}
+
+async function waitReplyPlayed(world: LoopbackWorld, afterSeq: number, timeoutMs: number): Promise<string> {
+  const voxta = world.env.voxta!;
+  const chunk = await voxta.waitFor(() => world.replyChunks.find((c) => c.seq > afterSeq), timeoutMs, 'a reply chunk');
+  await voxta.waitFor(() => voxta.playback(chunk.messageId).completes >= 1, timeoutMs, 'speechPlaybackComplete');
+  return chunk.messageId;
+}
+
+/** Waits until Voxta records again and the bot's frames are flowing (after a reply). */
+async function waitListening(world: LoopbackWorld): Promise<void> {
+  const voxta = world.env.voxta!;
+  await voxta.waitFor(() => voxta.sessions().find((s) => s.sessionId === world.sessionId)?.recording, 10_000, 'recording on');
+  const n = voxta.audio(world.sessionId)?.frameCount ?? 0;
+  await voxta.waitFor(() => (voxta.audio(world.sessionId)?.frameCount ?? 0) >= n + 5, 10_000, 'audio frames flowing');
+}
+
+function downlinkSample(world: LoopbackWorld, messageId: string, s: LatencySamples): void {
+  const chunk = world.replyChunks.find((c) => c.messageId === messageId);
+  const audio = chunk && firstAudioAfter(world, chunk.at);
+  if (chunk && audio !== undefined) s.downlinkMs.push(audio - chunk.at);
+  else s.problems.push(`reply ${messageId}: no bot audio after its replyChunk`);
+}
+
+async function measureUtterance(world: LoopbackWorld, bursts: number, s: LatencySamples): Promise<void> {
+  const { env } = world;
+  const voxta = env.voxta!;
+  const alice = env.alice;
+  const train = burstTrain(bursts);
+  await waitListening(world);
+  const rec0 = voxta.audio(world.sessionId)!;
+  const frameBase = rec0.frames.length;
+  const sendBase = world.memberSends.length;
+  const seq = voxta.seq();
+  await alice.speak(train.pcm, { sampleRate: 48000, channels: 1 });
+  const sends = world.memberSends.slice(sendBase).filter((m) => m.userId === alice.id);
+  let messageId: string;
+  try {
+    messageId = await waitReplyPlayed(world, seq, 20_000);
+  } catch (err) {
+    s.problems.push(`utterance: ${(err as Error).message}`);
+    return;
+  }
+  // Uplink: onsets in the frames Voxta received.
+  const rec = voxta.audio(world.sessionId)!;
+  const frames = rec.frames.slice(frameBase);
+  const times = rec.frameTimes.slice(frameBase);
+  const stream = new Int16Array(frames.length * 480);
+  frames.forEach((f, i) => stream.set(new Int16Array(f.buffer.slice(f.byteOffset, f.byteOffset + 960)), i * 480));
+  const onsets = findOnsets(stream);
+  if (onsets.length !== bursts || sends.length < train.endPacket + 1) {
+    s.problems.push(`utterance: found ${onsets.length} of ${bursts} burst onsets in the Voxta stream (${sends.length} packets sent); its uplink samples were skipped`);
+  } else {
+    for (let k = 0; k < bursts; k++) {
+      const arrived = times[Math.floor(onsets[k]! / 480)]!;
+      s.uplinkMs.push(arrived - sends[train.onsetPackets[k]!]!.at);
+    }
+  }
+  const speechEnd = sends[train.endPacket]?.at;
+  const reply = speechEnd === undefined ? undefined : firstAudioAfter(world, speechEnd);
+  if (speechEnd !== undefined && reply !== undefined) s.speechEndToReplyMs.push(reply - speechEnd);
+  downlinkSample(world, messageId, s);
+}
+
+async function measureTextReply(world: LoopbackWorld, i: number, s: LatencySamples): Promise<void> {
+  const { env } = world;
+  const seq = env.voxta!.seq();
+  env.alice.say(env.text.id, `ping ${i}`);
+  try {
+    const messageId = await waitReplyPlayed(world, seq, 20_000);
+    downlinkSample(world, messageId, s);
+  } catch (err) {
+    s.problems.push(`text reply ${i}: ${(err as Error).message}`);
+  }
+  await sleep(100);
+}
+
+export interface LatencyOptions extends BenchOptions {
+  dave: 'off' | 'v1';
+}
+
+export async function benchLatency(o: LatencyOptions): Promise<SectionResult> {
+  const utterances = o.quick ? 1 : 8;
+  const bursts = o.quick ? 4 : 10;
+  const textReplies = o.quick ? 2 : 24;
+  const s: LatencySamples = { downlinkMs: [], uplinkMs: [], speechEndToReplyMs: [], problems: [] };
+  o.progress(`latency: starting the simulators and the bot (DAVE ${o.dave})`);
+  const world = await startLoopback({
+    dave: o.dave,
+    voxta: { reply: () => ['Okay.'], stt: { transcripts: (info) => `utterance ${info.index + 1}` }, tts: { sampleRate: 24000 } },
+    botEnv: { BARGE_IN: 'off' },
+  });
+  try {
+    for (let u = 0; u < utterances; u++) {
+      o.progress(`latency: utterance ${u + 1}/${utterances} (${bursts} bursts)`);
+      await measureUtterance(world, bursts, s);
+    }
+    o.progress(`latency: ${textReplies} text-triggered replies`);
+    for (let i = 0; i < textReplies; i++) await measureTextReply(world, i, s);
+  } finally {
+    await world.close();
+  }
+  const rows: Row[] = [];
+  const add = (figure: string, values: number[], target?: number) => {
+    rows.push({
+      section: 'latency',
+      figure: `${figure}, p95 (n=${values.length})`,
+      unit: 'ms',
+      ours: values.length ? percentile(values, 95) : 'not measured',
+      ...(target !== undefined ? { target: { on: 'ours' as const, op: '<=' as const, value: target } } : {}),
+      digits: 1,
+    });
+    rows.push({ section: 'latency', figure: `${figure}, median (min–max)`, unit: 'ms', ours: values.length ? stat(values) : 'not measured', digits: 1 });
+  };
+  add('replyChunk → first Opus packet to Discord', s.downlinkMs, 40);
+  add('RTP packet sent → its PCM on the Voxta socket', s.uplinkMs, 35);
+  rows.push({
+    section: 'latency',
+    figure: `member speech end → first reply audio, median (min–max) (n=${s.speechEndToReplyMs.length})`,
+    unit: 'ms',
+    ours: s.speechEndToReplyMs.length ? stat(s.speechEndToReplyMs) : 'not measured',
+    digits: 0,
+  });
+  return {
+    name: 'latency',
+    rows,
+    notes: [
+      `Latency: production bot (child process, LOG_LEVEL=info, BARGE_IN=off) ↔ Discord sim (real voice server, DAVE ${o.dave}) and Voxta sim (chunk delay 5 ms, TTS 24 kHz tone WAVs over HTTP, end-of-speech 600 ms) on loopback; timestamps are performance.now() in the bench process, where both simulators run. ${utterances} spoken utterances × ${bursts} bursts, ${textReplies} text-triggered replies.`,
+      'No same-run baseline exists for an end-to-end latency (there is no second bot to compare with); these are absolute figures. The uplink figure includes the audio input\'s 60 ms jitter pre-buffer and its 30 ms frame cadence.',
+    ],
+    details: { samples: s },
+    ...(s.problems.length ? { notMeasured: s.problems.slice(0, 10) } : {}),
+  };
+}
