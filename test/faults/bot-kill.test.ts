@@ -1,0 +1,118 @@
+/**
+ * Fault: the bot process is killed (SIGKILL: no shutdown code runs) in the middle of a reply,
+ * with chats running in two guilds, and started again on the same DATA_DIR. Like a real Voxta
+ * server, the simulator keeps the dead connection's chat locked for a moment, so the first
+ * resume attempt is refused and the bot must say so once and retry. The SQLite state must be
+ * intact, both chats resumed (same chat ids), nothing the users said lost or doubled.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
+import type { E2EEnv } from '../harness/env.js';
+import { startE2E } from '../harness/env.js';
+import { answer, botPosts, chatUserTexts, sends, sleep, storedSessions } from './helpers.js';
+
+let env: E2EEnv | undefined;
+afterEach(async () => {
+  await env?.close();
+  env = undefined;
+});
+
+describe('fault: bot killed (SIGKILL) mid-conversation and restarted', () => {
+  it('keeps the stored state, resumes both chats after the lock clears, tells each channel once, loses nothing', async () => {
+    const e = await startE2E({
+      discord: { voice: false },
+      voxta: {
+        chunkDelayMs: 200,
+        reply: (text) => [`Reply to ${text}, part one.`, 'Part two.', 'Part three.', 'Part four.'],
+        // A dead connection's chat stays locked this long (real Voxta notices dead sockets late).
+        chatLockReleaseDelayMs: 2000,
+        maxChats: 10,
+      },
+    });
+    env = e;
+    const voxta = e.voxta!;
+    const other = e.discord.addGuild({ name: 'Second Server' });
+    const otherText = other.addTextChannel('chat');
+    const otherAdmin = other.addMember({ username: 'boss2', permissions: 'admin' });
+    const bot = await e.spawnBot(); // global commands: both guilds
+    await e.discord.waitForBotReady(15_000);
+    await e.discord.waitForCommands(['start', 'stop'], undefined, 15_000);
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    await answer(await otherAdmin.runCommand(otherText.id, 'start', { character: HOLT_ID }));
+    const chatId = voxta.sessions().find((s) => s.characterId === ARIA_ID)!.chatId;
+    const otherChatId = voxta.sessions().find((s) => s.characterId === HOLT_ID)!.chatId;
+    otherAdmin.say(otherText.id, 'o1');
+    await e.discord.waitForMessage(otherText.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to o1') && m.content.includes('Part four'), 10_000);
+    e.alice.say(e.text.id, 'm1');
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to m1') && m.content.includes('Part four'), 10_000);
+    e.alice.say(e.text.id, 'm2');
+    // Killed while the reply to m2 streams.
+    await voxta.waitForServerMessage('replyChunk', { match: (p) => String(p.text).startsWith('Reply to m2') }, 10_000);
+    const before = storedSessions(e.dataDir);
+    expect(before).toHaveLength(2);
+    expect(before).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ guild_id: e.guild.id, active: 1, chat_id: chatId, character_id: ARIA_ID, text_channel_id: e.text.id }),
+        expect.objectContaining({ guild_id: other.id, active: 1, chat_id: otherChatId, character_id: HOLT_ID, text_channel_id: otherText.id }),
+      ]),
+    );
+    await bot.kill('SIGKILL');
+    expect(bot.exit?.signal).toBe('SIGKILL');
+
+    // The database survived the crash as it was.
+    expect(storedSessions(e.dataDir)).toEqual(before);
+
+    const again = await e.spawnBot();
+    // The first attempt meets the lock: each channel is told once that the bot keeps trying.
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content === 'I could not resume the chat with Aria yet (the chat is still open from before, and Voxta frees it within a minute); I will keep trying.', 15_000);
+    await voxta.waitFor(() => (voxta.sessions().filter((s) => s.state === 'active').length === 2 ? true : undefined), 30_000, 'both chats resumed');
+    expect(voxta.sessions().map((s) => s.chatId).sort()).toEqual([chatId, otherChatId].sort());
+    e.alice.say(e.text.id, 'm4');
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to m4'), 15_000);
+    await sleep(300);
+
+    // Nothing said was lost or doubled.
+    const history = chatUserTexts(e, chatId);
+    expect(history.filter((t) => t === 'm1')).toHaveLength(1);
+    expect(history.filter((t) => t === 'm2')).toHaveLength(1);
+    expect(history.filter((t) => t === 'm4')).toHaveLength(1);
+    expect(chatUserTexts(e, otherChatId)).toEqual(['o1']);
+    expect(sends(e).filter((t) => t === 'm2')).toHaveLength(1);
+    // Told once, and nothing alarming besides.
+    const posts = botPosts(e).map((m) => m.content);
+    expect(posts.filter((c) => c.startsWith('I could not resume'))).toHaveLength(1);
+    expect(botPosts(e, otherText.id).filter((m) => m.content.startsWith('I could not resume'))).toHaveLength(1);
+    otherAdmin.say(otherText.id, 'o2');
+    await e.discord.waitForMessage(otherText.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to o2'), 15_000);
+    expect(storedSessions(e.dataDir).map((r) => [r.guild_id, r.active, r.chat_id]).sort()).toEqual(
+      [
+        [e.guild.id, 1, chatId],
+        [other.id, 1, otherChatId],
+      ].sort(),
+    );
+    expect(again.exit).toBeUndefined();
+  }, 60_000);
+
+  // KNOWN BUG (src/bot/bot-core.ts humanMessage + src/bot/guild-session.ts textChannelId): while a
+  // stored chat waits for its automatic resume after a restart (the bot has just told the channel
+  // "I could not resume the chat … yet; I will keep trying"), the guild session is 'idle', so its
+  // textChannelId is undefined and a message typed in the bound channel is dropped silently: no
+  // ⏳ reaction, no log line, never delivered after the resume. Expected: queued like during
+  // 'starting' and delivered once the chat is back (or at least the user told it was not).
+  it.fails('a message typed while the resume is pending is delivered once the chat is back', async () => {
+    const e = await startE2E({ discord: { voice: false }, voxta: { chatLockReleaseDelayMs: 2000, maxChats: 10 } });
+    env = e;
+    const voxta = e.voxta!;
+    const bot = await e.spawnBot({ env: { DISCORD_GUILD_ID: e.guild.id } });
+    await e.discord.waitForBotReady(15_000);
+    await e.discord.waitForCommands(['start'], e.guild.id, 15_000);
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    const chatId = voxta.sessions()[0]!.chatId;
+    await bot.kill('SIGKILL');
+    const again = await e.spawnBot({ env: { DISCORD_GUILD_ID: e.guild.id } });
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I could not resume the chat with Aria yet'), 15_000);
+    e.alice.say(e.text.id, 'typed while resuming');
+    await again.waitForLog(/chat resumed after restart/, 30_000);
+    await voxta.waitFor(() => (chatUserTexts(e, chatId).includes('typed while resuming') ? true : undefined), 3000, 'the message typed while resuming');
+  }, 40_000);
+});
