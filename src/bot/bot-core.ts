@@ -127,6 +127,7 @@ export class BotCore {
     if (!guild) {
       this.log.info({ guildId }, 'resume: the bot is no longer in this guild; ending its session');
       this.store.setGuildSessionActive(guildId, false);
+      this.sessions.get(guildId)?.dropPending();
       return;
     }
     if (!guild.available) {
@@ -137,19 +138,21 @@ export class BotCore {
     if (!guild.textChannel(rec.textChannelId)) {
       this.log.info({ guildId, channelId: rec.textChannelId }, 'resume: the bound text channel is gone; ending the session');
       this.store.setGuildSessionActive(guildId, false);
+      this.sessions.get(guildId)?.dropPending();
       return;
     }
     const session = this.session(guildId);
     if (session.state !== 'idle') return;
     const voiceChannelId = rec.voiceChannelId && guild.isVoiceChannel(rec.voiceChannelId) ? rec.voiceChannelId : null;
     try {
-      const out = await session.resume({ voiceChannelId });
+      const out = await session.resume({ voiceChannelId, keepPendingOnFailure: true });
       this.log.info({ guildId, chatId: out.record.chatId }, 'resume: chat resumed after restart');
       if (out.voiceNote) await session.post(out.voiceNote);
     } catch (err) {
       if (err instanceof VoxtaNotFoundError || err instanceof VoxtaAuthError) {
         this.log.warn({ guildId, err: errorInfo(err) }, 'resume: giving up on this guild');
         this.store.setGuildSessionActive(guildId, false);
+        session.dropPending();
         await session.post(`I could not resume the chat with ${rec.characterName} after restarting: ${err instanceof VoxtaAuthError ? 'Voxta refused my credentials' : 'Voxta does not know that chat any more'}. Start a new one with /start.`);
         return;
       }
@@ -188,8 +191,15 @@ export class BotCore {
 
   async humanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
     const s = this.sessions.get(guildId);
-    if (!s || s.textChannelId !== msg.channelId) return;
-    await s.handleHumanMessage(msg);
+    if (s && s.textChannelId === msg.channelId) {
+      await s.handleHumanMessage(msg);
+      return;
+    }
+    // The stored chat of this channel is waiting for its automatic resume (after a restart, or
+    // while Voxta is away): hold the message for it instead of dropping it.
+    if (this.shuttingDown || (s && s.state !== 'idle')) return;
+    const rec = this.store.getGuildSession(guildId);
+    if (rec?.active && rec.textChannelId === msg.channelId) await this.session(guildId).handleHumanMessage(msg, { resumePending: true });
   }
 
   messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string): void {

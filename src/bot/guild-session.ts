@@ -82,6 +82,8 @@ export interface ResumeRequest {
   /** Override the stored channels (for `/resume` run elsewhere). */
   textChannelId?: string;
   voiceChannelId?: string | null;
+  /** An automatic resume that will be retried: messages queued for it survive a failed attempt. */
+  keepPendingOnFailure?: boolean;
 }
 
 export interface StartOutcome {
@@ -182,7 +184,7 @@ export class GuildSession extends EventEmitter {
 
   /** Starts a new chat with a character. Throws {@link UserFacingError} or a Voxta error. */
   async start(req: StartRequest): Promise<StartOutcome> {
-    return this.open('start', req.textChannelId, req.voiceChannelId, async (voxta) => {
+    return this.open('start', req.textChannelId, req.voiceChannelId, false, async (voxta) => {
       const { chatId } = await voxta.startChat({ characterId: req.characterId, contexts: this.contexts(req.textChannelId, req.voiceChannelId) });
       return { characterId: req.characterId, characterName: req.characterName, chatId };
     });
@@ -197,7 +199,7 @@ export class GuildSession extends EventEmitter {
     }
     const textChannelId = req.textChannelId ?? stored.textChannelId;
     const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
-    return this.open('resume', textChannelId, voiceChannelId, async (voxta) => {
+    return this.open('resume', textChannelId, voiceChannelId, req.keepPendingOnFailure ?? false, async (voxta) => {
       const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId) });
       return { characterId: stored.characterId, characterName: stored.characterName, chatId: res.chatId || chatId };
     });
@@ -207,6 +209,7 @@ export class GuildSession extends EventEmitter {
     kind: 'start' | 'resume',
     textChannelId: string,
     voiceChannelId: string | undefined,
+    keepPendingOnFailure: boolean,
     begin: (voxta: VoxtaSessionPort) => Promise<{ characterId: string; characterName: string; chatId: string }>,
   ): Promise<StartOutcome> {
     if (this._state === 'starting') throw new UserFacingError('A chat is already being started in this server. Wait a moment, then check /status.');
@@ -260,7 +263,7 @@ export class GuildSession extends EventEmitter {
       this.log.info({ from: 'starting', to: 'idle', why: `${kind} failed` }, 'guild session state');
       this.emit('state', 'idle', 'starting');
       this.log.warn({ err: errorInfo(err) }, `guild session: ${kind} failed`);
-      this.failPending();
+      if (!keepPendingOnFailure) this.failPending();
       throw err;
     }
     this.voxta = voxta;
@@ -492,8 +495,13 @@ export class GuildSession extends EventEmitter {
   // ---- text bridge ---------------------------------------------------------------------
 
   /** A human's message in the bound channel. */
-  async handleHumanMessage(msg: IncomingTextMessage): Promise<void> {
-    if (msg.channelId !== this.boundTextChannelId || !(this.bridging || this._state === 'starting')) return;
+  /**
+   * A human's message in the bound channel. With `resumePending` (the stored chat of this guild is
+   * about to be resumed automatically) it is queued, marked ⏳, and delivered once the chat is back.
+   */
+  async handleHumanMessage(msg: IncomingTextMessage, opts: { resumePending?: boolean } = {}): Promise<void> {
+    const waitingForResume = opts.resumePending === true && this._state === 'idle';
+    if (!waitingForResume && (msg.channelId !== this.boundTextChannelId || !(this.bridging || this._state === 'starting'))) return;
     this.speakers.add(msg.authorId);
     const multi = this.speakers.size > 1;
     const composed = multi ? attributeSpeaker(msg.authorName, msg.content, { maxChars: MAX_SEND_CHARS }) : this.capped(msg.content);
@@ -505,7 +513,8 @@ export class GuildSession extends EventEmitter {
       void this.post(`Your message was longer than ${MAX_SEND_CHARS} characters; the character only got the first part.`);
     }
     const voxta = this.voxta;
-    if (this._state === 'starting' || !voxta) {
+    if (this._state === 'starting' || waitingForResume || !voxta) {
+      if (waitingForResume && this.pending.length === 0) this.log.info('guild session: holding messages until the stored chat is resumed');
       this.pending.push({ message: msg, sentText: composed });
       void msg.react(PENDING_EMOJI).catch(() => undefined);
       return;
@@ -555,6 +564,11 @@ export class GuildSession extends EventEmitter {
   /** Voxta is back: what it queued has been delivered; clear the ⏳ marks. */
   private clearPendingMarks(): void {
     for (const p of this.pending.splice(0)) void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+  }
+
+  /** Messages waiting for a chat that will not come: marked ❌ (the channel is told separately). */
+  dropPending(): void {
+    this.failPending();
   }
 
   private failPending(): void {

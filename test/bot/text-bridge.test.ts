@@ -168,10 +168,17 @@ describe('resilience', () => {
     await h.core.resumeAll();
     expect(h.core.session(guild.id).state).toBe('idle');
     await waitUntil(() => general.texts().find((t) => t.includes('the chat is still open from before')), 'the waiting notice');
+    // Typed while the resume waits: held (⏳), not dropped.
+    const held = humanMessage(general.id, ALICE, 'Alice', 'typed while resuming');
+    await h.core.humanMessage(guild.id, held);
+    expect(held.reactions.has('⏳')).toBe(true);
     await old.core.shutdown(); // the old connection goes away; Voxta frees the chat
     old.store.close();
     await waitUntil(() => h.core.session(guild.id).state === 'active', 'the retried resume', 10_000);
     expect(sim.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    await waitUntil(() => sends().includes('typed while resuming'), 'the held message delivered');
+    await waitUntil(() => !held.reactions.has('⏳'), 'the ⏳ cleared');
+    expect(held.reactions.has('❌')).toBe(false);
     await say(ALICE, 'Alice', 'made it');
     await waitUntil(() => general.posted.find((p) => p.content.includes('You said: made it')), 'a reply');
   }, 20_000);

@@ -19,8 +19,8 @@ afterEach(async () => {
   env = undefined;
 });
 
-async function boot(spawnEnv: Record<string, string> = {}) {
-  env = await startE2E({ discord: { voice: false } });
+async function boot(spawnEnv: Record<string, string> = {}, voxta: NonNullable<Parameters<typeof startE2E>[0]>['voxta'] = {}) {
+  env = await startE2E({ discord: { voice: false }, voxta });
   const bot = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id, ...spawnEnv } });
   await env.discord.waitForBotReady(15_000);
   await env.discord.waitForCommands(['start', 'stop'], env.guild.id, 15_000);
@@ -159,19 +159,23 @@ describe('bot resilience end to end', () => {
   }, 60_000);
 
   it('survives SIGKILL mid-conversation: the next start resumes the chat and nothing said is lost', async () => {
-    const { env, bot } = await boot();
+    // Like real Voxta, the dead connection's chat stays locked for a moment after the kill.
+    const { env, bot } = await boot({}, { chatLockReleaseDelayMs: 1500 });
     await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
     const chatId = env.voxta!.sessions()[0]!.chatId;
     env.alice.say(env.text.id, 'before the crash');
     await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: before the crash'), 10_000);
     await bot.kill('SIGKILL');
     const again = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id } });
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.startsWith('I could not resume the chat with Aria yet (the chat is still open from before'), 15_000);
+    env.alice.say(env.text.id, 'while resuming'); // held for the chat, not dropped
     await again.waitForLog(/chat resumed after restart/, 30_000);
     expect(env.voxta!.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: while resuming'), 10_000);
     env.alice.say(env.text.id, 'after the crash');
     await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: after the crash'), 10_000);
     const history = env.voxta!.chats().find((c) => c.id === chatId)!.messages.filter((m) => m.role === 'User').map((m) => m.text);
-    expect(history).toEqual(['before the crash', 'after the crash']);
+    expect(history).toEqual(['before the crash', 'while resuming', 'after the crash']);
   }, 60_000);
 
   it('exits at once on a second signal', async () => {
