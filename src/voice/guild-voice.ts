@@ -337,7 +337,7 @@ export class GuildVoice extends EventEmitter<Events> {
    */
   private enableInputIfListening(): void {
     const sessionId = this.voxta.sessionId;
-    const recording = (this.voxta as { recording?: boolean }).recording;
+    const recording = this.voxta.recording;
     const hasStt = this.voxta.chat?.services.hasStt ?? true;
     if (sessionId && (recording ?? hasStt)) this.input.enable(sessionId);
   }

@@ -257,6 +257,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   #welcome: WelcomeMessage | undefined;
   #configuration: ConfigurationMessage | undefined;
   #chat: ChatInfo | undefined;
+  /** The last `recordingRequest` of the live chat (undefined before the first one). */
+  #recording: boolean | undefined;
   /** The chat this session should hold (survives reconnects until stopChat/close/chatClosed). */
   #owned: { chatId: string; contexts?: ContextItem[]; contextKey?: string } | undefined;
   /** sessionId learned from chatStarting while a start/resume is pending. */
@@ -321,6 +323,14 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   /** The chat this session holds or is re-resuming. */
   get chatId(): string | undefined {
     return this.#chat?.chatId ?? this.#owned?.chatId;
+  }
+  /**
+   * Whether Voxta currently asks for microphone audio (its last `recordingRequest` for the live
+   * chat), or undefined before it has said. A voice pipeline that attaches after the chat started
+   * missed the request and reads it here.
+   */
+  get recording(): boolean | undefined {
+    return this.#recording;
   }
   get welcome(): WelcomeMessage | undefined {
     return this.#welcome;
@@ -853,6 +863,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   #clearChat(): void {
     if (this.#chat || this.playback.stats.owed > 0) this.playback.reset();
     this.#chat = undefined;
+    this.#recording = undefined;
     this.#lastStoredMessageId = undefined;
   }
 
@@ -1056,6 +1067,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         this.#safeEmit('update', m);
         break;
       case 'recordingRequest':
+        this.#recording = m.enabled;
         this.#safeEmit('recordingRequest', m);
         break;
       case 'recordingStatus':

@@ -52,6 +52,17 @@ describe('VoxtaChatSession against the simulator', () => {
     });
   });
 
+  it('remembers the last recordingRequest of the live chat, for a voice pipeline that attaches late', async () => {
+    const { session } = await setup({ stt: { enabled: true } });
+    expect(session.recording).toBeUndefined();
+    const enabled = waitFor<{ enabled: boolean }>(session, 'recordingRequest', (m) => m.enabled);
+    await session.startChat({ characterId: ARIA_ID });
+    await enabled;
+    expect(session.recording).toBe(true);
+    await session.stopChat();
+    expect(session.recording).toBeUndefined();
+  });
+
   it('full round trip: start → send → chunks → audio fetched → playback start/complete → second turn answered', async () => {
     const { sim, session } = await setup({ reply: (t) => [`You said ${t}.`, 'That is nice.'] });
     const pipeline = attachPipeline(session);
