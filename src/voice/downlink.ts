@@ -51,9 +51,8 @@ export function clipPackets(audio: WavAudio): PacketSource {
   let flushed = false;
   let closed = false;
   const samples = audio.samples;
-  const ch = audio.channels === 2 ? 2 : 1;
-  // Multi-channel WAVs beyond stereo are down-mixed by the parser's channel count check upstream;
-  // here anything not stereo is treated as mono.
+  // The encoder down-mixes any channel count itself; a step must hold whole interleaved frames.
+  const ch = audio.channels;
   const step = Math.max(1, Math.round((audio.sampleRate * OPUS_FRAME_MS) / 1000)) * ch;
   return {
     next(): Buffer | null {

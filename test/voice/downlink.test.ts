@@ -9,11 +9,14 @@ import type { PacketSource, SinkItem } from '../../src/voice/speech-queue.js';
 
 const log = pino({ level: 'silent' });
 
-function toneWav(ms: number, hz: number, rate = 24000, amplitude = 8000): WavAudio {
+function toneWav(ms: number, hz: number, rate = 24000, amplitude = 8000, channels = 1): WavAudio {
   const frames = Math.round((rate * ms) / 1000);
-  const samples = new Int16Array(frames);
-  for (let i = 0; i < frames; i++) samples[i] = Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / rate));
-  return { sampleRate: rate, channels: 1, bitsPerSample: 16, format: 'pcm', samples, frames, durationSec: frames / rate };
+  const samples = new Int16Array(frames * channels);
+  for (let i = 0; i < frames; i++) {
+    const v = Math.round(amplitude * Math.sin((2 * Math.PI * hz * i) / rate));
+    for (let c = 0; c < channels; c++) samples[i * channels + c] = v;
+  }
+  return { sampleRate: rate, channels, bitsPerSample: 16, format: 'pcm', samples, frames, durationSec: frames / rate };
 }
 
 /** A sink item that records its callbacks into a shared log. */
@@ -39,8 +42,8 @@ function readAll(stream: ClipStream): Buffer[] {
 }
 
 describe('clipPackets / silencePackets', () => {
-  it('encodes a clip into 20 ms packets that decode back to the tone, covering its whole length', () => {
-    const wav = toneWav(500, 440);
+  it.each([1, 2, 4])('encodes a %i-channel clip into 20 ms packets that decode back to the tone, covering its whole length', (channels) => {
+    const wav = toneWav(500, 440, 24000, 8000, channels);
     const src = clipPackets(wav);
     const packets: Buffer[] = [];
     for (let p = src.next(); p; p = src.next()) packets.push(p);
