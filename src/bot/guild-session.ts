@@ -49,6 +49,8 @@ const PENDING_EMOJI = '⏳';
 const TRUNCATED_EMOJI = '✂️';
 const TYPING_REFRESH_MS = 8000;
 const CONTEXT_DEBOUNCE_MS = 1500;
+/** The same Voxta error is posted again only after this long. */
+const ERROR_REPEAT_MS = 5 * 60_000;
 /** How long the bot stays in a voice channel with no human in it. */
 export const VOICE_IDLE_LEAVE_MS = 120_000;
 
@@ -128,6 +130,7 @@ export class GuildSession extends EventEmitter {
   private contextTimer: NodeJS.Timeout | undefined;
   private turnStartedAt: number | undefined;
   private announced = new Set<string>();
+  private readonly errorAnnouncedAt = new Map<string, number>();
   private lastInput: 'text' | 'voice' = 'text';
   /** The Voxta connection declared audio input (voice possible without reopening). */
   private voxtaHasAudio = false;
@@ -739,7 +742,11 @@ export class GuildSession extends EventEmitter {
         break;
       }
       case 'chatSessionError':
-        this.announceOnce(`error:${m.message}`, `Voxta reported a problem: ${m.message.slice(0, 300)}`);
+        // The same error every turn (a dead LLM service) is repeated at most every few minutes.
+        if (Date.now() - (this.errorAnnouncedAt.get(m.message) ?? -Infinity) >= ERROR_REPEAT_MS) {
+          this.errorAnnouncedAt.set(m.message, Date.now());
+          void this.post(`Voxta reported a problem: ${m.message.slice(0, 300)}`);
+        }
         break;
       default:
         break;

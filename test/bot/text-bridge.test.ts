@@ -107,6 +107,19 @@ describe('text bridge', () => {
     await waitUntil(() => general.posted.find((p) => p.content.includes('longer than 6000 characters')), 'the truncation notice');
   });
 
+  it('tells the channel once when Voxta fails mid-reply, keeps what was said, and the chat goes on', async () => {
+    sim.faults.errorMidReply = true;
+    await say(ALICE, 'Alice', 'first try');
+    await waitUntil(() => general.texts().find((t) => t.startsWith('Voxta reported a problem: Simulated failure')), 'the error notice');
+    await waitUntil(() => general.texts().find((t) => t.startsWith('You said: first try')), 'the partial reply');
+    await say(ALICE, 'Alice', 'second try');
+    await waitUntil(() => general.texts().find((t) => t.startsWith('You said: second try')), 'the second partial reply');
+    expect(general.texts().filter((t) => t.startsWith('Voxta reported a problem'))).toHaveLength(1);
+    sim.faults.errorMidReply = false;
+    await say(ALICE, 'Alice', 'third try');
+    await waitUntil(() => general.texts().find((t) => t.includes('You said: third try') && t.includes('reply number')), 'a whole reply again');
+  });
+
   it('maps edits and deletions of bridged messages to the Voxta messages they created', async () => {
     const msg = await say(ALICE, 'Alice', 'I like cats');
     await waitUntil(() => sim.sent.find((m) => (m.payload as { $type?: string; role?: string }).$type === 'update'), 'the user message echo');
