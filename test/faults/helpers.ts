@@ -167,7 +167,7 @@ export async function bootVoice(
 }
 
 /** The stats the voice module logs when it leaves a channel (`voice: leaving`), from the bot's JSON log. */
-export async function voiceLeaveStats(bot: BotProcess, timeoutMs = 10_000): Promise<Record<string, number>> {
+export async function voiceLeaveStats(bot: BotProcess, timeoutMs = 10_000): Promise<Partial<Record<string, number>>> {
   const line = await bot.waitForLogMsg(/^voice: leaving$/, () => true, timeoutMs);
   return (line.json?.stats ?? {}) as Record<string, number>;
 }

@@ -186,6 +186,6 @@ describe('fault: invalid Opus packets on the receive path', () => {
     expect(stats.decodeErrors).toBe(invalid);
     expect(stats.invalidChunks).toBe(0);
     expect(stats.packetsReceived).toBeGreaterThan(200); // the storm plus the spoken tone
-    expect(stats.framesDecoded + stats.decodeErrors).toBe(stats.packetsReceived);
+    expect((stats.framesDecoded ?? 0) + (stats.decodeErrors ?? 0)).toBe(stats.packetsReceived);
   }, 60_000);
 });
