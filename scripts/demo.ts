@@ -65,7 +65,7 @@ async function main(): Promise<number> {
   }
   report.now(dim(`  Voxta:   ${voxtaUrl ? `${voxtaUrl} (from VOXTA_URL)` : `simulated in-process at ${stage.voxtaUrl} (set VOXTA_URL to use a real server)`}`));
   report.now(dim(`  Discord: simulated in-process at ${stage.discord.restUrl}; server “${stage.guild.name}”, #${stage.text.name}, 🔊 ${stage.voice.name}; voice with DAVE v1`));
-  report.now(dim(`  Bot:     node --import tsx src/index.ts (pid ${stage.bot.pid}), exactly as in production; log → ${path.join(logDir, 'bot.log')}`));
+  report.now(dim(`  Bot:     node --import tsx src/index.ts (pid ${stage.bot.pid}), exactly as in production; log → ${shown(path.join(logDir, 'bot.log'))}`));
 
   let result: SceneResult | undefined;
   let failure: StepFailed | Error | undefined;
@@ -115,6 +115,12 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/** A path as the user best reads it: relative below the CWD, absolute elsewhere. */
+function shown(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
 /** Checks the voice was E2EE and writes what the voice channel heard; returns summary lines. */
 function finish(stage: Stage, outFile: string, report: Report): string[] {
   const audio = stage.discord.voiceServer.botAudio(stage.guild.id);
@@ -129,8 +135,9 @@ function finish(stage: Stage, outFile: string, report: Report): string[] {
   writeFileSync(outFile, encodeWav(pcm, rate));
   report.now('');
   report.now(`${dim('voice')}  ${audio.e2eeFrames} of ${voiced} audio frames from the bot were end-to-end encrypted (DAVE v1) and decrypted by the members`);
-  report.now(`${dim('wav  ')}  the character’s voice as the channel heard it: ${path.relative(process.cwd(), outFile) || outFile} (${ms((pcm.length / rate) * 1000)}, 48 kHz mono)`);
-  return [`${audio.e2eeFrames}/${voiced} voice frames end-to-end encrypted (DAVE v1), 0 in clear`, `character’s voice written to ${path.relative(process.cwd(), outFile) || outFile}`];
+  const tones = stage.voxta ? ' — the simulated Voxta speaks in tones, one pitch per sentence' : '';
+  report.now(`${dim('wav  ')}  the character’s voice as the channel heard it: ${shown(outFile)} (${ms((pcm.length / rate) * 1000)}, 48 kHz mono${tones})`);
+  return [`${audio.e2eeFrames}/${voiced} voice frames end-to-end encrypted (DAVE v1), 0 in clear`, `character’s voice written to ${shown(outFile)}`];
 }
 
 main().then(

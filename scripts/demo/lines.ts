@@ -7,7 +7,7 @@ export const LINES = {
   typed: 'Hi Aria! How is your evening going?',
   spoken: 'Can you hear me, Aria?',
   overlapAlice: 'What should we play tonight?',
-  overlapBob: 'How about a space adventure?',
+  overlapBob: 'How about a space adventure, with aliens and a lost moon?',
   story: 'Tell us a story about the stars.',
   bargeIn: 'Wait, what was the comet called?',
   goOn: 'Go on with the story, please!',

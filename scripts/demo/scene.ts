@@ -101,7 +101,7 @@ export class Scene {
     await this.step('Alice speaks; Aria answers out loud', 30_000, async () => {
       s.expectSpeech(LINES.spoken);
       const { end } = await this.speak(s.alice.id, LINES.spoken, VOICES.alto);
-      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice'), 10_000);
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice') && m.createdAt.getTime() >= end, 10_000);
       const first = await this.voiceWatch.firstAudible(end, 15_000, 'the first packet of Aria’s spoken answer');
       voiceLatencyMs = first.at - end;
       await this.waitForReply(end, 15_000);
@@ -112,12 +112,14 @@ export class Scene {
 
     await this.step('Bob talks over Alice; both are heard, each by name', 30_000, async () => {
       s.expectSpeech(LINES.overlapAlice, LINES.overlapBob);
+      const a0 = Date.now();
       const a = this.speak(s.alice.id, LINES.overlapAlice, VOICES.alto);
       await sleep(600);
       const b = this.speak(s.bob.id, LINES.overlapBob, VOICES.baritone);
       const [, bob] = await Promise.all([a, b]);
-      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice', LINES.overlapAlice), 12_000);
-      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob', LINES.overlapBob), 12_000);
+      // With the in-process Voxta the recognised words are scripted, so they can be checked too.
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice', s.voxta ? LINES.overlapAlice : undefined) && m.createdAt.getTime() >= a0, 12_000);
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob', s.voxta ? LINES.overlapBob : undefined) && m.createdAt.getTime() >= a0, 12_000);
       if (s.voxta) {
         const sends = s.voxta.received.filter((m) => m.payload.$type === 'send');
         const texts = sends.map((m) => String(m.payload.text));
@@ -147,11 +149,11 @@ export class Scene {
       const storyMs = this.voiceWatch.audioMs(first.at, stoppedAt);
       this.say(stoppedAt, this.character, `■ stops talking ${ms(bargeInStopMs)} after Bob started (${ms(storyMs)} of the story played)`, { colour: cyan, voice: true });
       if (s.voxta) {
-        await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
-        this.say(Date.now(), 'voxta', 'received “interrupt” from the bot', { colour: yellow });
+        const got = await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
+        this.say(got.at, 'voxta', 'received “interrupt” from the bot', { colour: yellow });
       }
       const { end: bobEnd } = await bob;
-      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob'), 10_000);
+      await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob') && m.createdAt.getTime() >= bobStart, 10_000);
       await this.listenToAnswer(bobEnd, 'Aria’s answer to Bob', 15_000);
     });
 
@@ -174,8 +176,8 @@ export class Scene {
       interruptStopMs = Math.max(0, stoppedAt + 20 - at);
       const within = interruptStopMs < 20 ? 'within one 20 ms frame of' : `${ms(interruptStopMs)} after`;
       if (s.voxta) {
-        await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
-        this.say(Date.now(), 'voxta', 'received “interrupt” from the bot', { colour: yellow });
+        const got = await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
+        this.say(got.at, 'voxta', 'received “interrupt” from the bot', { colour: yellow });
       }
       this.say(Math.max(stoppedAt + 20, at + 1), this.character, `■ stops talking ${within} /interrupt`, { colour: cyan, voice: true });
       await sleep(400);

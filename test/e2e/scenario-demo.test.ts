@@ -68,7 +68,7 @@ describe('scenario: npm run demo', () => {
     }
     expect(output).toMatch(/autocomplete offers Aria/);
     expect(output).toMatch(/Alice \(text\)\s+Hi Aria!/);
-    expect(output).toMatch(/🎙️ Bob: How about a space adventure\?/);
+    expect(output).toMatch(/🎙️ Bob: How about a space adventure, with aliens and a lost moon\?/);
     expect(output).toMatch(/speech end → first reply audio: \d+ ms/);
     expect(output).toMatch(/voice frames end-to-end encrypted \(DAVE v1\), 0 in clear/);
     expect(output).toMatch(/every step happened/);
