@@ -92,6 +92,10 @@ async function main(): Promise<number> {
     }
   }
   const botAlive = stage.bot.exit === undefined;
+  const botProblems = stage.bot.lines
+    .filter((l) => l.json && ['warn', 'error', 'fatal'].includes(String(l.json.level)))
+    .slice(-5)
+    .map((l) => `${String(l.json!.level)}: ${String(l.json!.msg)}${l.json!.err ? ` (${(l.json!.err as { message?: string }).message ?? ''})` : ''}`);
   await stage.close();
 
   if (failure || !result) {
@@ -100,7 +104,9 @@ async function main(): Promise<number> {
     report.now(`  ${(failure as Error).message.replace(/^[^:]*: /, failure instanceof StepFailed ? '' : '$&')}`);
     if (!botAlive) report.now(`  The bot process exited early: see ${path.join(logDir, 'bot.log')}`);
     else report.now(dim(`  Bot log: ${path.join(logDir, 'bot.log')}; simulators: ${path.join(logDir, 'simulators.log')}`));
-    if (voxtaUrl) report.now(dim('  (With a real Voxta server the members’ voices are synthetic sounds: its speech recogniser may not find words in them.)'));
+    if (botProblems.length) report.now(dim(`  The bot's last warnings:\n${botProblems.map((p) => `    ${p}`).join('\n')}`));
+    if (voxtaUrl && /start|online/.test(step)) report.now(dim(`  Is a Voxta server reachable at ${voxtaUrl}? \`npm run doctor\` checks the connection and credentials.`));
+    else if (voxtaUrl) report.now(dim('  (With a real Voxta server the members’ voices are synthetic sounds: its speech recogniser may not find words in them.)'));
     return 1;
   }
 

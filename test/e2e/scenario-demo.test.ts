@@ -27,11 +27,11 @@ function bareEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function runDemo(args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
+function runDemo(args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'scripts/demo.ts'), ...args], {
       cwd,
-      env: bareEnv(),
+      env: { ...bareEnv(), ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -85,6 +85,17 @@ describe('scenario: npm run demo', () => {
     expect(loud / audio.samples.length).toBeGreaterThan(0.2);
     expect(existsSync(path.join(dir, 'out', 'bot.log'))).toBe(true);
   }, 120_000);
+
+  it('exits non-zero naming the step that did not happen (VOXTA_URL pointing at nothing)', async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'voxta-discord-demo-'));
+    const { code, output } = await runDemo(['--out', path.join(dir, 'v.wav')], REPO_ROOT, { VOXTA_URL: 'http://127.0.0.1:9' });
+    expect(code).toBe(1);
+    expect(output).toMatch(/✓?[^\n]*1\. The bot comes online/);
+    expect(output).toMatch(/✗ FAILED at step “Sam \(admin\) starts a character with \/start”/);
+    expect(output).toMatch(/Is a Voxta server reachable at http:\/\/127\.0\.0\.1:9\?/);
+    expect(output).not.toMatch(/every step happened/);
+    expect(existsSync(path.join(dir, 'v.wav'))).toBe(false);
+  }, 60_000);
 
   it('refuses an unknown option with its usage and exit code 2', async () => {
     const { code, output } = await runDemo(['--bogus'], REPO_ROOT);
