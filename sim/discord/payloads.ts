@@ -139,6 +139,18 @@ export function messagePayload(state: SimState, m: SimMessage): APIMessage & { g
     type: m.type,
     flags: m.flags,
     components: m.components,
+    ...(m.reactions.size
+      ? {
+          reactions: [...m.reactions].map(([name, users]) => ({
+            emoji: { id: null, name },
+            count: users.size,
+            count_details: { burst: 0, normal: users.size },
+            me: users.has(state.botUserId),
+            me_burst: false,
+            burst_colors: [],
+          })),
+        }
+      : {}),
     ...(m.referencedMessageId
       ? {
           message_reference: { type: 0, message_id: m.referencedMessageId, channel_id: m.channelId, guild_id: m.guildId },

@@ -35,6 +35,7 @@ export const DEFAULT_BOT_PERMISSIONS: bigint =
   Perm.SendMessages |
   Perm.EmbedLinks |
   Perm.AttachFiles |
+  Perm.AddReactions |
   Perm.ReadMessageHistory |
   Perm.UseApplicationCommands |
   Perm.Connect |

@@ -127,6 +127,8 @@ export interface SimMessage {
   /** Ephemeral interaction messages are only visible to the invoking member. */
   ephemeral: boolean;
   tts: boolean;
+  /** Unicode emoji → ids of the users who reacted with it, in reaction order. */
+  reactions: Map<string, Set<string>>;
 }
 
 export interface RegisteredCommand {
@@ -431,6 +433,7 @@ export class SimState extends EventEmitter<StateEvents> {
       interactionId: p.interactionId ?? null,
       ephemeral: p.ephemeral ?? false,
       tts: p.tts ?? false,
+      reactions: new Map(),
     };
   }
 

@@ -67,6 +67,7 @@ export const Errors = {
   unknownMember: () => new RestError(404, 10007, 'Unknown Member'),
   unknownMessage: () => new RestError(404, 10008, 'Unknown Message'),
   unknownUser: () => new RestError(404, 10013, 'Unknown User'),
+  unknownEmoji: () => new RestError(400, 10014, 'Unknown Emoji'),
   unknownWebhook: () => new RestError(404, 10015, 'Unknown Webhook'),
   unknownInteraction: () => new RestError(404, 10062, 'Unknown interaction'),
   unknownCommand: () => new RestError(404, 10063, 'Unknown application command'),

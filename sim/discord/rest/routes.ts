@@ -192,6 +192,35 @@ export function buildRoutes(ctx: RestContext): Route[] {
     ctx.messages.remove(msg);
     return noContent();
   });
+  // Reactions (unicode emoji only: the bot uses ⏳, ✂️ and ❌ as status marks).
+  const emojiOf = (raw: string): string => {
+    const name = decodeURIComponent(raw);
+    // Custom emoji arrive as "name:id"; the simulator has none.
+    if (!name || /^[\w-]+:\d+$/.test(name) || /^[\x20-\x7e]+$/.test(name)) throw Errors.unknownEmoji();
+    return name;
+  };
+  add('PUT', '/channels/:channelId/messages/:messageId/reactions/:emoji/@me', (req) => {
+    const c = channelOf(req.params.channelId as string, Perm.ReadMessageHistory);
+    const msg = messageOf(c, req.params.messageId as string);
+    const emoji = emojiOf(req.params.emoji as string);
+    const users = msg.reactions.get(emoji);
+    // Adding a new emoji needs Add Reactions; joining an existing reaction does not (as on Discord).
+    if (!users && !hasAll(state.channelPermissions(c.id, bot), Perm.AddReactions)) throw Errors.missingPermissions();
+    if (users) users.add(bot);
+    else msg.reactions.set(emoji, new Set([bot]));
+    return noContent();
+  });
+  add('DELETE', '/channels/:channelId/messages/:messageId/reactions/:emoji/:userId', (req) => {
+    const c = channelOf(req.params.channelId as string, Perm.ReadMessageHistory);
+    const msg = messageOf(c, req.params.messageId as string);
+    const emoji = emojiOf(req.params.emoji as string);
+    const userId = req.params.userId === '@me' ? bot : (req.params.userId as string);
+    if (userId !== bot && !hasAll(state.channelPermissions(c.id, bot), Perm.ManageMessages)) throw Errors.missingPermissions();
+    const users = msg.reactions.get(emoji);
+    users?.delete(userId);
+    if (users && users.size === 0) msg.reactions.delete(emoji);
+    return noContent();
+  });
   add('POST', '/channels/:channelId/typing', (req) => {
     const c = channelOf(req.params.channelId as string, Perm.SendMessages);
     ctx.typing(c.id, bot);
