@@ -62,7 +62,7 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
     expect(userSends.filter((t) => /m\d$/.test(t))[2]).toBe('Bob: m3');
     expect(chatUserTexts(e, chatId).filter((t) => /m\d$/.test(t))).toHaveLength(4);
     for (const m of ['m1', 'm2', 'm3', 'm4']) expect(chatUserTexts(e, chatId).filter((t) => t.endsWith(m))).toHaveLength(1);
-    // Told once each way.
+    // Told once each way. (The reply cut by the crash stays as far as it got: "Reply to m1, part one.")
     const notices = botPosts(e).map((m) => m.content);
     expect(notices.filter((c) => c.startsWith('I lost the connection to Voxta'))).toHaveLength(1);
     expect(notices.filter((c) => c.startsWith('Reconnected to Voxta'))).toHaveLength(1);

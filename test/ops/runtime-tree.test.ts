@@ -17,8 +17,10 @@ import { ARIA_ID } from '../../sim/voxta/index.js';
 import { assembleRuntime, compiledImports, type RuntimeTree } from '../../scripts/assemble-runtime.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
 
-const RUNTIME_UID = 65534; // nobody
-const RUNTIME_GID = 65534;
+/** We run as root here: drop to "nobody" like the image's `USER node`. Already unprivileged: stay so. */
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const RUNTIME_UID = isRoot ? 65534 : (process.getuid?.() ?? 65534);
+const RUNTIME_GID = isRoot ? 65534 : (process.getgid?.() ?? 65534);
 
 let env: E2EEnv | undefined;
 let tree: RuntimeTree | undefined;
@@ -64,10 +66,8 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
-const canDropPrivileges = typeof process.getuid === 'function' && process.getuid() === 0;
-
 describe('container runtime tree (Dockerfile last stage, non-root, against the simulators)', () => {
-  it.runIf(canDropPrivileges)(
+  it(
     'builds, installs production dependencies only, and runs as a non-root user until ready, in voice and answering',
     async () => {
       tree = await assembleRuntime();
@@ -114,7 +114,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
       e.admin.joinVoice(e.voice.id);
       const dataDir = path.join(root, 'data');
       await mkdir(dataDir, { mode: 0o755 });
-      await chown(dataDir, RUNTIME_UID, RUNTIME_GID); // `chown node:node /data`
+      if (isRoot) await chown(dataDir, RUNTIME_UID, RUNTIME_GID); // `chown node:node /data`
       const caPath = path.join(root, 'discord-sim-ca.pem'); // readable by the runtime user
       await copyFile(e.discord.caCertPath, caPath);
       const port = await freePort();
@@ -148,6 +148,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
         // The process really runs as the unprivileged user.
         const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
         expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(RUNTIME_UID));
+        expect(RUNTIME_UID).not.toBe(0);
 
         // The image's HEALTHCHECK command, verbatim, against the running process.
         const ready = await until('/readyz 200', 30_000, async () => {
