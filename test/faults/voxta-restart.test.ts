@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ARIA_ID } from '../../sim/voxta/index.js';
 import type { E2EEnv } from '../harness/env.js';
-import { answer, bootText, botPosts, chatUserTexts, freePort, httpGet, sends, sleep } from './helpers.js';
+import { answer, bootText, bootVoice, botPosts, chatUserTexts, freePort, httpGet, replyIds, sends, sleep, tone } from './helpers.js';
 
 let env: E2EEnv | undefined;
 afterEach(async () => {
@@ -68,6 +68,50 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
     expect(notices.filter((c) => c.startsWith('Reconnected to Voxta'))).toHaveLength(1);
     const up = await httpGet(port, '/readyz');
     expect(up.status).toBe(200);
+    expect(bot.exit).toBeUndefined();
+  }, 60_000);
+
+  it('in a voice chat, while the character speaks: the chat comes back with the microphone, the next question is heard once and answered', async () => {
+    let asked = 0; // across sessions (the simulator's own index restarts with each session)
+    const { env: e, bot, sessionId } = await bootVoice((x) => (env = x), {
+      e2e: {
+        voxta: {
+          stt: { transcripts: () => `question ${asked++}` },
+          reply: (text) => [`A long answer to ${text}, one that takes quite a while to say out loud.`],
+        },
+      },
+    });
+    const voxta = e.voxta!;
+    const chatId = voxta.sessions()[0]!.chatId;
+    await e.alice.speak(tone(440, 700), { sampleRate: 48_000, channels: 1 });
+    const first = await voxta.waitFor(() => replyIds(e)[0], 10_000, 'the first reply');
+    await voxta.waitFor(() => (voxta.playback(first).starts.some((s) => s.duration > 0) ? true : undefined), 10_000, 'the character speaking');
+
+    await voxta.stop(); // mid-speech: sessions, sockets and TTS jobs gone
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    await sleep(500);
+    await voxta.start();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('Reconnected to Voxta'), 20_000);
+    const resumed = await voxta.waitFor(() => voxta.sessions().find((s) => s.sessionId !== sessionId && s.state === 'active'), 10_000, 'the resumed session');
+    expect(resumed.chatId).toBe(chatId);
+    await voxta.waitFor(() => voxta.audio(resumed.sessionId)?.header, 10_000, 'the microphone on the resumed session');
+
+    await sleep(300);
+    await e.alice.speak(tone(523, 700), { sampleRate: 48_000, channels: 1 });
+    await voxta.waitFor(() => (sends(e).includes('question 1') ? true : undefined), 15_000, 'the question after the restart');
+    const second = await voxta.waitFor(() => replyIds(e).find((id) => id !== first), 10_000, 'the second reply');
+    await voxta.waitFor(() => (voxta.playback(second).completes >= 1 ? true : undefined), 20_000, 'the second reply played');
+    await sleep(300);
+    expect(voxta.playback(second).completes).toBe(1);
+    expect(voxta.playback(second).starts.some((s) => s.duration > 0)).toBe(true);
+    // What was owed to the crashed session is forgotten, not sent to the new one.
+    expect(voxta.playback(first).completes).toBe(0);
+    // Nothing lost or doubled; told once each way.
+    expect(sends(e)).toEqual(['question 0', 'question 1']);
+    expect(chatUserTexts(e, chatId)).toEqual(['question 0', 'question 1']);
+    const notices = botPosts(e).map((m) => m.content);
+    expect(notices.filter((c) => c.startsWith('I lost the connection to Voxta'))).toHaveLength(1);
+    expect(notices.filter((c) => c.startsWith('Reconnected to Voxta'))).toHaveLength(1);
     expect(bot.exit).toBeUndefined();
   }, 60_000);
 });
