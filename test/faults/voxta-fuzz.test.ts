@@ -14,7 +14,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ARIA_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/index.js';
 import { VoxtaChatSession, VoxtaEndpoint } from '../../src/voxta/index.js';
-import { prng } from './helpers.js';
+import type { E2EEnv } from '../harness/env.js';
+import { answer, bootText, botPosts, prng, sends } from './helpers.js';
 
 const RS = '\x1e';
 
@@ -272,13 +273,16 @@ function makeFuzz(n: number, seed: number, realSessionId: string): Fuzz {
 let sim: VoxtaSim | undefined;
 let tap: HubTap | undefined;
 let session: VoxtaChatSession | undefined;
+let env: E2EEnv | undefined;
 afterEach(async () => {
   await session?.close().catch(() => {});
   await tap?.close();
   await sim?.close();
+  await env?.close();
   session = undefined;
   tap = undefined;
   sim = undefined;
+  env = undefined;
 });
 
 describe('fault: fuzzed Voxta payloads', () => {
@@ -346,4 +350,22 @@ describe('fault: fuzzed Voxta payloads', () => {
       process.off('unhandledRejection', onUncaught);
     }
   }, 60_000);
+
+  it('the production bot talks on with a Voxta that mixes malformed payloads, unknown types and odd targets into every reply', async () => {
+    const { env: e, bot } = await bootText((x) => (env = x), {
+      e2e: { voxta: { faults: { malformedPayloads: true, unknownTypes: true }, reply: (text) => [`Answer to ${text}.`, 'Second sentence.'] } },
+    });
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    for (const text of ['one', 'two', 'three']) {
+      e.alice.say(e.text.id, text);
+      await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content === `Answer to ${text}. Second sentence.`, 10_000);
+    }
+    // The bad payloads really were sent, three times over…
+    expect(e.voxta!.sent.filter((m) => (m.payload as { $type?: string }).$type === 'futureThing')).toHaveLength(3);
+    // …and cost nothing: each message delivered once, each answer posted once, nothing else said.
+    expect(sends(e)).toEqual(['one', 'two', 'three']);
+    const posts = botPosts(e).map((m) => m.content);
+    expect(posts).toEqual(['Answer to one. Second sentence.', 'Answer to two. Second sentence.', 'Answer to three. Second sentence.']);
+    expect(bot.exit).toBeUndefined();
+  }, 30_000);
 });
