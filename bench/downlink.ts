@@ -4,12 +4,16 @@
  * Input: a 24 kHz mono 16-bit TTS WAV of speech-like audio (the Voxta simulator's and common TTS
  * servers' format).
  *
- * Ours: exactly what src/voice/downlink.ts does for a reply chunk — `parseWav` → `clipPackets`
+ * Every arm gets the WAV the way the bot does: an HTTP GET to a local server in this process
+ * (so the client-side download cost is in every arm, and the server's in every run alike).
+ *
+ * Ours: exactly what the bot does for a reply chunk (src/voice/guild-voice.ts) — `openSpeech`
+ * (progressive download, WAV parsed chunk by chunk with `parseWav`) → `progressivePackets`
  * (SpeechEncoder with its deployed defaults) → a `ClipStream`, read packet by packet as the
  * AudioPlayer does with `StreamType.Opus`. With the defaults a 24 kHz source is encoded by a
  * 24 kHz Opus encoder (Opus packets carry no sample rate; every decoder renders 48 kHz), so there is
- * no resampling step at all. A second row forces a 48 kHz encoder, i.e. parse + polyphase
- * resample 24 → 48 kHz + full-band encode, the path the issue describes literally.
+ * no resampling step at all. A second row forces a 48 kHz encoder (whole body → `parseWav` →
+ * polyphase resample 24 → 48 kHz → full-band encode), the path the issue describes literally.
  *
  * Baseline: prism-media's `StreamType.Raw` path as @discordjs/voice builds it — ONE long-lived
  * `new prism.opus.Encoder({ rate: 48000, channels: 2, frameSize: 960 })` (opusscript backend at its
@@ -20,12 +24,15 @@
  *
  * Only one opusscript instance (the buggy class, docs/discord-voice.md §5.3) exists in the process.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import prism from 'prism-media';
 import { parseWav, type WavAudio } from '../src/audio/wav.js';
+import { VoxtaEndpoint } from '../src/voxta/endpoint.js';
 import { SpeechEncoder } from '../src/audio/speech-encoder.js';
 import { ClipStream } from '../src/voice/clip-stream.js';
-import { clipPackets } from '../src/voice/downlink.js';
 import type { PacketSource, SinkItem } from '../src/voice/speech-queue.js';
+import { openSpeech, progressivePackets } from '../src/voice/tts-stream.js';
 import { LinearResampler } from './lib/naive.js';
 import type { BenchOptions } from './lib/options.js';
 import type { SectionResult } from './lib/report.js';
@@ -59,8 +66,8 @@ function clipPackets48k(audio: WavAudio): PacketSource {
   };
 }
 
-/** Plays one clip through a ClipStream the way the AudioPlayer reads it; returns the packet count. */
-function playThroughClipStream(source: PacketSource, durationSec: number): number {
+/** Plays one clip through a ClipStream the way the AudioPlayer reads it; resolves with the packet count. */
+async function playThroughClipStream(source: PacketSource, durationSec: number): Promise<number> {
   const stream = new ClipStream();
   let finished = false;
   const item: SinkItem = {
@@ -76,14 +83,19 @@ function playThroughClipStream(source: PacketSource, durationSec: number): numbe
   stream.add(item);
   stream.endWhenEmpty();
   let packets = 0;
-  for (;;) {
-    const p = stream.read() as Buffer | null;
-    if (!p) break;
-    packets++;
-  }
+  for await (const _packet of stream) packets++;
   if (!finished) throw new Error('bench: the clip stream did not finish its clip');
-  stream.destroy();
   return packets;
+}
+
+/** Serves one WAV over HTTP on loopback (a TTS server). */
+async function wavServer(wav: Buffer): Promise<{ url: string; server: Server }> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': wav.length });
+    res.end(wav);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/tts.wav`, server };
 }
 
 /** One long-lived prism Raw encoder and a way to push a run of PCM through it. */
@@ -110,8 +122,9 @@ class PrismRawPath {
     await new Promise((resolve) => setImmediate(resolve));
   }
 
-  /** Typical bot: skip the 44-byte header, linear-resample to 48 kHz stereo, write in 64 KiB pieces. */
-  async play(wav: Buffer): Promise<number> {
+  /** Typical bot: download, skip the 44-byte header, linear-resample to 48 kHz stereo, write in 64 KiB pieces. */
+  async play(url: string): Promise<number> {
+    const wav = Buffer.from(await (await fetch(url)).arrayBuffer());
     const pcm = wav.subarray(44);
     const samples = new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + (pcm.byteLength & ~1)));
     const rate = wav.readUInt32LE(24);
@@ -140,25 +153,27 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
   const rate = 24000;
   o.progress(`downlink: ${seconds} s speech-like 24 kHz mono WAV, ${rounds} interleaved rounds`);
   const wav = wavFile(speechLike(rate, seconds, 3), rate, 1);
+  const { url, server } = await wavServer(wav);
+  const endpoint = new VoxtaEndpoint({ url: new URL('/', url).href });
   const prismPath = new PrismRawPath();
   await prismPath.ready();
   try {
     const expect = Math.ceil(seconds * 50);
-    const runOurs = () => {
-      const audio = parseWav(wav);
-      return playThroughClipStream(clipPackets(audio), audio.durationSec);
+    const runOurs = async () => {
+      const clip = await openSpeech(endpoint, url, new AbortController().signal);
+      return playThroughClipStream(progressivePackets(clip), clip.durationSec);
     };
-    const runOurs48 = () => {
-      const audio = parseWav(wav);
+    const runOurs48 = async () => {
+      const audio = parseWav(new Uint8Array(await (await fetch(url)).arrayBuffer()));
       return playThroughClipStream(clipPackets48k(audio), audio.durationSec);
     };
     // Correctness check before timing: each path yields the clip's packets.
-    const counts = [runOurs(), runOurs48(), await prismPath.play(wav)];
+    const counts = [await runOurs(), await runOurs48(), await prismPath.play(url)];
     if (counts.some((c) => c < expect - 2 || c > expect + 3)) throw new Error(`downlink paths produced ${counts.join(' / ')} packets, expected ≈${expect}`);
     const samples = await interleave(
       [
         { name: 'ours', run: runOurs },
-        { name: 'baseline', run: () => prismPath.play(wav) },
+        { name: 'baseline', run: () => prismPath.play(url) },
         { name: 'ours48', run: runOurs48 },
       ],
       { warmup: o.quick ? 1 : 3, rounds },
@@ -193,8 +208,8 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
         },
       ],
       notes: [
-        `Downlink: ${seconds} s WAV per run, ${rounds} rounds interleaved (ours, baseline, ours-48k rotating). Ours = parseWav → clipPackets (SpeechEncoder defaults: 24 kHz Opus encoder for a 24 kHz source, stereo packets, 'audio', 48 kb/s, complexity 3) → ClipStream read like the AudioPlayer.`,
-        'Baseline = skip 44-byte header → linear interpolation 24→48 kHz duplicated to stereo → one long-lived prism.opus.Encoder({rate:48000, channels:2, frameSize:960}) on opusscript defaults, written in 64 KiB pieces (the Raw path of createAudioResource, without ffmpeg).',
+        `Downlink: ${seconds} s WAV per run fetched over loopback HTTP in every arm, ${rounds} rounds interleaved (ours, baseline, ours-48k rotating). Ours = openSpeech (progressive download + parseWav) → progressivePackets (SpeechEncoder defaults: 24 kHz Opus encoder for a 24 kHz source, stereo packets, 'audio', 48 kb/s, complexity 3) → ClipStream read like the AudioPlayer.`,
+        'Baseline = fetch → skip 44-byte header → linear interpolation 24→48 kHz duplicated to stereo → one long-lived prism.opus.Encoder({rate:48000, channels:2, frameSize:960}) on opusscript defaults, written in 64 KiB pieces (the Raw path of createAudioResource, without ffmpeg).',
       ],
       details: {
         seconds,
@@ -205,5 +220,7 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
     };
   } finally {
     prismPath.close();
+    server.closeAllConnections();
+    server.close();
   }
 }

@@ -7,6 +7,7 @@
  *   npm run bench -- --quick              tiny sizes (smoke test; figures not meaningful)
  *   npm run bench -- --json               one JSON object on stdout (progress on stderr)
  *   npm run bench -- --long               adds the real-time 30-minute memory soak through the bot
+ *   npm run bench -- --long-minutes 5     the same soak, shorter (implies --long)
  *   npm run bench -- --dave off           loopback voice without DAVE (default v1, as Discord requires)
  *
  * Writes nothing outside a fresh temp directory (the markdown table; the bot's data dirs of the
@@ -31,14 +32,15 @@ export interface RunArgs {
   quick: boolean;
   json: boolean;
   long: boolean;
+  longMinutes: number;
   dave: 'off' | 'v1';
   only: SectionName[];
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--json] [--long] [--dave off|v1] [--only ${SECTIONS.join(',')}]`;
+const USAGE = `usage: npm run bench -- [--quick] [--json] [--long] [--long-minutes N] [--dave off|v1] [--only ${SECTIONS.join(',')}]`;
 
 export function parseArgs(argv: readonly string[]): RunArgs {
-  const args: RunArgs = { quick: false, json: false, long: false, dave: 'v1', only: [...SECTIONS] };
+  const args: RunArgs = { quick: false, json: false, long: false, longMinutes: 30, dave: 'v1', only: [...SECTIONS] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -52,6 +54,12 @@ export function parseArgs(argv: readonly string[]): RunArgs {
     if (name === '--quick') args.quick = true;
     else if (name === '--json') args.json = true;
     else if (name === '--long') args.long = true;
+    else if (name === '--long-minutes') {
+      const v = Number(value());
+      if (!Number.isFinite(v) || v < 1 || v > 24 * 60) throw new Error(`--long-minutes must be a number of minutes (1–1440)`);
+      args.long = true;
+      args.longMinutes = v;
+    }
     else if (name === '--dave') {
       const v = value();
       if (v !== 'off' && v !== 'v1') throw new Error(`--dave must be off or v1, got ${v}`);
@@ -86,7 +94,7 @@ export interface BenchReport {
 export async function runBench(args: RunArgs, progress: (m: string) => void): Promise<BenchReport> {
   const started = Date.now();
   const m = machine();
-  const opts: BenchOptions = { quick: args.quick, long: args.long, progress };
+  const opts: BenchOptions = { quick: args.quick, long: args.long, longMinutes: args.longMinutes, progress };
   const runners: Record<SectionName, () => Promise<SectionResult>> = {
     uplink: () => benchUplink(opts),
     downlink: () => benchDownlink(opts),

@@ -237,7 +237,7 @@ async function compressedSoak(o: ScaleOptions, rows: Row[], notes: string[], det
 
 /** --long: the real bot, 30 real minutes of conversation, RSS every minute. */
 async function longSoak(o: ScaleOptions, rows: Row[], notes: string[], details: Record<string, unknown>, notMeasured: string[]): Promise<void> {
-  const minutes = 30;
+  const minutes = o.longMinutes ?? 30;
   o.progress(`scale: --long: ${minutes} real minutes of conversation through the bot`);
   let world: LoopbackWorld | undefined;
   try {
@@ -269,7 +269,7 @@ async function longSoak(o: ScaleOptions, rows: Row[], notes: string[], details: 
       turns++;
     }
     samples.push({ minute: minutes, rssMiB: processRssMiB(pid) });
-    const at5 = samples.find((s) => s.minute >= 5) ?? samples[0]!;
+    const at5 = samples.find((s) => s.minute >= Math.min(5, minutes / 2)) ?? samples[0]!;
     const end = samples[samples.length - 1]!;
     rows.push({
       section: 'scale',
@@ -280,7 +280,7 @@ async function longSoak(o: ScaleOptions, rows: Row[], notes: string[], details: 
       digits: 1,
     });
     details.longSoak = { samples, turns };
-    notes.push('--long: the production bot through both simulators for 30 real minutes (4 s of speech, a two-sentence spoken reply, repeat); RSS of the bot from /proc every minute; bound 10 MiB of RSS growth after minute 5 (RSS includes allocator slack, so the bound is looser than the heap bound).');
+    notes.push(`--long: the production bot through both simulators for ${minutes} real minutes (4 s of speech, a two-sentence spoken reply, repeat); RSS of the bot from /proc every minute; bound 10 MiB of RSS growth after minute ${at5.minute} (RSS includes allocator slack, so the bound is looser than the heap bound).`);
   } catch (err) {
     notMeasured.push(`--long soak: ${(err as Error).message.split('\n')[0]}`);
   } finally {

@@ -2,8 +2,10 @@
 export interface BenchOptions {
   /** Tiny sizes, few repeats: proves the benchmark works (smoke test), figures are not meaningful. */
   quick: boolean;
-  /** Real-time 30-minute conversation through the bot (scale section only). */
+  /** Real-time conversation through the bot for `longMinutes` (scale section only). */
   long: boolean;
+  /** Length of the `--long` soak in minutes (default 30). */
+  longMinutes?: number;
   /** Progress messages (stderr). */
   progress(message: string): void;
 }

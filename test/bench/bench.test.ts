@@ -18,7 +18,7 @@ import { REPO_ROOT } from '../harness/bot-process.js';
 const quiet = () => {};
 
 async function quick(name: SectionName): Promise<SectionResult> {
-  const report = await runBench({ quick: true, json: true, long: false, dave: 'v1', only: [name] }, quiet);
+  const report = await runBench({ quick: true, json: true, long: false, longMinutes: 30, dave: 'v1', only: [name] }, quiet);
   expect(report.failures).toEqual([]);
   expect(report.sections).toHaveLength(1);
   expect(existsSync(report.markdownPath)).toBe(true);
@@ -43,6 +43,8 @@ describe('bench helpers', () => {
   it('parses the command line and refuses unknown options', () => {
     expect(parseArgs([])).toMatchObject({ quick: false, json: false, long: false, dave: 'v1', only: ['uplink', 'downlink', 'resampler', 'latency', 'scale'] });
     expect(parseArgs(['--quick', '--json', '--only', 'scale,uplink', '--dave=off'])).toMatchObject({ quick: true, json: true, dave: 'off', only: ['uplink', 'scale'] });
+    expect(parseArgs(['--long-minutes', '5'])).toMatchObject({ long: true, longMinutes: 5 });
+    expect(() => parseArgs(['--long-minutes', 'x'])).toThrow(/--long-minutes/);
     expect(() => parseArgs(['--only', 'nope'])).toThrow(/--only/);
     expect(() => parseArgs(['--fast'])).toThrow(/unknown option/);
   });
