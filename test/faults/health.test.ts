@@ -3,9 +3,11 @@
  * when Discord is ready and Voxta reachable (per-guild states in the body, 503 while Voxta is
  * down), `/metrics` in the Prometheus text format with the documented families.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ARIA_ID } from '../../sim/voxta/index.js';
-import type { E2EEnv } from '../harness/env.js';
+import { startE2E, type E2EEnv } from '../harness/env.js';
 import { answer, bootText, freePort, httpGet, metricValue } from './helpers.js';
 
 let env: E2EEnv | undefined;
@@ -110,4 +112,42 @@ describe('health endpoint of the production bot', () => {
     expect(metricValue(after, 'voxta_discord_voxta_reconnects_total')).toBe(1);
     expect(bot.exit).toBeUndefined();
   }, 60_000);
+
+  it('answers 503 "discord: not ready" until the Discord gateway is ready, then 200', async () => {
+    // The bot's REST calls go through a small proxy that holds `GET /gateway/bot` for 1.5 s, so
+    // the bot is up (health endpoint listening) but not yet on the gateway for that long.
+    const e = await startE2E({ discord: { voice: false } });
+    env = e;
+    const upstream = new URL(e.discord.restUrl);
+    const proxy = http.createServer((req, res) => {
+      const forward = () => {
+        const fwd = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        });
+        fwd.on('error', () => res.writeHead(502).end());
+        req.pipe(fwd);
+      };
+      if (req.url?.endsWith('/gateway/bot')) setTimeout(forward, 1500);
+      else forward();
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const port = await freePort();
+      const restUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}${upstream.pathname}`;
+      const bot = await e.spawnBot({ env: { DISCORD_API_URL: restUrl, HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' } });
+      await bot.waitForLogMsg(/^health endpoint listening/, () => true, 15_000);
+      const early = await httpGet(port, '/readyz');
+      expect(early.status).toBe(503);
+      expect(JSON.parse(early.body)).toMatchObject({ ready: false, discord: 'not ready', voxta: 'reachable' });
+      expect((await httpGet(port, '/healthz')).status).toBe(200); // alive, just not ready
+      await bot.waitForLog(/logged in to Discord/, 15_000);
+      const ready = await httpGet(port, '/readyz');
+      expect(ready.status).toBe(200);
+      expect(JSON.parse(ready.body)).toMatchObject({ ready: true, discord: 'ready' });
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
+  }, 30_000);
 });
