@@ -101,7 +101,7 @@ async function main(): Promise<number> {
   if (failure || !result) {
     const step = failure instanceof StepFailed ? failure.step : 'the demo';
     report.fail(red(bold(`FAILED at step “${step}”`)));
-    report.now(`  ${(failure as Error).message.replace(/^[^:]*: /, failure instanceof StepFailed ? '' : '$&')}`);
+    report.now(`  ${failure instanceof StepFailed ? failure.reason : (failure?.message ?? 'unknown failure')}`);
     if (!botAlive) report.now(`  The bot process exited early: see ${path.join(logDir, 'bot.log')}`);
     else report.now(dim(`  Bot log: ${path.join(logDir, 'bot.log')}; simulators: ${path.join(logDir, 'simulators.log')}`));
     if (botProblems.length) report.now(dim(`  The bot's last warnings:\n${botProblems.map((p) => `    ${p}`).join('\n')}`));

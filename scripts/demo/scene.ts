@@ -12,12 +12,17 @@ import type { Stage } from './stage.js';
 
 /** A step that did not happen. */
 export class StepFailed extends Error {
+  /** Why, in words (the cause's message). */
+  readonly reason: string;
+
   constructor(
     readonly step: string,
     cause: unknown,
   ) {
-    super(`${step}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`${step}: ${reason}`, { cause });
     this.name = 'StepFailed';
+    this.reason = reason;
   }
 }
 
@@ -210,6 +215,10 @@ export class Scene {
         body(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`the step did not finish within ${ms(timeoutMs)}`)), timeoutMs);
+        }),
+        // A dead bot fails the step at once instead of at its timeout.
+        this.stage.bot.exited.then((exit) => {
+          throw new Error(`the bot process exited (${exit.signal ?? `code ${exit.code}`})`);
         }),
       ]);
     } catch (err) {
