@@ -21,8 +21,8 @@ describe('shutdown on SIGTERM', () => {
       e2e: {
         voxta: {
           stt: { transcripts: () => `question ${asked++}` },
-          // A long answer: its speech lasts several seconds (60 ms per character).
-          reply: (text) => [`Here is a long answer to ${text}, one that takes quite a while to say out loud, really.`],
+          // The first answer is long (its speech lasts seconds: 60 ms per character), later ones short.
+          reply: (text) => (text === 'question 0' ? [`Here is a long answer to ${text}, one that takes quite a while to say out loud, really.`] : ['Short one.']),
         },
       },
     });

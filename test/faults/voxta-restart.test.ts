@@ -77,7 +77,8 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
       e2e: {
         voxta: {
           stt: { transcripts: () => `question ${asked++}` },
-          reply: (text) => [`A long answer to ${text}, one that takes quite a while to say out loud.`],
+          // The first answer is long (seconds of speech, cut by the crash), later ones short.
+          reply: (text) => (text === 'question 0' ? [`A long answer to ${text}, one that takes quite a while to say out loud.`] : ['Short one.']),
         },
       },
     });
