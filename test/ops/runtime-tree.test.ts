@@ -109,7 +109,8 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
       expect(broken).toEqual([]);
 
       // --- run it as in the image ----------------------------------------------------------
-      env = await startE2E({ discord: { dave: 'v1' } });
+      const apiKey = 'vx-runtime-secret-3f9c2a7b51d4';
+      env = await startE2E({ discord: { dave: 'v1' }, voxta: { apiKey } });
       const e = env;
       e.admin.joinVoice(e.voice.id);
       const dataDir = path.join(root, 'data');
@@ -136,7 +137,8 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
           DISCORD_API_URL: e.discord.restUrl,
           DISCORD_GUILD_ID: e.guild.id,
           VOXTA_URL: e.voxtaUrl,
-          LOG_LEVEL: 'info',
+          VOXTA_API_KEY: apiKey,
+          LOG_LEVEL: 'debug',
           NODE_EXTRA_CA_CERTS: caPath,
         },
       });
@@ -181,9 +183,22 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
         expect(existsSync(db)).toBe(true);
         expect(statSync(db).uid).toBe(RUNTIME_UID);
 
+        // The tree is read-only for the runtime user (root-owned, like /app in the image): the bot
+        // ran without writing anywhere but DATA_DIR.
+        const probe = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(appDir, 'probe'))}, 'x')`], {
+          uid: RUNTIME_UID,
+          gid: RUNTIME_GID,
+          stdio: 'ignore',
+        });
+        if (isRoot) expect(await new Promise((r) => probe.once('exit', r))).not.toBe(0);
+
         child.kill('SIGTERM');
         expect(await exited).toEqual({ code: 0, signal: null });
-        expect(lines.join('\n')).toMatch(/shut down cleanly/);
+        const all = lines.join('\n');
+        expect(all).toMatch(/shut down cleanly/);
+        // Secrets never reach the logs, even at debug level.
+        expect(all).not.toContain(e.discord.token);
+        expect(all).not.toContain(apiKey);
       } catch (err) {
         throw new Error(`${(err as Error).message}\n--- runtime output ---\n${output()}`, { cause: err });
       }
