@@ -47,13 +47,15 @@ export function metricValue(text: string, sample: string): number | undefined {
 /** A text-only world (the Discord simulator without the voice server) with the bot started and its commands registered. */
 export async function bootText(
   register: (env: E2EEnv) => void,
-  opts: { e2e?: E2EOptions; botEnv?: Record<string, string>; commands?: string[] } = {},
+  opts: { e2e?: E2EOptions; botEnv?: Record<string, string>; commands?: string[]; globalCommands?: boolean; before?: (env: E2EEnv) => void } = {},
 ): Promise<{ env: E2EEnv; bot: BotProcess }> {
   const env = await startE2E({ ...opts.e2e, discord: { voice: false, ...opts.e2e?.discord } });
   register(env);
-  const bot = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id, ...opts.botEnv } });
+  opts.before?.(env);
+  // Commands go to the first guild only (instant), or globally when several guilds need them.
+  const bot = await env.spawnBot({ env: { ...(opts.globalCommands ? {} : { DISCORD_GUILD_ID: env.guild.id }), ...opts.botEnv } });
   await env.discord.waitForBotReady(15_000);
-  await env.discord.waitForCommands(opts.commands ?? ['start', 'stop'], env.guild.id, 15_000);
+  await env.discord.waitForCommands(opts.commands ?? ['start', 'stop'], opts.globalCommands ? undefined : env.guild.id, 15_000);
   return { env, bot };
 }
 

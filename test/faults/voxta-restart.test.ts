@@ -6,7 +6,8 @@
  * it is back.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ARIA_ID } from '../../sim/voxta/index.js';
+import type { SimChannelHandle, SimMemberHandle } from '../../sim/discord/index.js';
+import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
 import type { E2EEnv } from '../harness/env.js';
 import { answer, bootText, bootVoice, botPosts, chatUserTexts, freePort, httpGet, replyIds, sends, sleep, tone } from './helpers.js';
 
@@ -17,18 +18,28 @@ afterEach(async () => {
 });
 
 describe('fault: Voxta killed and restarted mid-reply', () => {
-  it('resumes the chat, delivers every message exactly once, tells the channel once each way', async () => {
+  it('resumes the chats, delivers every message exactly once, tells each channel once each way', async () => {
     const port = await freePort();
+    let second: { text: SimChannelHandle; admin: SimMemberHandle } | undefined;
     const { env: e, bot } = await bootText((x) => (env = x), {
       // A reply slow enough to be cut in the middle: five chunks, 250 ms apart.
       e2e: { voxta: { chunkDelayMs: 250, reply: (text) => [`Reply to ${text}, part one.`, 'Part two.', 'Part three.', 'Part four.', 'Part five.'] } },
       botEnv: { HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' },
+      globalCommands: true,
+      // A second guild with its own chat: every session must come back, each told once.
+      before: (x) => {
+        const g = x.discord.addGuild({ name: 'Second Server' });
+        second = { text: g.addTextChannel('chat'), admin: g.addMember({ username: 'boss2', permissions: 'admin' }) };
+      },
     });
     const voxta = e.voxta!;
     const started = await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
     expect(started.embeds[0]?.title).toBe('Started: Aria');
     const chatId = voxta.sessions()[0]!.chatId;
     const firstSession = voxta.sessions()[0]!.sessionId;
+    const other = second!;
+    expect((await answer(await other.admin.runCommand(other.text.id, 'start', { character: HOLT_ID }))).embeds[0]?.title).toBe('Started: Captain Holt');
+    const otherChatId = voxta.sessions().find((s) => s.characterId === HOLT_ID)!.chatId;
 
     // The first message gets a reply that streams…
     e.alice.say(e.text.id, 'm1');
@@ -37,9 +48,11 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
     // …and Voxta dies in the middle of it.
     await voxta.stop();
     await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    await e.discord.waitForMessage(other.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
     // Messages typed during the outage.
     e.alice.say(e.text.id, 'm2');
     e.bob.say(e.text.id, 'm3');
+    other.admin.say(other.text.id, 'o1');
     // (Readiness during an outage is checked in health.test.ts.)
     await sleep(1000);
 
@@ -53,7 +66,14 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
     await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to') && m.content.includes('m3'), 20_000);
     e.alice.say(e.text.id, 'm4');
     await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to') && m.content.includes('m4'), 20_000);
+    await e.discord.waitForMessage(other.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to o1'), 20_000);
     await sleep(300);
+    // The second guild's chat came back too, with what was typed there meanwhile.
+    expect(voxta.sessions().filter((s) => s.state === 'active').map((s) => s.chatId).sort()).toEqual([chatId, otherChatId].sort());
+    expect(chatUserTexts(e, otherChatId)).toEqual(['o1']);
+    for (const prefix of ['I lost the connection to Voxta', 'Reconnected to Voxta']) {
+      expect(botPosts(e, other.text.id).filter((m) => m.content.startsWith(prefix))).toHaveLength(1);
+    }
 
     // Nothing lost, nothing doubled: each message reached Voxta once, in order.
     const userSends = sends(e);
