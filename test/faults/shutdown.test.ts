@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { E2EEnv } from '../harness/env.js';
-import { bootVoice, replyIds, sends, sleep, storedSessions, tone } from './helpers.js';
+import { ARIA_ID } from '../../sim/voxta/index.js';
+import { answer, bootText, bootVoice, chatUserTexts, replyIds, sends, sleep, storedSessions, tone } from './helpers.js';
 
 let env: E2EEnv | undefined;
 afterEach(async () => {
@@ -67,4 +68,50 @@ describe('shutdown on SIGTERM', () => {
     await voxta.waitFor(() => (voxta.playback(next).completes === 1 ? true : undefined), 20_000, 'that reply played and completed');
     expect(sends(e)).toEqual(['question 0', 'question 1']);
   }, 90_000);
+
+  it('with Voxta unreachable at that moment: still exits 0 within 10 s keeping the chat, and resumes it once Voxta is back', async () => {
+    const { env: e, bot } = await bootText((x) => (env = x));
+    const voxta = e.voxta!;
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    const chatId = voxta.sessions()[0]!.chatId;
+    await voxta.stop();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+
+    const t0 = Date.now();
+    const exit = await bot.kill('SIGTERM', 12_000);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(bot.output()).toMatch(/shut down cleanly/);
+    expect(storedSessions(e.dataDir)).toEqual([expect.objectContaining({ active: 1, chat_id: chatId })]);
+
+    await voxta.start();
+    const again = await e.spawnBot({ env: { DISCORD_GUILD_ID: e.guild.id } });
+    await again.waitForLog(/chat resumed after restart/, 20_000);
+    expect(voxta.sessions().map((s) => s.chatId)).toEqual([chatId]);
+    e.alice.say(e.text.id, 'after the restart');
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('You said: after the restart'), 10_000);
+    expect(chatUserTexts(e, chatId)).toEqual(['after the restart']);
+  }, 60_000);
+
+  // KNOWN BUG (src/bot/guild-session.ts / src/voxta/chat-session.ts send queue, shutdown path in
+  // src/bot/bot-core.ts): while Voxta is down the bot tells the channel "Messages you send meanwhile
+  // will be delivered once it is back" and queues them in memory. A planned restart (SIGTERM)
+  // in that window drops the queue: the message never reaches the chat after the next start and
+  // the user is not told. Expected: the pending messages kept (SQLite) and delivered on resume,
+  // or the user told they were not delivered.
+  it.fails('a message queued while Voxta is down survives a SIGTERM restart and is delivered on resume', async () => {
+    const { env: e, bot } = await bootText((x) => (env = x));
+    const voxta = e.voxta!;
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    const chatId = voxta.sessions()[0]!.chatId;
+    await voxta.stop();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    e.alice.say(e.text.id, 'said while Voxta is down');
+    await sleep(300);
+    expect(await bot.kill('SIGTERM', 12_000)).toEqual({ code: 0, signal: null });
+    await voxta.start();
+    const again = await e.spawnBot({ env: { DISCORD_GUILD_ID: e.guild.id } });
+    await again.waitForLog(/chat resumed after restart/, 20_000);
+    await voxta.waitFor(() => (chatUserTexts(e, chatId).includes('said while Voxta is down') ? true : undefined), 3000, 'the queued message delivered after the restart');
+  }, 30_000);
 });
