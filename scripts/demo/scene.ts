@@ -375,8 +375,11 @@ export class Scene {
     await handle.waitUntil(() => (handle.hasFinalContent || handle.followUps.length > 0 ? true : undefined), timeoutMs, 'an answer');
     await sleep(250);
     const msg = handle.finalMessage() ?? handle.followUps.at(-1);
-    const embed = (msg?.embeds ?? [])[0] as { title?: string; description?: string } | undefined;
-    const parts = [msg?.content ?? '', embed?.title ? `【${embed.title}】` : '', embed?.description ?? ''].filter(Boolean);
+    const embed = (msg?.embeds ?? [])[0] as { title?: string; description?: string; fields?: Array<{ name: string; value: string }> } | undefined;
+    // Embeds read as "【Title】 description · field: value · …" (the chat id is noise here).
+    const fields = (embed?.fields ?? []).filter((f) => f.name !== 'Chat').map((f) => `${f.name.toLowerCase()}: ${f.value}`);
+    const avatar = (msg?.attachments ?? []).some((a) => /^image\//.test(a.contentType ?? '') || /\.png$/.test(a.filename)) ? 'with the character’s avatar' : '';
+    const parts = [msg?.content ?? '', embed?.title ? `【${embed.title}】` : '', embed?.description ?? '', [...fields, avatar].filter(Boolean).join(' · ')].filter(Boolean);
     const at = msg ? (msg.editedAt ?? msg.createdAt).getTime() : Date.now();
     return { text: this.readable(parts.join(' ')), at };
   }
