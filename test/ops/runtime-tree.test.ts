@@ -12,7 +12,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ARIA_ID } from '../../sim/voxta/index.js';
 import { assembleRuntime, compiledImports, type RuntimeTree } from '../../scripts/assemble-runtime.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
@@ -25,9 +25,13 @@ const RUNTIME_GID = isRoot ? 65534 : (process.getgid?.() ?? 65534);
 let env: E2EEnv | undefined;
 let tree: RuntimeTree | undefined;
 let child: ChildProcess | undefined;
-afterAll(async () => {
+afterEach(async () => {
   if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  child = undefined;
   await env?.close();
+  env = undefined;
+});
+afterAll(async () => {
   if (tree) await rm(tree.root, { recursive: true, force: true });
 });
 
@@ -66,19 +70,42 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
+/** The tree is assembled once per file (the slow part) and shared by the tests below. */
+let assembling: Promise<RuntimeTree> | undefined;
+function runtimeTree(): Promise<RuntimeTree> {
+  assembling ??= assembleRuntime().then((t) => (tree = t));
+  return assembling;
+}
+
+/** Runs a command in the runtime tree as the runtime user; resolves with its exit code and output. */
+function runAsRuntimeUser(cmd: string, args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, uid: RUNTIME_UID, gid: RUNTIME_GID, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
+    p.once('error', reject);
+    p.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
 describe('container runtime tree (Dockerfile last stage, non-root, against the simulators)', () => {
   it(
     'builds, installs production dependencies only, and runs as a non-root user until ready, in voice and answering',
     async () => {
-      tree = await assembleRuntime();
-      const { appDir, root } = tree;
+      const t = await runtimeTree();
+      const { appDir, root } = t;
       const pkg = JSON.parse(await readFile(path.join(appDir, 'package.json'), 'utf8')) as {
         dependencies: Record<string, string>;
         devDependencies: Record<string, string>;
       };
 
       // --- what the image contains ---------------------------------------------------------
-      expect(existsSync(path.join(appDir, tree.entry))).toBe(true);
+      expect(existsSync(path.join(appDir, t.entry))).toBe(true);
       // No dev-only package was installed: every package the lockfile marks `dev` (vitest,
       // typescript, their dependencies) is absent. (@types/ws and @types/node are listed as
       // devDependencies but also required by discord.js, so npm installs them; that is fine.)
@@ -89,8 +116,8 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
       expect(devOnly.length).toBeGreaterThan(10);
       expect(devOnly.filter(([p]) => existsSync(path.join(appDir, p))).map(([p]) => p)).toEqual([]);
       expect(Object.keys(pkg.devDependencies)).toContain('vitest');
-      expect(tree.installedPackages).not.toContain('vitest');
-      expect(tree.installedPackages).not.toContain('typescript');
+      expect(t.installedPackages).not.toContain('vitest');
+      expect(t.installedPackages).not.toContain('typescript');
       // Every package the compiled code imports is a production dependency present in the tree,
       // and none of the dev-only tools (tsx is listed in "dependencies" for `npm start`, but the
       // image runs plain JavaScript and must not load it).
@@ -120,7 +147,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
       await copyFile(e.discord.caCertPath, caPath);
       const port = await freePort();
       const lines: string[] = [];
-      child = spawn(process.execPath, [tree.entry], {
+      child = spawn(process.execPath, [t.entry], {
         cwd: appDir,
         uid: RUNTIME_UID,
         gid: RUNTIME_GID,
@@ -205,4 +232,44 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
     },
     120_000,
   );
+
+  it('the compiled entry points work from the image: one plain line on bad config, the doctor against Voxta and Discord', async () => {
+    const { appDir } = await runtimeTree();
+    const base = { HOME: '/nonexistent', NODE_ENV: 'production', DOTENV_CONFIG_QUIET: 'true' };
+    const bad = await runAsRuntimeUser(process.execPath, ['dist/src/index.js'], appDir, base);
+    expect(bad.code).toBe(1);
+    expect(bad.out.trim().split('\n')).toEqual([expect.stringMatching(/^Configuration error: DISCORD_TOKEN is missing/)]);
+
+    env = await startE2E({ discord: { voice: false } });
+    const doctorEnv = { ...base, VOXTA_URL: env.voxtaUrl, DISCORD_TOKEN: env.discord.token, DISCORD_API_URL: env.discord.restUrl };
+    const doctor = await runAsRuntimeUser(process.execPath, ['dist/src/doctor.js'], appDir, doctorEnv);
+    expect(doctor.out).toMatch(/✔/);
+    expect(doctor.code, doctor.out).toBe(0);
+    expect(doctor.out).not.toContain(env.discord.token);
+  }, 90_000);
+
+  // KNOWN BUG (README troubleshooting + package.json "doctor" script vs Dockerfile): the README tells
+  // Docker users to check their set-up with `npm run doctor`, but that script is
+  // `node --import tsx src/doctor.ts` and the runtime image has no src/ (only dist/), so it fails
+  // there. In the image the doctor is `node dist/src/doctor.js` (tested above). Fix: a script that
+  // runs the compiled doctor (e.g. "doctor:dist"), or document `docker compose run --rm bot node
+  // dist/src/doctor.js`.
+  it.fails('`npm run doctor`, as the README says for Docker, works in the runtime image', async () => {
+    const { appDir, root } = await runtimeTree();
+    const home = path.join(root, 'home');
+    await mkdir(home, { recursive: true });
+    if (isRoot) await chown(home, RUNTIME_UID, RUNTIME_GID);
+    env = await startE2E({ discord: { voice: false } });
+    // npm from PATH, running on this Node (as `npm` does in the node:24 image).
+    const r = await runAsRuntimeUser('npm', ['run', 'doctor'], appDir, {
+      PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`,
+      HOME: home,
+      NODE_ENV: 'production',
+      DOTENV_CONFIG_QUIET: 'true',
+      VOXTA_URL: env.voxtaUrl,
+      DISCORD_TOKEN: env.discord.token,
+      DISCORD_API_URL: env.discord.restUrl,
+    });
+    expect(r.code, r.out).toBe(0);
+  }, 60_000);
 });
