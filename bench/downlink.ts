@@ -67,7 +67,7 @@ function clipPackets48k(audio: WavAudio): PacketSource {
 }
 
 /** Plays one clip through a ClipStream the way the AudioPlayer reads it; resolves with the packet count. */
-async function playThroughClipStream(source: PacketSource, durationSec: number): Promise<number> {
+export async function playThroughClipStream(source: PacketSource, durationSec: number): Promise<number> {
   const stream = new ClipStream();
   let finished = false;
   const item: SinkItem = {
@@ -89,7 +89,7 @@ async function playThroughClipStream(source: PacketSource, durationSec: number):
 }
 
 /** Serves one WAV over HTTP on loopback (a TTS server). */
-async function wavServer(wav: Buffer): Promise<{ url: string; server: Server }> {
+export async function wavServer(wav: Buffer): Promise<{ url: string; server: Server }> {
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': wav.length });
     res.end(wav);
@@ -149,7 +149,7 @@ class PrismRawPath {
 
 export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
   const seconds = o.quick ? 1 : 8;
-  const rounds = o.quick ? 2 : 15;
+  const rounds = o.quick ? 2 : 21;
   const rate = 24000;
   o.progress(`downlink: ${seconds} s speech-like 24 kHz mono WAV, ${rounds} interleaved rounds`);
   const wav = wavFile(speechLike(rate, seconds, 3), rate, 1);
@@ -193,6 +193,7 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
           ours,
           baseline: base,
           ratio: ratio(ours, base),
+          ratioRange: pairedRatios(cpu('ours'), cpu('baseline')),
           target: { on: 'ratio', op: '<=', value: 0.5 },
           digits: 3,
         },
@@ -203,6 +204,7 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
           ours: ours48,
           baseline: base,
           ratio: ratio(ours48, base),
+          ratioRange: pairedRatios(cpu('ours48'), cpu('baseline')),
           target: { on: 'ratio', op: '<=', value: 0.5 },
           digits: 3,
         },

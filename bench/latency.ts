@@ -248,6 +248,30 @@ async function audioInputDiagnostic(o: BenchOptions): Promise<Row[]> {
   }
 }
 
+/**
+ * How late a 20 ms timer fires in the bench process (where the simulators run) while the latency
+ * run goes on: the machine's own scheduling noise, measured in the same run, to read the latency
+ * tails against.
+ */
+function timerLateness(): { stop(): number[] } {
+  const late: number[] = [];
+  let due = performance.now() + 20;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    const now = performance.now();
+    late.push(now - due);
+    due = Math.max(due + 20, now + 1);
+    timer = setTimeout(tick, due - now);
+  };
+  timer = setTimeout(tick, 20);
+  return {
+    stop() {
+      clearTimeout(timer);
+      return late;
+    },
+  };
+}
+
 export interface LatencyOptions extends BenchOptions {
   dave: 'off' | 'v1';
 }
@@ -263,6 +287,8 @@ export async function benchLatency(o: LatencyOptions): Promise<SectionResult> {
     voxta: { reply: () => ['Okay.'], stt: { transcripts: (info) => `utterance ${info.index + 1}` }, tts: { sampleRate: 24000 } },
     botEnv: { BARGE_IN: 'off' },
   });
+  const noise = timerLateness();
+  let lateness: number[] = [];
   try {
     for (let u = 0; u < utterances; u++) {
       o.progress(`latency: utterance ${u + 1}/${utterances} (${bursts} bursts)`);
@@ -271,6 +297,7 @@ export async function benchLatency(o: LatencyOptions): Promise<SectionResult> {
     o.progress(`latency: ${textReplies} text-triggered replies`);
     for (let i = 0; i < textReplies; i++) await measureTextReply(world, i, s);
   } finally {
+    lateness = noise.stop();
     await world.close();
   }
   const rows: Row[] = [];
@@ -293,6 +320,12 @@ export async function benchLatency(o: LatencyOptions): Promise<SectionResult> {
     unit: 'ms',
     ours: s.speechEndToReplyMs.length ? stat(s.speechEndToReplyMs) : 'not measured',
     digits: 0,
+  });
+  rows.push({
+    section: 'latency',
+    figure: `machine noise: lateness of a 20 ms timer in the bench process during the run, p95 / max (n=${lateness.length})`,
+    unit: 'ms',
+    ours: lateness.length ? `${percentile(lateness, 95).toFixed(1)} / ${Math.max(...lateness).toFixed(1)}` : 'not measured',
   });
   o.progress('latency: diagnostic — the Voxta audio input alone, two pre-buffer settings');
   try {

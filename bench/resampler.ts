@@ -17,7 +17,7 @@ import { LinearResampler, linearResampleFloat } from './lib/naive.js';
 import type { BenchOptions } from './lib/options.js';
 import type { Row, SectionResult } from './lib/report.js';
 import { prng } from './lib/signals.js';
-import { interleave, stat, type Stat } from './lib/stats.js';
+import { interleave, pairedRatios, stat, type Stat } from './lib/stats.js';
 
 const PAIRS: ReadonlyArray<[number, number]> = [
   [16000, 48000],
@@ -76,8 +76,8 @@ function noiseInput(rate: number, seconds: number): Int16Array {
 }
 
 export async function benchResampler(o: BenchOptions): Promise<SectionResult> {
-  const seconds = o.quick ? 0.5 : 5;
-  const rounds = o.quick ? 2 : 9;
+  const seconds = o.quick ? 0.5 : 20;
+  const rounds = o.quick ? 2 : 11;
   const pairs = PAIRS;
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -137,6 +137,10 @@ export async function benchResampler(o: BenchOptions): Promise<SectionResult> {
         ours,
         baseline: linear,
         ratio: ours.median / linear.median,
+        ratioRange: pairedRatios(
+          samples.get('linear')!.map((x) => x.cpuMs),
+          samples.get('ours')!.map((x) => x.cpuMs),
+        ),
         target: { on: 'ours', op: '>=', value: 100 },
         digits: 0,
       },

@@ -123,7 +123,7 @@ export async function runBench(args: RunArgs, progress: (m: string) => void): Pr
     '',
     markdownTable(sections),
     '',
-    'Times are medians of repeated runs (min–max in brackets); ratio = ours ÷ baseline, both measured in the same run, interleaved.',
+    'Times are medians of repeated runs (min–max in brackets); ratio = ours ÷ baseline of the medians, both measured in the same run, interleaved (in brackets: the range of the per-round ratios).',
     '',
     ...sections.flatMap((s) => s.notes.map((n) => `- ${n}`)),
     '',
@@ -171,7 +171,7 @@ async function main(): Promise<number> {
     out.push('');
     out.push(textTable(report.sections));
     out.push('');
-    out.push('Times: median (min–max) of repeated runs; ratio = ours ÷ baseline, measured in the same run, interleaved.');
+    out.push('Times: median (min–max) of repeated runs; ratio = ours ÷ baseline of the medians, measured in the same run, interleaved (in brackets: range of the per-round ratios).');
     for (const s of report.sections) for (const n of s.notes) out.push(`- ${n}`);
     const missed = report.sections.flatMap((s) => s.rows.filter((r) => judge(r) === false).map((r) => r.figure));
     out.push('');

@@ -10,21 +10,21 @@
  *    reads) after 1 and after N text-only chats (N guilds); per session = (RSS_N − RSS_1)/(N − 1),
  *    so one-time costs (code paths compiled on first use) are not counted per session.
  * 3. Memory after a 30-minute conversation. Default: compressed — the pure pipeline pieces (the
- *    real Uplink with its receive stream, floor and VAD; parseWav → clipPackets → ClipStream)
+ *    real Uplink with its receive stream, floor and VAD; openSpeech → progressivePackets → ClipStream)
  *    fed faster than real time with 30 simulated minutes of alternating speech and replies, heap
  *    measured after a full GC every 5 simulated minutes. `--long`: the real bot through the
  *    simulators for 30 real minutes (speech, reply, speech, …), its RSS sampled every minute.
  */
 import { ARIA_ID } from '../sim/voxta/index.js';
-import { parseWav } from '../src/audio/wav.js';
-import { ClipStream } from '../src/voice/clip-stream.js';
-import { clipPackets } from '../src/voice/downlink.js';
+import { openSpeech, progressivePackets } from '../src/voice/tts-stream.js';
+import { VoxtaEndpoint } from '../src/voxta/endpoint.js';
 import { startE2E } from '../test/harness/env.js';
 import { processCpuMs, processRssMiB, startLoopback, type LoopbackWorld } from './lib/e2e.js';
 import type { BenchOptions } from './lib/options.js';
 import type { Row, SectionResult } from './lib/report.js';
 import { discordPackets, speechLike, wavFile } from './lib/signals.js';
 import { collectGarbage, sleep, stat } from './lib/stats.js';
+import { playThroughClipStream, wavServer } from './downlink.js';
 import { uplinkHarness } from './uplink.js';
 
 const MiB = 1024 * 1024;
@@ -185,6 +185,8 @@ async function compressedSoak(o: ScaleOptions, rows: Row[], notes: string[], det
   o.progress(`scale: memory over a compressed ${minutes}-minute conversation (pure pipeline, faster than real time)`);
   const packets = discordPackets({ seconds: turnSec, seed: 5 });
   const wav = wavFile(speechLike(24000, turnSec, 6), 24000, 1);
+  const { url, server } = await wavServer(wav);
+  const endpoint = new VoxtaEndpoint({ url: new URL('/', url).href });
   const uplink = await uplinkHarness(packets);
   const checkpoints: Array<{ minute: number; heapMiB: number; externalMiB: number; rssMiB: number }> = [];
   const checkpointEvery = o.quick ? 1 : 5;
@@ -200,14 +202,8 @@ async function compressedSoak(o: ScaleOptions, rows: Row[], notes: string[], det
     while (simulatedSec < minutes * 60) {
       uplink.runOurs(); // the member speaks turnSec
       uplink.advance(turnSec * 1000); // the character answers turnSec: no packets meanwhile
-      const audio = parseWav(wav);
-      const stream = new ClipStream();
-      stream.add({ id: 1, messageId: 'soak', durationSec: audio.durationSec, source: clipPackets(audio), started() {}, finished() {} });
-      stream.endWhenEmpty();
-      while (stream.read() !== null) {
-        /* the player takes every packet */
-      }
-      stream.destroy();
+      const clip = await openSpeech(endpoint, url, new AbortController().signal);
+      await playThroughClipStream(progressivePackets(clip), clip.durationSec);
       await sleep(25); // let the uplink's 20 ms floor tick run (ends utterances)
       simulatedSec += 2 * turnSec;
       if (simulatedSec >= nextCheckpoint * 60) {
@@ -217,6 +213,8 @@ async function compressedSoak(o: ScaleOptions, rows: Row[], notes: string[], det
     }
   } finally {
     uplink.close();
+    server.closeAllConnections();
+    server.close();
   }
   const ref = checkpoints.find((c) => c.minute === checkpointEvery) ?? checkpoints[0]!;
   const last = checkpoints[checkpoints.length - 1]!;
@@ -231,7 +229,7 @@ async function compressedSoak(o: ScaleOptions, rows: Row[], notes: string[], det
   });
   details.soak = { minutes, turnSec, checkpoints };
   notes.push(
-    `Memory soak (compressed, default): ${minutes} simulated minutes of ${turnSec} s member speech (real Uplink: receive stream → decode → VAD → floor → framing) alternating with ${turnSec} s replies (parseWav → clipPackets → ClipStream), in this process, heap after a full GC every ${checkpointEvery} simulated minutes; bound: ≤ 1 MiB growth after the first checkpoint. The real-time 30-minute run through the bot is \`--long\`.`,
+    `Memory soak (compressed, default): ${minutes} simulated minutes of ${turnSec} s member speech (real Uplink: receive stream → decode → VAD → floor → framing) alternating with ${turnSec} s replies (HTTP → openSpeech → progressivePackets → ClipStream), in this process, heap after a full GC every ${checkpointEvery} simulated minutes; bound: ≤ 1 MiB growth after the first checkpoint. The real-time 30-minute run through the bot is \`--long\`.`,
   );
 }
 

@@ -121,8 +121,8 @@ export async function uplinkHarness(packets: readonly Buffer[]): Promise<UplinkH
 }
 
 export async function benchUplink(o: BenchOptions): Promise<SectionResult> {
-  const seconds = o.quick ? 1 : 10;
-  const rounds = o.quick ? 2 : 15;
+  const seconds = o.quick ? 1 : 20;
+  const rounds = o.quick ? 2 : 21;
   o.progress(`uplink: encoding ${seconds} s of speech-like audio as Discord-like Opus packets`);
   const packets = discordPackets({ seconds });
   const speechSec = (packets.length * 20) / 1000;
@@ -159,6 +159,7 @@ export async function benchUplink(o: BenchOptions): Promise<SectionResult> {
           ours,
           baseline: base,
           ratio: ratio(ours, base),
+          ratioRange: pairedRatios(oursCpu, baseCpu),
           target: { on: 'ratio', op: '<=', value: 0.6 },
           digits: 3,
         },

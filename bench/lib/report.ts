@@ -24,6 +24,8 @@ export interface Row {
   baseline?: Value;
   /** ours ÷ baseline (of the medians). */
   ratio?: number | undefined;
+  /** Spread of the per-round ratios (paired interleaved runs), shown beside the ratio. */
+  ratioRange?: Stat | undefined;
   target?: Target;
   /** Computed from `target` unless a row sets it (undefined = not judged). */
   met?: boolean | undefined;
@@ -96,7 +98,7 @@ export function tableLines(rows: readonly Row[]): TableLine[] {
     figure: `${r.figure}${r.unit ? ` [${r.unit}]` : ''}`,
     ours: fmtValue(r.ours, r.digits),
     baseline: fmtValue(r.baseline, r.digits),
-    ratio: r.ratio === undefined ? '—' : fmtNum(r.ratio, 2),
+    ratio: r.ratio === undefined ? '—' : r.ratioRange && r.ratioRange.n > 1 ? `${fmtNum(r.ratio, 2)} (${fmtNum(r.ratioRange.min, 2)}–${fmtNum(r.ratioRange.max, 2)})` : fmtNum(r.ratio, 2),
     target: fmtTarget(r),
     met: fmtMet(judge(r)),
   }));
