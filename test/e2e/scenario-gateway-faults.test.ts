@@ -137,7 +137,7 @@ describe('scenario: gateway hiccups during a voice conversation', () => {
     // The session reset cost the bot its voice connection (Discord's side)…
     await voxta.waitFor(() => (vsClosed(env) ? true : undefined), 10_000, 'the old voice session closed');
     // …and it comes back by itself, and hears the member again.
-    await env.discord.waitForBotVoice(env.guild.id, env.voice.id, 8000);
+    await env.discord.waitForBotVoice(env.guild.id, env.voice.id, 6000);
     await voxta.waitFor(() => env.discord.voiceServer.session(env.guild.id)?.ready, 10_000, 'a new voice session');
     await sleep(300);
     await env.alice.speak(tone(440, 800), { sampleRate: 48_000, channels: 1 });
