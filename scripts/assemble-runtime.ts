@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, mkdtemp, readFile, readdir, stat, symlink } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,6 +97,10 @@ export async function assembleRuntime(opts: AssembleOptions = {}): Promise<Runti
 
   // --- build stage ---------------------------------------------------------------------------
   const buildDir = path.join(root, 'build');
+  const appDir = path.join(root, 'app');
+  // A re-run into the same target starts from scratch, like a fresh image build.
+  await rm(buildDir, { recursive: true, force: true });
+  await rm(appDir, { recursive: true, force: true });
   await mkdir(buildDir, { recursive: true });
   for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) {
     await cp(path.join(repo, f), path.join(buildDir, f));
@@ -110,7 +114,6 @@ export async function assembleRuntime(opts: AssembleOptions = {}): Promise<Runti
   const buildMs = Date.now() - t0;
 
   // --- runtime stage -------------------------------------------------------------------------
-  const appDir = path.join(root, 'app');
   await mkdir(appDir, { recursive: true });
   for (const f of ['package.json', 'package-lock.json']) await cp(path.join(repo, f), path.join(appDir, f));
   log(`runtime: npm ci --omit=dev in ${appDir}`);
