@@ -87,9 +87,19 @@ async function listPackages(nodeModules: string): Promise<string[]> {
 }
 
 export async function assembleRuntime(opts: AssembleOptions = {}): Promise<RuntimeTree> {
+  const root = opts.targetDir ?? (await mkdtemp(path.join(tmpdir(), 'voxta-discord-runtime-')));
+  try {
+    return await assembleInto(root, opts);
+  } catch (err) {
+    // A temp dir we made is ours to remove; a target the caller named is left for inspection.
+    if (!opts.targetDir) await rm(root, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function assembleInto(root: string, opts: AssembleOptions): Promise<RuntimeTree> {
   const repo = opts.repoRoot ?? REPO_ROOT;
   const log = opts.log ?? (() => {});
-  const root = opts.targetDir ?? (await mkdtemp(path.join(tmpdir(), 'voxta-discord-runtime-')));
   await mkdir(root, { recursive: true });
   // mkdtemp makes 0700 directories: the non-root runtime user must be able to enter the tree
   // (in the image, /app is root-owned and world-readable, exactly this).
