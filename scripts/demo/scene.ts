@@ -264,13 +264,17 @@ export class Scene {
     return Object.assign(run, { started });
   }
 
-  /** Waits for the character's spoken answer (if any starts within a few seconds) to finish. */
+  /**
+   * Waits for the character's spoken answer to finish. The simulated Voxta always speaks, so
+   * silence is a failure there; a real server may have no TTS configured, which is only noted.
+   */
   private async listenToAnswer(since: number, what: string, startTimeoutMs = 4000): Promise<void> {
     let first;
     try {
       first = await this.voiceWatch.firstAudible(since, startTimeoutMs, what);
-    } catch {
-      this.say(Date.now(), this.character, '(no spoken answer)', { voice: true });
+    } catch (err) {
+      if (this.stage.voxta) throw err;
+      this.say(Date.now(), this.character, '(no spoken answer: does this Voxta server have text-to-speech?)', { voice: true });
       return;
     }
     const quietAt = await this.voiceWatch.quiet(since, 600, 25_000, `${what} to finish`);
