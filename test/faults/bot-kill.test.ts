@@ -7,8 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
-import type { E2EEnv } from '../harness/env.js';
-import { startE2E } from '../harness/env.js';
+import { startE2E, type E2EEnv } from '../harness/env.js';
 import { answer, botPosts, chatUserTexts, sends, sleep, storedSessions } from './helpers.js';
 
 let env: E2EEnv | undefined;
@@ -43,7 +42,7 @@ describe('fault: bot killed (SIGKILL) mid-conversation and restarted', () => {
     const otherChatId = voxta.sessions().find((s) => s.characterId === HOLT_ID)!.chatId;
     otherAdmin.say(otherText.id, 'o1');
     await e.discord.waitForMessage(otherText.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to o1') && m.content.includes('Part four'), 10_000);
-    e.alice.say(e.text.id, 'm1');
+    const m1 = e.alice.say(e.text.id, 'm1');
     await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to m1') && m.content.includes('Part four'), 10_000);
     e.alice.say(e.text.id, 'm2');
     // Killed while the reply to m2 streams.
@@ -88,6 +87,12 @@ describe('fault: bot killed (SIGKILL) mid-conversation and restarted', () => {
     expect(botPosts(e, otherText.id).filter((m) => m.content.startsWith('I could not resume'))).toHaveLength(1);
     otherAdmin.say(otherText.id, 'o2');
     await e.discord.waitForMessage(otherText.id, (m) => m.authorId === e.discord.botUserId && m.content.includes('Reply to o2'), 15_000);
+    // The Discord↔Voxta message links survived too: editing a message from before the crash
+    // updates the very Voxta message it created.
+    const m1VoxtaId = voxta.chats().find((c) => c.id === chatId)!.messages.find((m) => m.role === 'User' && m.text === 'm1')!.messageId;
+    e.alice.edit(m1.id, 'm1, edited after the crash');
+    const upd = await voxta.waitForClientMessage('update', { match: (p) => p.text === 'm1, edited after the crash' }, 10_000);
+    expect(upd.payload).toMatchObject({ messageId: m1VoxtaId });
     expect(storedSessions(e.dataDir).map((r) => [r.guild_id, r.active, r.chat_id]).sort()).toEqual(
       [
         [e.guild.id, 1, chatId],
