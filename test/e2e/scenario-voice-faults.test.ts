@@ -7,8 +7,9 @@
  *   one afterwards — a member who joins LATER is added to the E2EE group and heard (a "zombie"
  *   connection whose websocket stopped reading would never learn about them), and the character's
  *   replies stay end-to-end encrypted;
- * - a voice-gateway close 4015 (voice server crashed) in the middle of a spoken reply: the client
- *   resumes the same session and the reply keeps playing and completes once;
+ * - a voice-gateway close 4015 (voice server crashed) in the middle of a spoken reply, with DAVE:
+ *   the client resumes the same session and the reply keeps playing, still end-to-end encrypted,
+ *   and completes once;
  * - a voice-gateway close 4014 (kicked) with two guilds in voice: only that guild's voice ends,
  *   it is said once in its text channel, its text chat goes on, the other guild keeps talking, and
  *   /join brings the bot back.
@@ -71,8 +72,9 @@ describe('scenario: voice faults (production bot, simulators)', () => {
     expect(bot.output()).toMatch(/DAVE message could not be processed|rejoining the voice channel/);
   }, 90_000);
 
-  it('voice gateway closed with 4015 mid-reply: the session is resumed, the reply keeps playing and completes once, speech is still heard', async () => {
+  it('voice gateway closed with 4015 mid-reply (DAVE v1): the session is resumed, the reply keeps playing end-to-end encrypted and completes once, speech is still heard', async () => {
     const { env, bot } = await boot({
+      dave: 'v1',
       voxta: {
         stt: { transcripts: ['after the resume'] },
         reply: (t) => (t.includes('story') ? ['A long answer that keeps going for a good few seconds, on purpose, so it can be cut.'] : ['Short.']),
@@ -97,6 +99,8 @@ describe('scenario: voice faults (production bot, simulators)', () => {
     expect(identifies()).toBe(identifiesBefore);
     expect(vs.session(env.guild.id)!.ssrc).toBe(ssrc);
     await voxta.waitFor(() => vs.botAudio(env.guild.id).packets.some((p) => !p.silence && p.at > closedAt + 300), 5000, 'audio after the resume');
+    // Still end-to-end encrypted with the same group's keys after the resume.
+    const afterResume = () => vs.botAudio(env.guild.id).packets.filter((p) => !p.silence && p.at > closedAt + 300);
     await voxta.waitFor(() => voxta.playback(id).completes >= 1, 20_000, 'the reply to complete');
     await sleep(300);
     expect(voxta.playback(id).completes).toBe(1);
@@ -104,6 +108,9 @@ describe('scenario: voice faults (production bot, simulators)', () => {
     const served = voxta.ttsServed.filter((t) => t.messageId === id).reduce((s, t) => s + t.durationMs, 0);
     const played = vs.botAudio(env.guild.id).packets.filter((p) => !p.silence).length * 20;
     expect(played).toBeGreaterThan(served * 0.8);
+    expect(afterResume().length).toBeGreaterThan(10);
+    expect(afterResume().every((p) => p.e2ee)).toBe(true);
+    expect(vs.botAudio(env.guild.id).daveFailures).toBe(0);
 
     await env.alice.speak(tone(440, 900), { sampleRate: 48_000, channels: 1 });
     await voxta.waitFor(() => sends(env).includes('after the resume'), 15_000, 'the transcript after the resume');
