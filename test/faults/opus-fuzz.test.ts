@@ -155,9 +155,10 @@ describe('fault: invalid Opus packets on the receive path', () => {
     expect(written.slice(-5).every((f) => f.length === 320)).toBe(true);
   });
 
-  it('the real bot survives a storm of invalid packets over RTP, counts every one, and still hears the member afterwards', async () => {
+  it.each(['off', 'v1'] as const)('the real bot (DAVE %s) survives a storm of invalid packets over RTP, counts every one, and still hears the member afterwards', async (dave) => {
     const port = await freePort();
     const boot = await bootVoice((x) => (env = x), {
+      dave,
       e2e: { voxta: { stt: { transcripts: ({ index }) => `utterance ${index}` }, tts: { enabled: false } } },
       botEnv: { HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' },
     });
