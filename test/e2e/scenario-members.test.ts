@@ -4,7 +4,8 @@
  *
  * A member who leaves in the middle of a sentence must not keep the floor (the others are heard
  * as their own turns), Voxta is told who is present now, and what the leaver said before going
- * stays theirs.
+ * stays theirs. People joining and leaving while the character talks change the E2EE group under
+ * the playing audio: it must keep flowing, encrypted.
  *
  * Two tests here are `it.fails`: they describe the right behaviour and fail today because of bugs
  * in src/ (see each test's comment). They turn red ("expected to fail but passed") once fixed:
@@ -12,7 +13,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { E2EEnv } from '../harness/env.js';
-import { boot as bootWorld, sends, tone } from '../voice/e2e-helpers.js';
+import { boot as bootWorld, replyIds, sends, tone } from '../voice/e2e-helpers.js';
 
 let env: E2EEnv | undefined;
 afterEach(async () => {
@@ -72,6 +73,40 @@ describe('scenario: members come and go in voice', () => {
     // Bob is the only one left: his turn may go plain or named, but it is his.
     expect(sent[1]).toMatch(/^(Bob: )?utterance 2$/);
     await voxta.waitFor(() => presentInVoice(env) === 'Bob', 10_000, 'a context with Bob only');
+    expect(bot.exit).toBeUndefined();
+  }, 90_000);
+
+  it('members join and leave while the character speaks: every MLS change is followed, the voice keeps flowing, never in clear', async () => {
+    const { env, bot } = await boot({
+      dave: 'v1',
+      voxta: { reply: () => ['A long answer that keeps going for a good few seconds, on purpose, so people can come and go meanwhile.'] },
+    });
+    const voxta = env.voxta!;
+    const vs = env.discord.voiceServer;
+    env.alice.say(env.text.id, 'tell me something long');
+    const id = await voxta.waitFor(() => replyIds(env)[0], 10_000, 'the answer');
+    await voxta.waitFor(() => voxta.playback(id).starts.length >= 1, 10_000, 'the answer playing');
+    await sleep(800);
+    const from = Date.now();
+    const epoch = vs.session(env.guild.id)!.daveEpoch!;
+    env.bob.joinVoice(env.voice.id);
+    await vs.daveSettled(env.guild.id, 10_000);
+    expect(vs.session(env.guild.id)!.daveUserIds).toContain(env.bob.id);
+    await sleep(800);
+    env.bob.leaveVoice();
+    await vs.daveSettled(env.guild.id, 10_000);
+    expect(vs.session(env.guild.id)!.daveEpoch!).toBeGreaterThanOrEqual(epoch + 2);
+    await sleep(800);
+    const to = Date.now();
+    await voxta.waitFor(() => voxta.playback(id).completes >= 1, 20_000, 'the answer to finish');
+
+    const audio = vs.botAudio(env.guild.id);
+    const during = audio.packets.filter((p) => !p.silence && p.at >= from && p.at <= to);
+    expect(during.length).toBeGreaterThan((to - from) / 20 / 2);
+    expect(during.every((p) => p.e2ee)).toBe(true);
+    expect(audio.clearFrames).toBe(0);
+    // A frame or two may be lost right at a key change (as on Discord); no more.
+    expect(audio.daveFailures).toBeLessThanOrEqual(4);
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 
