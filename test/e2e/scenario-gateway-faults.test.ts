@@ -27,7 +27,7 @@ afterEach(async () => {
 const boot = (opts: Parameters<typeof bootWorld>[0] = {}) => bootWorld(opts, (e) => (env = e));
 const fromBot = (e: E2EEnv) => (m: SimMessage) => m.authorId === e.discord.botUserId && m.interactionId === null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const STORY = 'A long answer that keeps going for a good few seconds, on purpose, so things can happen meanwhile.';
+const STORY = 'A longer answer that goes on for a few seconds, on purpose.';
 
 /** The bot's voice session on the simulated voice server was closed (by Discord's side or by the bot). */
 function vsClosed(e: E2EEnv): boolean {
