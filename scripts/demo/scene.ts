@@ -71,12 +71,18 @@ export class Scene {
     });
 
     await this.step(`Sam (admin) starts a character with /start`, 25_000, async () => {
-      const typed = 'ar';
-      const choices = await s.sam.autocomplete(s.text.id, 'start', 'character', typed);
+      // "ar" finds Aria on the simulator; a real server may have other characters: then the full list.
+      let typed = 'ar';
+      let choices = await s.sam.autocomplete(s.text.id, 'start', 'character', typed);
+      if (choices.length === 0 && !s.voxta) {
+        typed = '';
+        choices = await s.sam.autocomplete(s.text.id, 'start', 'character', typed);
+      }
       const pick = choices[0];
-      if (!pick) throw new Error(`autocomplete offered no character for “${typed}”`);
+      if (!pick) throw new Error(`autocomplete offered no character${typed ? ` for “${typed}”` : ''}`);
       this.character = pick.name;
-      this.say(Date.now(), 'Sam', `types /start character:“${typed}”… autocomplete offers ${choices.map((c) => c.name).join(', ')}`);
+      const offered = choices.length > 6 ? `${choices.slice(0, 6).map((c) => c.name).join(', ')}, …` : choices.map((c) => c.name).join(', ');
+      this.say(Date.now(), 'Sam', `types /start character:“${typed}”… autocomplete offers ${offered}`);
       const t = Date.now();
       const handle = await s.sam.runCommand(s.text.id, 'start', { character: String(pick.value) });
       this.say(t, 'Sam', `/start character:${pick.name}  (Sam is in 🔊 ${s.voice.name})`);
