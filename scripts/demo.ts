@@ -66,6 +66,7 @@ async function main(): Promise<number> {
   report.now(dim(`  Voxta:   ${voxtaUrl ? `${voxtaUrl} (from VOXTA_URL)` : `simulated in-process at ${stage.voxtaUrl} (set VOXTA_URL to use a real server)`}`));
   report.now(dim(`  Discord: simulated in-process at ${stage.discord.restUrl}; server “${stage.guild.name}”, #${stage.text.name}, 🔊 ${stage.voice.name}; voice with DAVE v1`));
   report.now(dim(`  Bot:     node --import tsx src/index.ts (pid ${stage.bot.pid}), exactly as in production; log → ${shown(path.join(logDir, 'bot.log'))}`));
+  report.now(dim('  Legend:  ◀ a member speaks (synthetic voice) · ▶ ■ the character speaks / stops, as heard in the voice channel · times since start'));
 
   let result: SceneResult | undefined;
   let failure: StepFailed | Error | undefined;
