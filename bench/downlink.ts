@@ -31,6 +31,7 @@ import { parseWav, type WavAudio } from '../src/audio/wav.js';
 import { VoxtaEndpoint } from '../src/voxta/endpoint.js';
 import { SpeechEncoder } from '../src/audio/speech-encoder.js';
 import { ClipStream } from '../src/voice/clip-stream.js';
+import { clipPackets } from '../src/voice/downlink.js';
 import type { PacketSource, SinkItem } from '../src/voice/speech-queue.js';
 import { openSpeech, progressivePackets } from '../src/voice/tts-stream.js';
 import { LinearResampler } from './lib/naive.js';
@@ -123,8 +124,8 @@ class PrismRawPath {
   }
 
   /** Typical bot: download, skip the 44-byte header, linear-resample to 48 kHz stereo, write in 64 KiB pieces. */
-  async play(url: string): Promise<number> {
-    const wav = Buffer.from(await (await fetch(url)).arrayBuffer());
+  async play(source: string | Buffer): Promise<number> {
+    const wav = typeof source === 'string' ? Buffer.from(await (await fetch(source)).arrayBuffer()) : source;
     const pcm = wav.subarray(44);
     const samples = new Int16Array(pcm.buffer.slice(pcm.byteOffset, pcm.byteOffset + (pcm.byteLength & ~1)));
     const rate = wav.readUInt32LE(24);
@@ -167,14 +168,21 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
       const audio = parseWav(new Uint8Array(await (await fetch(url)).arrayBuffer()));
       return playThroughClipStream(clipPackets48k(audio), audio.durationSec);
     };
+    // The same work without the download (the WAV already in memory): DSP and codec only.
+    const runOursMem = () => {
+      const audio = parseWav(wav);
+      return playThroughClipStream(clipPackets(audio), audio.durationSec);
+    };
     // Correctness check before timing: each path yields the clip's packets.
-    const counts = [await runOurs(), await runOurs48(), await prismPath.play(url)];
+    const counts = [await runOurs(), await runOurs48(), await runOursMem(), await prismPath.play(url), await prismPath.play(wav)];
     if (counts.some((c) => c < expect - 2 || c > expect + 3)) throw new Error(`downlink paths produced ${counts.join(' / ')} packets, expected ≈${expect}`);
     const samples = await interleave(
       [
         { name: 'ours', run: runOurs },
         { name: 'baseline', run: () => prismPath.play(url) },
         { name: 'ours48', run: runOurs48 },
+        { name: 'oursMem', run: runOursMem },
+        { name: 'baselineMem', run: () => prismPath.play(wav) },
       ],
       { warmup: o.quick ? 1 : 3, rounds },
     );
@@ -183,6 +191,8 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
     const ours = scaleStat(stat(cpu('ours')), perSec);
     const ours48 = scaleStat(stat(cpu('ours48')), perSec);
     const base = scaleStat(stat(cpu('baseline')), perSec);
+    const oursMem = scaleStat(stat(cpu('oursMem')), perSec);
+    const baseMem = scaleStat(stat(cpu('baselineMem')), perSec);
     return {
       name: 'downlink',
       rows: [
@@ -208,9 +218,20 @@ export async function benchDownlink(o: BenchOptions): Promise<SectionResult> {
           target: { on: 'ratio', op: '<=', value: 0.5 },
           digits: 3,
         },
+        {
+          section: 'downlink',
+          figure: 'Downlink CPU, WAV already in memory (parse + encode only, no download)',
+          unit: 'ms CPU / s of speech',
+          ours: oursMem,
+          baseline: baseMem,
+          ratio: ratio(oursMem, baseMem),
+          ratioRange: pairedRatios(cpu('oursMem'), cpu('baselineMem')),
+          target: { on: 'ratio', op: '<=', value: 0.5 },
+          digits: 3,
+        },
       ],
       notes: [
-        `Downlink: ${seconds} s WAV per run fetched over loopback HTTP in every arm, ${rounds} rounds interleaved (ours, baseline, ours-48k rotating). Ours = openSpeech (progressive download + parseWav) → progressivePackets (SpeechEncoder defaults: 24 kHz Opus encoder for a 24 kHz source, stereo packets, 'audio', 48 kb/s, complexity 3) → ClipStream read like the AudioPlayer.`,
+        `Downlink: ${seconds} s WAV per run fetched over loopback HTTP in every arm (except the "in memory" pair: parseWav → clipPackets → ClipStream vs header skip → linear → prism), ${rounds} rounds interleaved (5 arms rotating). Ours = openSpeech (progressive download + parseWav) → progressivePackets (SpeechEncoder defaults: 24 kHz Opus encoder for a 24 kHz source, stereo packets, 'audio', 48 kb/s, complexity 3) → ClipStream read like the AudioPlayer.`,
         'Baseline = fetch → skip 44-byte header → linear interpolation 24→48 kHz duplicated to stereo → one long-lived prism.opus.Encoder({rate:48000, channels:2, frameSize:960}) on opusscript defaults, written in 64 KiB pieces (the Raw path of createAudioResource, without ffmpeg).',
       ],
       details: {

@@ -100,9 +100,9 @@ describe('each benchmark runs in quick mode', () => {
     expect(judge(r)).toBeTypeOf('boolean');
   }, 60_000);
 
-  it('downlink: the deployed path, the forced 48 kHz path and the prism Raw baseline', async () => {
+  it('downlink: the deployed path, the forced 48 kHz path, the in-memory pair and the prism Raw baseline', async () => {
     const s = await quick('downlink');
-    expect(s.rows).toHaveLength(2);
+    expect(s.rows).toHaveLength(3);
     for (const r of s.rows) {
       expect(num(r, 'ours')).toBeGreaterThan(0);
       expect(num(r, 'baseline')).toBeGreaterThan(0);
