@@ -138,15 +138,11 @@ export function processCpuMs(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
-  return ((utime + stime) * 1000) / clockTicks();
+  return ((utime + stime) * 1000) / USER_HZ;
 }
 
-let ticks: number | undefined;
-function clockTicks(): number {
-  // USER_HZ is 100 on every Linux this runs on (the kernel ABI fixes it for /proc).
-  ticks ??= 100;
-  return ticks;
-}
+/** Clock ticks per second of /proc's utime/stime: the kernel ABI fixes USER_HZ at 100. */
+const USER_HZ = 100;
 
 /** Resident set size of a process, MiB, from /proc/<pid>/status. */
 export function processRssMiB(pid: number): number {
