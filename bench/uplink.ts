@@ -77,10 +77,12 @@ export async function uplinkHarness(packets: readonly Buffer[]): Promise<UplinkH
   // ---- baseline ----
   const baseReceiver = bareReceiver();
   const baseStream: AudioReceiveStream = baseReceiver.subscribe(MEMBER, { end: { behavior: EndBehaviorType.AfterInactivity, duration: 5 * 60_000 } });
-  const opusscript = new OpusScript(48000, 2);
+  // Created on first use, so users of our path alone (the memory soak) never load the buggy class.
+  let opusscript: OpusScript | undefined;
   const baseFramer = new PcmFramer(960);
   let baseFrames = 0;
   baseStream.on('data', (packet: Buffer) => {
+    opusscript ??= new OpusScript(48000, 2);
     const pcm = opusscript.decode(packet);
     const stereo = new Int16Array(pcm.buffer, pcm.byteOffset, pcm.byteLength >> 1);
     baseFrames += baseFramer.push(decimate3StereoToMono(stereo)).length;
@@ -115,7 +117,7 @@ export async function uplinkHarness(packets: readonly Buffer[]): Promise<UplinkH
         const timer = (s as unknown as { endTimeout?: NodeJS.Timeout }).endTimeout;
         if (timer) clearTimeout(timer);
       }
-      opusscript.delete();
+      opusscript?.delete();
     },
   };
 }
