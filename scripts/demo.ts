@@ -63,6 +63,25 @@ async function main(): Promise<number> {
     report.fail(`could not start the simulators or the bot: ${(err as Error).message}`);
     return 1;
   }
+  // Never leave the bot running behind us: Ctrl+C / kill stop the scene and close everything.
+  const botPid = stage.bot.pid;
+  process.once('exit', () => {
+    if (botPid && stage.bot.exit === undefined) {
+      try {
+        process.kill(botPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  let interrupted: NodeJS.Signals | undefined;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      // The scene then fails at once (the bot is gone) and main() closes the rest.
+      interrupted = signal;
+      void stage.bot.kill('SIGTERM');
+    });
+  }
   report.now(dim(`  Voxta:   ${voxtaUrl ? `${voxtaUrl} (from VOXTA_URL)` : `simulated in-process at ${stage.voxtaUrl} (set VOXTA_URL to use a real server)`}`));
   report.now(dim(`  Discord: simulated in-process at ${stage.discord.restUrl}; server “${stage.guild.name}”, #${stage.text.name}, 🔊 ${stage.voice.name}; voice with DAVE v1`));
   report.now(dim(`  Bot:     node --import tsx src/index.ts (pid ${stage.bot.pid}), exactly as in production; log → ${shown(path.join(logDir, 'bot.log'))}`));
@@ -99,6 +118,10 @@ async function main(): Promise<number> {
     .map((l) => `${String(l.json!.level)}: ${String(l.json!.msg)}${l.json!.err ? ` (${(l.json!.err as { message?: string }).message ?? ''})` : ''}`);
   await stage.close();
 
+  if (interrupted) {
+    report.fail(`interrupted (${interrupted}): the bot and the simulators are closed`);
+    return 130;
+  }
   if (failure || !result) {
     const step = failure instanceof StepFailed ? failure.step : 'the demo';
     report.fail(red(bold(`FAILED at step “${step}”`)));

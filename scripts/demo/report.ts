@@ -27,13 +27,23 @@ export interface Line {
   colour?: (s: string) => string;
 }
 
+/** stdout that survives its reader going away (`npm run demo | head`): the demo still ends cleanly. */
+let stdoutGone = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') stdoutGone = true;
+  else throw err;
+});
+function writeStdout(s: string): void {
+  if (!stdoutGone) process.stdout.write(`${s}\n`);
+}
+
 export class Report {
   readonly t0 = Date.now();
   private pending: Line[] = [];
   private stepNo = 0;
   readonly out: (s: string) => void;
 
-  constructor(out: (s: string) => void = (s) => process.stdout.write(`${s}\n`)) {
+  constructor(out: (s: string) => void = writeStdout) {
     this.out = out;
   }
 
