@@ -97,6 +97,39 @@ describe('scenario: npm run demo', () => {
     expect(existsSync(path.join(dir, 'v.wav'))).toBe(false);
   }, 60_000);
 
+  it('Ctrl+C mid-scene closes the bot and the simulators and exits 130, leaving no process behind', async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'voxta-discord-demo-'));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'scripts/demo.ts'), '--out', path.join(dir, 'v.wav')], {
+      cwd: REPO_ROOT,
+      env: bareEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const started = new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: Buffer) => {
+        output += d.toString();
+        if (/3\. Sam \(admin\) starts/.test(output)) resolve();
+      }),
+    );
+    await Promise.race([started, exited]);
+    const botPid = Number(/\(pid (\d+)\)/.exec(output)?.[1]);
+    expect(botPid).toBeGreaterThan(0);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(output).toMatch(/interrupted \(SIGINT\)/);
+    const alive = () => {
+      try {
+        process.kill(botPid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(alive()).toBe(false);
+  }, 60_000);
+
   it('refuses an unknown option with its usage and exit code 2', async () => {
     const { code, output } = await runDemo(['--bogus'], REPO_ROOT);
     expect(code).toBe(2);
