@@ -136,4 +136,39 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
     expect(notices.filter((c) => c.startsWith('Reconnected to Voxta'))).toHaveLength(1);
     expect(bot.exit).toBeUndefined();
   }, 60_000);
+
+  /** Voxta comes back from a restart with the bot's API key no longer valid (rotated by its owner). */
+  async function restartWithRotatedKey() {
+    const { env: e, bot } = await bootText((x) => (env = x), { e2e: { voxta: { apiKey: 'old-key-0123456789' } }, botEnv: { VOXTA_API_KEY: 'old-key-0123456789' } });
+    const voxta = e.voxta!;
+    await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
+    await voxta.stop();
+    voxta.options.apiKey = 'new-key-9876543210';
+    await voxta.start();
+    await e.discord.waitForMessage(e.text.id, (m) => m.authorId === e.discord.botUserId && /credentials/.test(m.content), 15_000);
+    await sleep(500);
+    return { e, bot, notices: botPosts(e).map((m) => m.content) };
+  }
+
+  it('comes back refusing the bot’s API key: the channel is told plainly that the credentials were refused; the bot stays up', async () => {
+    const { e, bot, notices } = await restartWithRotatedKey();
+    expect(notices.filter((c) => /Voxta refused my credentials/.test(c))).toHaveLength(1);
+    // The key never appears anywhere the users can see.
+    expect(e.discord.messages(e.text.id).some((m) => m.content.includes('old-key') || m.content.includes('new-key'))).toBe(false);
+    expect(bot.exit).toBeUndefined();
+  }, 30_000);
+
+  // KNOWN BUG (src/bot/guild-session.ts onVoxtaFailed + src/bot/bot-core.ts resumeStored): when
+  // the reconnect fails on refused credentials, the channel gets three notices that contradict
+  // each other: "I lost the connection … reconnecting", then "I could not get the connection to
+  // Voxta back. I will keep trying to resume this chat; /stop cancels that.", then at once
+  // "I could not resume the chat with Aria after restarting: Voxta refused my credentials. Start a
+  // new one with /start." — it does not keep trying, nothing restarted, and the stored chat is
+  // deactivated (a bot restarted with the fixed key will not resume it). Expected: one plain
+  // notice naming the refused credentials, no promise to keep trying.
+  it.fails('comes back refusing the bot’s API key: no contradictory notices ("I will keep trying", "after restarting")', async () => {
+    const { notices } = await restartWithRotatedKey();
+    expect(notices.filter((c) => /keep trying/.test(c))).toEqual([]);
+    expect(notices.filter((c) => /after restarting/.test(c))).toEqual([]);
+  }, 30_000);
 });
