@@ -139,7 +139,7 @@ async function main(): Promise<number> {
   for (const st of result.steps) report.ok(`${st.name} ${dim(`(${ms(st.ms)})`)}`);
   for (const c of checks) report.ok(c);
   report.now('');
-  report.now(`  speech end → first reply audio: ${bold(ms(result.voiceLatencyMs))}`);
+  report.now(`  speech end → first reply audio: ${bold(ms(result.voiceLatencyMs))} ${dim('(Alice’s last voiced frame → the character’s first audio frame, both as seen in the voice channel)')}`);
   report.now(`  barge-in: ${result.characterName} stopped ${bold(ms(result.bargeInStopMs))} after Bob started talking; /interrupt: ${bold(ms(result.interruptStopMs))}`);
   report.now(`  ${green('every step happened')} in ${ms(Date.now() - report.t0)}.`);
   return 0;
