@@ -6,6 +6,7 @@
  *                   (the dev dependencies the build stage installs with `npm ci` are the repo's
  *                   node_modules, linked in: same lockfile, no second download)
  *   runtime stage : package.json + package-lock.json → `npm ci --omit=dev` → + dist/ from the build
+ *                   + bin/ (the launcher behind `npm start` and `npm run doctor`)
  *
  * Only those files are copied, so a runtime import of anything else (sim/, test/, scripts/, a
  * `.ts` file, a JSON file outside src/) fails here exactly as it would in the image.
@@ -133,6 +134,7 @@ async function assembleInto(root: string, opts: AssembleOptions): Promise<Runtim
   await run(npmCommand(), ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], appDir);
   const installMs = Date.now() - t1;
   await cp(path.join(buildDir, 'dist'), path.join(appDir, 'dist'), { recursive: true });
+  await cp(path.join(repo, 'bin'), path.join(appDir, 'bin'), { recursive: true });
   await makeWorldReadable(appDir);
 
   const installedPackages = await listPackages(path.join(appDir, 'node_modules'));
