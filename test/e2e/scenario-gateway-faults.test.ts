@@ -66,7 +66,8 @@ describe('scenario: gateway hiccups during a voice conversation', () => {
     expect(voxta.playback(story).completes).toBe(1);
     // The voice connection carried on by itself: same session, and no hole in the audio.
     expect(env.discord.voiceServer.session(env.guild.id)!.ssrc).toBe(ssrc);
-    expect(longestGap(env, droppedAt - 500, completedAt)).toBeLessThan(200);
+    // (A rejoin would leave a hole of a second or more; event-loop jitter on a busy machine stays well below.)
+    expect(longestGap(env, droppedAt - 500, completedAt)).toBeLessThan(500);
     expect(env.discord.identifies.length).toBe(identifies);
 
     // A message typed while the gateway is away reaches the bot when it resumes (replayed), once.
