@@ -61,6 +61,9 @@ async function main(): Promise<number> {
     stage = await startStage({ voxtaUrl, logDir, echoBot: args.verbose });
   } catch (err) {
     report.fail(`could not start the simulators or the bot: ${(err as Error).message}`);
+    if (/openssl/i.test(String((err as Error).message))) {
+      report.now(dim('  The offline Discord makes a throwaway TLS certificate for its voice server with the `openssl` command: install it (e.g. `apt-get install openssl`) and run the demo again.'));
+    }
     return 1;
   }
   // Never leave the bot running behind us: Ctrl+C / kill stop the scene and close everything.
