@@ -109,14 +109,14 @@ export class Scene {
     });
 
     let voiceLatencyMs = 0;
-    await this.step('Alice speaks; Aria answers out loud', 30_000, async () => {
+    await this.step(`Alice speaks; ${this.character} answers out loud`, 30_000, async () => {
       s.expectSpeech(LINES.spoken);
       const { end } = await this.speak(s.alice.id, LINES.spoken, VOICES.alto);
       await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Alice') && m.createdAt.getTime() >= end, 10_000);
-      const first = await this.voiceWatch.firstAudible(end, 15_000, 'the first packet of Aria’s spoken answer');
+      const first = await this.voiceWatch.firstAudible(end, 15_000, `the first packet of ${this.character}’s spoken answer`);
       voiceLatencyMs = first.at - end;
       await this.waitForReply(end, 15_000);
-      const quietAt = await this.voiceWatch.quiet(end, 600, 20_000, 'Aria to finish speaking');
+      const quietAt = await this.voiceWatch.quiet(end, 600, 20_000, `${this.character} to finish speaking`);
       this.say(first.at, this.character, `▶ answers out loud: ${ms(quietAt + 20 - first.at)} of speech`, { colour: cyan, voice: true });
       this.say(first.at, 'latency', `speech end → first reply audio: ${ms(voiceLatencyMs)}${this.latencyBreakdown(end, first.at)}`, { colour: yellow });
     });
@@ -140,22 +140,22 @@ export class Scene {
           this.say(got.at, 'voxta', `received “${want}”`, { colour: yellow });
         }
       }
-      await this.listenToAnswer(bob.end, 'Aria’s answer to Bob', 15_000);
+      await this.listenToAnswer(bob.end, `${this.character}’s answer to Bob`, 15_000);
     });
 
     let bargeInStopMs = 0;
-    await this.step('Bob interrupts Aria’s story by speaking over it (barge-in)', 40_000, async () => {
+    await this.step(`Bob interrupts ${this.character}’s story by speaking over it (barge-in)`, 40_000, async () => {
       s.expectSpeech(LINES.story);
       const { end } = await this.speak(s.alice.id, LINES.story, VOICES.alto);
-      const first = await this.voiceWatch.firstAudible(end, 15_000, 'Aria to start telling the story');
+      const first = await this.voiceWatch.firstAudible(end, 15_000, `${this.character} to start telling the story`);
       this.say(first.at, this.character, '▶ starts telling the story…', { colour: cyan, voice: true });
       await sleep(1500);
       s.expectSpeech(LINES.bargeIn);
       const seq = s.voxta?.seq() ?? 0;
       const bob = this.speak(s.bob.id, LINES.bargeIn, VOICES.baritone);
       const bobStart = (await bob.started) ?? Date.now();
-      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, 'Aria to stop talking when Bob spoke over her');
-      if (stoppedAt < bobStart) throw new Error('Aria had already finished before Bob spoke: nothing was interrupted');
+      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, `${this.character} to stop talking when Bob talked over the story`);
+      if (stoppedAt < bobStart) throw new Error(`${this.character} had already finished before Bob spoke: nothing was interrupted`);
       bargeInStopMs = stoppedAt + 20 - bobStart;
       const storyMs = this.voiceWatch.audioMs(first.at, stoppedAt);
       this.say(stoppedAt, this.character, `■ stops talking ${ms(bargeInStopMs)} after Bob started (${ms(storyMs)} of the story played)`, { colour: cyan, voice: true });
@@ -165,14 +165,14 @@ export class Scene {
       }
       const { end: bobEnd } = await bob;
       await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob') && m.createdAt.getTime() >= bobStart, 10_000);
-      await this.listenToAnswer(bobEnd, 'Aria’s answer to Bob', 15_000);
+      await this.listenToAnswer(bobEnd, `${this.character}’s answer to Bob`, 15_000);
     });
 
     let interruptStopMs = 0;
-    await this.step('Sam cuts Aria off with /interrupt', 30_000, async () => {
+    await this.step(`Sam cuts ${this.character} off with /interrupt`, 30_000, async () => {
       const t = Date.now();
       s.alice.say(s.text.id, LINES.goOn);
-      const first = await this.voiceWatch.firstAudible(t, 15_000, 'Aria to go on with the story');
+      const first = await this.voiceWatch.firstAudible(t, 15_000, `${this.character} to go on with the story`);
       this.say(first.at, this.character, '▶ goes on with the story…', { colour: cyan, voice: true });
       await sleep(1200);
       const seq = s.voxta?.seq() ?? 0;
@@ -181,9 +181,9 @@ export class Scene {
       this.say(at, 'Sam', '/interrupt');
       const answer = await this.finalAnswer(handle, 10_000);
       this.say(answer.at, 'bot', `${answer.text}  (only Sam sees this)`, { colour: magenta });
-      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, 'Aria to stop talking after /interrupt');
+      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, `${this.character} to stop talking after /interrupt`);
       // Packets arrive every 20 ms: a stop right after the command leaves the last one just before it.
-      if (stoppedAt + 2 * 20 < at) throw new Error(`Aria had already stopped talking ${ms(at - stoppedAt)} before /interrupt: nothing was interrupted`);
+      if (stoppedAt + 2 * 20 < at) throw new Error(`${this.character} had already stopped talking ${ms(at - stoppedAt)} before /interrupt: nothing was interrupted`);
       interruptStopMs = Math.max(0, stoppedAt + 20 - at);
       const within = interruptStopMs < 20 ? 'within one 20 ms frame of' : `${ms(interruptStopMs)} after`;
       if (s.voxta) {
