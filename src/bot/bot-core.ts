@@ -127,7 +127,7 @@ export class BotCore {
     if (!guild) {
       this.log.info({ guildId }, 'resume: the bot is no longer in this guild; ending its session');
       this.store.setGuildSessionActive(guildId, false);
-      this.sessions.get(guildId)?.dropPending();
+      this.session(guildId).dropPending();
       return;
     }
     if (!guild.available) {
@@ -138,7 +138,7 @@ export class BotCore {
     if (!guild.textChannel(rec.textChannelId)) {
       this.log.info({ guildId, channelId: rec.textChannelId }, 'resume: the bound text channel is gone; ending the session');
       this.store.setGuildSessionActive(guildId, false);
-      this.sessions.get(guildId)?.dropPending();
+      this.session(guildId).dropPending();
       return;
     }
     const session = this.session(guildId);
@@ -152,8 +152,8 @@ export class BotCore {
       if (err instanceof VoxtaNotFoundError || err instanceof VoxtaAuthError) {
         this.log.warn({ guildId, err: errorInfo(err) }, 'resume: giving up on this guild');
         this.store.setGuildSessionActive(guildId, false);
-        session.dropPending();
         await session.post(`I could not resume the chat with ${rec.characterName} after restarting: ${err instanceof VoxtaAuthError ? 'Voxta refused my credentials' : 'Voxta does not know that chat any more'}. Start a new one with /start.`);
+        session.dropPending();
         return;
       }
       this.log.warn({ guildId, err: errorInfo(err) }, 'resume: failed; will retry');

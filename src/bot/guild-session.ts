@@ -13,8 +13,8 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
-import type { GuildSessionRecord, Store } from '../store/store.js';
-import type { ContextItem, ServerMessage } from '../voxta/messages.js';
+import type { GuildSessionRecord, PendingMessage, Store } from '../store/store.js';
+import type { ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText, unescapeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
@@ -104,9 +104,23 @@ export interface SessionStatus {
   pendingMessages: number;
 }
 
+/** A message shown as waiting (⏳) in the channel. */
 interface PendingUserMessage {
   message: MarkableMessage;
   sentText: string;
+  /** Its row in the store's pending messages (undefined when storing it failed). */
+  rowId: number | undefined;
+}
+
+/** A bridged message handed to Voxta, waiting for the `update` echo that carries its Voxta id. */
+interface AwaitingEcho {
+  discordId: string;
+  /** As Voxta will echo it (unescaped). */
+  text: string;
+  /** As handed to the Voxta client (what its `sent` event reports). */
+  sentText: string;
+  rowId: number | undefined;
+  sent: boolean;
 }
 
 export class GuildSession extends EventEmitter {
@@ -119,10 +133,19 @@ export class GuildSession extends EventEmitter {
   private readonly latency = new RecentSamples(50);
   /** Humans who have written in this session, to decide whether names are attached. */
   private readonly speakers = new Set<string>();
-  /** Bridged messages waiting for Voxta's `update` echo that carries their Voxta id. */
-  private readonly awaitingEcho: Array<{ discordId: string; text: string }> = [];
-  /** Messages queued while Voxta reconnects (marked ⏳ until delivered). */
+  /**
+   * Bridged messages waiting for Voxta's `update` echo (their Voxta id; and the proof they are
+   * stored, which removes them from the store's pending messages).
+   */
+  private readonly awaitingEcho: AwaitingEcho[] = [];
+  /** Messages queued while Voxta reconnects or the chat (re)starts (marked ⏳ until written). */
   private readonly pending: PendingUserMessage[] = [];
+  /** Last message id Voxta stored in this chat, as far as we have seen (anchor for the history check). */
+  private lastStoredMessageId: string | undefined;
+  /** Between a successful (re)start and the delivery of the held messages: new ones queue behind them. */
+  private holding = false;
+  /** The chat being resumed while `starting` (undefined for a new chat). */
+  private openingChatId: string | undefined;
   private readonly renderers = new Map<string, ReplyRenderer>();
   /** Finished replies, newest last, kept briefly so a later `update` can correct them. */
   private readonly recentReplies = new Map<string, ReplyRenderer>();
@@ -187,7 +210,7 @@ export class GuildSession extends EventEmitter {
 
   /** Starts a new chat with a character. Throws {@link UserFacingError} or a Voxta error. */
   async start(req: StartRequest): Promise<StartOutcome> {
-    return this.open('start', req.textChannelId, req.voiceChannelId, false, async (voxta) => {
+    return this.open('start', undefined, req.textChannelId, req.voiceChannelId, false, async (voxta) => {
       const { chatId } = await voxta.startChat({ characterId: req.characterId, contexts: this.contexts(req.textChannelId, req.voiceChannelId) });
       return { characterId: req.characterId, characterName: req.characterName, chatId };
     });
@@ -202,7 +225,7 @@ export class GuildSession extends EventEmitter {
     }
     const textChannelId = req.textChannelId ?? stored.textChannelId;
     const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
-    return this.open('resume', textChannelId, voiceChannelId, req.keepPendingOnFailure ?? false, async (voxta) => {
+    return this.open('resume', chatId, textChannelId, voiceChannelId, req.keepPendingOnFailure ?? false, async (voxta) => {
       const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId) });
       return { characterId: stored.characterId, characterName: stored.characterName, chatId: res.chatId || chatId };
     });
@@ -210,6 +233,7 @@ export class GuildSession extends EventEmitter {
 
   private async open(
     kind: 'start' | 'resume',
+    chatIdToResume: string | undefined,
     textChannelId: string,
     voiceChannelId: string | undefined,
     keepPendingOnFailure: boolean,
@@ -232,6 +256,7 @@ export class GuildSession extends EventEmitter {
     }
     // From here on this call owns the guild: a second /start sees 'starting' and is refused.
     this.transition('starting', kind);
+    this.openingChatId = chatIdToResume;
     this.boundTextChannelId = textChannelId;
     this.announced.clear();
     // Decide about voice before connecting: the Voxta connection declares audio input only when
@@ -266,9 +291,13 @@ export class GuildSession extends EventEmitter {
       this.log.info({ from: 'starting', to: 'idle', why: `${kind} failed` }, 'guild session state');
       this.emit('state', 'idle', 'starting');
       this.log.warn({ err: errorInfo(err) }, `guild session: ${kind} failed`);
-      if (!keepPendingOnFailure) this.failPending();
+      if (!keepPendingOnFailure) this.abandonPending();
       throw err;
     }
+    // Messages typed from now until the held ones are delivered queue behind them.
+    this.holding = true;
+    const history = voxta.chat?.messages ?? [];
+    this.lastStoredMessageId = history.at(-1)?.messageId;
     this.voxta = voxta;
     this.log = this.deps.log.child({ guildId: this.guildId, chatId: started.chatId });
     this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
@@ -282,7 +311,7 @@ export class GuildSession extends EventEmitter {
       this.log.error({ err: errorInfo(err) }, 'guild session: storing the voice channel failed');
       record = this.record!;
     }
-    this.flushQueuedWhileStarting();
+    this.deliverHeld(voxta, started.chatId, history);
     return { record, voiceNote, resumed: kind === 'resume' };
   }
 
@@ -330,7 +359,10 @@ export class GuildSession extends EventEmitter {
     }
     if (!opts.keepActive) this.deps.store.setGuildSessionActive(this.guildId, false);
     this.deps.admission.releaseChat(this.guildId);
-    this.failPending();
+    // Kept active (shutdown, Voxta gone): the held messages stay stored and are delivered when
+    // the chat is resumed. Stopped for good: they will not be delivered, and the channel is told.
+    if (!opts.keepActive) this.abandonPending();
+    this.holding = false;
     this.awaitingEcho.length = 0;
     this.speakers.clear();
     this.transition('idle', reason);
@@ -516,18 +548,50 @@ export class GuildSession extends EventEmitter {
       void this.post(`Your message was longer than ${MAX_SEND_CHARS} characters; the character only got the first part.`);
     }
     const voxta = this.voxta;
-    if (this._state === 'starting' || waitingForResume || !voxta) {
+    // Stored until Voxta confirms it, so that a restart meanwhile does not lose it.
+    const chatId = voxta?.chatId ?? (this._state === 'starting' ? this.openingChatId : this.record?.chatId);
+    const rowId = this.persistPending(msg.id, composed, chatId);
+    if (this._state === 'starting' || waitingForResume || !voxta || this.holding) {
       if (waitingForResume && this.pending.length === 0) this.log.info('guild session: holding messages until the stored chat is resumed');
-      this.pending.push({ message: msg, sentText: composed });
+      this.pending.push({ message: msg, sentText: composed, rowId });
       void msg.react(PENDING_EMOJI).catch(() => undefined);
       return;
     }
     if (voxta.state !== 'ready') {
       // The Voxta client queues and delivers in order after it is back; show the user it waits.
-      this.pending.push({ message: msg, sentText: composed });
+      this.pending.push({ message: msg, sentText: composed, rowId });
       void msg.react(PENDING_EMOJI).catch(() => undefined);
     }
-    this.deliver(voxta, msg.id, composed, 'text');
+    this.deliver(voxta, msg.id, composed, 'text', rowId);
+  }
+
+  private persistPending(discordMessageId: string, text: string, chatId: string | undefined): number | undefined {
+    try {
+      return this.deps.store.addPendingMessage({ guildId: this.guildId, chatId, discordMessageId, text });
+    } catch (err) {
+      // Still delivered from memory; only a restart before Voxta confirms it would lose it.
+      this.log.warn({ err: errorInfo(err) }, 'guild session: storing a pending message failed');
+      return undefined;
+    }
+  }
+
+  private forgetPending(rowIds: Array<number | undefined>): void {
+    const ids = rowIds.filter((id): id is number => id !== undefined);
+    if (ids.length === 0) return;
+    try {
+      this.deps.store.deletePendingMessages(ids);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: removing delivered pending messages failed');
+    }
+  }
+
+  private storedPending(): PendingMessage[] {
+    try {
+      return this.deps.store.listPendingMessages(this.guildId);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: reading pending messages failed');
+      return [];
+    }
   }
 
   private capped(text: string): string {
@@ -537,12 +601,12 @@ export class GuildSession extends EventEmitter {
     return capped;
   }
 
-  private deliver(voxta: VoxtaSessionPort, discordId: string | undefined, text: string, source: 'text' | 'say'): void {
+  private deliver(voxta: VoxtaSessionPort, discordId: string | undefined, text: string, source: 'text' | 'say', rowId?: number): void {
     this.lastInput = 'text';
     this.turnStartedAt = Date.now();
     this.deps.metrics.turns.inc({ source });
     if (discordId) {
-      this.awaitingEcho.push({ discordId, text: unescapeUserText(text) });
+      this.awaitingEcho.push({ discordId, text: unescapeUserText(text), sentText: text, rowId, sent: false });
       if (this.awaitingEcho.length > 50) this.awaitingEcho.shift();
     }
     try {
@@ -550,18 +614,63 @@ export class GuildSession extends EventEmitter {
     } catch (err) {
       // No chat to deliver to (closed under us): say so instead of dropping it silently.
       this.log.warn({ err: errorInfo(err) }, 'guild session: a message could not be queued for Voxta');
+      this.forgetPending([rowId]);
       void this.post('That message could not reach the character: no chat is running. Start one with /start.');
     }
   }
 
-  /** Messages that arrived while the chat was starting go out now, in order. */
-  private flushQueuedWhileStarting(): void {
-    const voxta = this.voxta;
-    if (!voxta) return;
-    for (const p of this.pending.splice(0)) {
-      void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
-      this.deliver(voxta, p.message.id, p.sentText, 'text');
+  /**
+   * The chat is (back) up: the messages stored as pending for it go out now, once, in order, before
+   * any new one. One written before a crash or shutdown whose echo we never saw is looked up in the
+   * chat history first (after the last message we had seen when it was written) and not sent again
+   * when it is there; the remaining window is two identical texts sent in a row around the crash,
+   * which may be taken as one. Messages held for another chat (a /start replaced it) are reported
+   * as not delivered.
+   */
+  private deliverHeld(voxta: VoxtaSessionPort, chatId: string, history: readonly HistoryMessage[]): void {
+    this.holding = false;
+    const rows = this.storedPending();
+    const lost: PendingMessage[] = [];
+    const done: number[] = [];
+    let from = 0;
+    const delivered = new Set<number>();
+    for (const row of rows) {
+      if (row.chatId !== undefined && row.chatId !== chatId) {
+        lost.push(row);
+        continue;
+      }
+      if (row.sent) {
+        const k = findUserMessage(history, row.text, Math.max(from, anchorIndex(history, row.afterMessageId) + 1));
+        if (k >= 0) {
+          from = k + 1;
+          done.push(row.id);
+          const voxtaId = history[k]?.messageId;
+          if (row.discordMessageId && voxtaId) this.link(row.discordMessageId, voxtaId, chatId);
+          this.unmarkPending(row.id);
+          continue;
+        }
+      }
+      delivered.add(row.id);
+      this.deliver(voxta, row.discordMessageId, row.text, 'text', row.id);
     }
+    // Held in memory only (storing them failed): after the stored ones, in order.
+    for (const p of this.pending) if (p.rowId === undefined) this.deliver(voxta, p.message.id, p.sentText, 'text');
+    // Rows of the guild not held here any more (another chat): their ⏳ goes, ❌ instead.
+    for (const row of lost) this.unmarkPending(row.id, true);
+    this.forgetPending([...done, ...lost.map((r) => r.id)]);
+    if (done.length || delivered.size || lost.length) {
+      this.log.info({ delivered: delivered.size, alreadyInChat: done.length, notDelivered: lost.length }, 'guild session: held messages handled');
+    }
+    const notSent = lost.filter((r) => !r.sent);
+    if (notSent.length) void this.post(notDeliveredNotice(notSent));
+  }
+
+  private unmarkPending(rowId: number, failed = false): void {
+    const i = this.pending.findIndex((p) => p.rowId === rowId);
+    if (i < 0) return;
+    const [p] = this.pending.splice(i, 1);
+    void p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
+    if (failed) void p?.message.react('❌').catch(() => undefined);
   }
 
   /** Voxta is back: what it queued has been delivered; clear the ⏳ marks. */
@@ -569,15 +678,28 @@ export class GuildSession extends EventEmitter {
     for (const p of this.pending.splice(0)) void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
   }
 
-  /** Messages waiting for a chat that will not come: marked ❌ (the channel is told separately). */
+  /**
+   * Messages waiting for a chat that will not come (it is gone, or was stopped): forgotten, marked
+   * ❌, and the channel told which ones did not reach the character.
+   */
   dropPending(): void {
-    this.failPending();
+    this.abandonPending();
   }
 
-  private failPending(): void {
-    for (const p of this.pending.splice(0)) {
+  private abandonPending(): void {
+    const rows = this.storedPending();
+    this.forgetPending(rows.map((r) => r.id));
+    const inMemory = this.pending.splice(0);
+    for (const p of inMemory) {
       void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
       void p.message.react('❌').catch(() => undefined);
+    }
+    // Only those never written to Voxta are surely undelivered (a written one may be in the chat).
+    const notSent: Array<{ text: string }> = rows.filter((r) => !r.sent);
+    for (const p of inMemory) if (p.rowId === undefined) notSent.push({ text: p.sentText });
+    if (notSent.length) {
+      this.log.info({ messages: notSent.length }, 'guild session: pending messages will not be delivered');
+      void this.post(notDeliveredNotice(notSent));
     }
   }
 
@@ -638,6 +760,18 @@ export class GuildSession extends EventEmitter {
     }
   };
   private readonly onVoxtaSent = (info: { text: string }): void => {
+    // Written on a live connection: from now on it may be in the chat even if we never see the echo.
+    const e = this.awaitingEcho.find((a) => a.sentText === info.text && !a.sent) ?? this.awaitingEcho.find((a) => a.sentText === info.text);
+    if (e) {
+      e.sent = true;
+      if (e.rowId !== undefined) {
+        try {
+          this.deps.store.markPendingMessageSent(e.rowId, this.lastStoredMessageId);
+        } catch (err) {
+          this.log.warn({ err: errorInfo(err) }, 'guild session: marking a pending message sent failed');
+        }
+      }
+    }
     const i = this.pending.findIndex((p) => p.sentText === info.text);
     if (i < 0) return;
     const [p] = this.pending.splice(i, 1);
@@ -650,6 +784,7 @@ export class GuildSession extends EventEmitter {
   };
   private readonly onVoxtaReconnected = (): void => {
     if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
+    this.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.lastStoredMessageId;
     this.clearPendingMarks();
     if (this.announced.has('reconnecting')) {
       this.announced.delete('reconnecting');
@@ -728,6 +863,7 @@ export class GuildSession extends EventEmitter {
         break;
       }
       case 'update': {
+        this.lastStoredMessageId = m.messageId;
         if (m.role.toLowerCase() !== 'user') {
           // The stored text of a reply we showed changed (cut after an interruption, edited).
           const shown = this.recentReplies.get(m.messageId);
@@ -739,6 +875,13 @@ export class GuildSession extends EventEmitter {
         const hit = idx >= 0 ? this.awaitingEcho.splice(idx, 1)[0] : undefined;
         const chatId = this.voxta?.chatId;
         if (hit && chatId) this.link(hit.discordId, m.messageId, chatId);
+        // Stored in the chat: no longer pending. Voxta stores user messages in order, so those
+        // written before it are stored too (as the Voxta client itself assumes).
+        if (hit) {
+          const earlier = this.awaitingEcho.slice(0, idx).filter((e) => e.sent);
+          this.forgetPending([hit.rowId, ...earlier.map((e) => e.rowId)]);
+          for (const e of earlier) e.rowId = undefined;
+        }
         break;
       }
       case 'chatSessionError':
@@ -928,7 +1071,7 @@ export class GuildSession extends EventEmitter {
       voxtaState: this.voxtaState,
       voice: this.voice ? { channelId: this.voice.channelId, state: this.voice.state } : undefined,
       latency: { p50: this.latency.percentile(50), p95: this.latency.percentile(95), samples: this.latency.count },
-      pendingMessages: this.pending.length,
+      pendingMessages: Math.max(this.pending.length, this.storedPending().length),
     };
   }
 
@@ -939,3 +1082,30 @@ export class GuildSession extends EventEmitter {
   }
 }
 
+
+/** Index of the history message with this id, or -1. */
+function anchorIndex(history: readonly HistoryMessage[], messageId: string | undefined): number {
+  return messageId === undefined ? -1 : history.findIndex((m) => m.messageId === messageId);
+}
+
+/** The first user message with this text at or after `from`, or -1 (escapes and spacing ignored). */
+function findUserMessage(history: readonly HistoryMessage[], text: string, from: number): number {
+  const want = unescapeUserText(text).replace(/\s+/g, ' ');
+  for (let k = from; k < history.length; k++) {
+    const h = history[k]!;
+    if (h.role.toLowerCase() === 'user' && unescapeUserText(h.text).replace(/\s+/g, ' ') === want) return k;
+  }
+  return -1;
+}
+
+/** "These messages did not reach the character: “a”, “b”." in one plain sentence. */
+export function notDeliveredNotice(messages: ReadonlyArray<{ text: string }>): string {
+  const shown = messages.slice(0, 5).map((m) => {
+    const t = unescapeUserText(m.text).replace(/\s+/g, ' ').trim();
+    return `“${t.length > 80 ? `${t.slice(0, 79)}…` : t}”`;
+  });
+  const more = messages.length > shown.length ? ` and ${messages.length - shown.length} more` : '';
+  return messages.length === 1
+    ? `This message did not reach the character and will not be delivered: ${shown[0]}.`
+    : `These ${messages.length} messages did not reach the character and will not be delivered: ${shown.join(', ')}${more}.`;
+}

@@ -17,7 +17,8 @@ export const stop: Command = {
     if (!session || session.state === 'idle') {
       const wasPending = ctx.core.store.getGuildSession(ctx.guildId)?.active;
       if (wasPending) ctx.core.store.setGuildSessionActive(ctx.guildId, false);
-      session?.dropPending(); // messages held for the resume that will not happen now
+      // Messages held for the resume that will not happen now (stored ones too, from before a restart).
+      if (session || wasPending) ctx.core.session(ctx.guildId).dropPending();
       await ctx.reply({
         ephemeral: true,
         content: wasPending ? 'No chat was running; I will no longer try to resume the last one.' : 'No chat is running in this server.',

@@ -52,4 +52,20 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    description: 'pending user messages (typed while the chat was not reachable; delivered once, after a restart too)',
+    sql: `
+      CREATE TABLE pending_messages (
+        id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id           TEXT NOT NULL,
+        chat_id            TEXT,
+        discord_message_id TEXT,
+        text               TEXT NOT NULL,
+        sent               INTEGER NOT NULL DEFAULT 0 CHECK (sent IN (0, 1)),
+        after_message_id   TEXT,
+        created_at         INTEGER NOT NULL
+      );
+      CREATE INDEX pending_messages_guild ON pending_messages (guild_id, id);
+    `,
+  },
 ];

@@ -35,6 +35,25 @@ export interface MessageLink {
   createdAt: number;
 }
 
+/**
+ * A user message handed to Voxta but not yet confirmed stored in the chat (its `update` echo not
+ * seen). Kept across restarts so that nothing the channel was promised is lost.
+ */
+export interface PendingMessage {
+  id: number;
+  guildId: string;
+  /** The chat it was typed for; undefined while a new chat was being started. */
+  chatId: string | undefined;
+  discordMessageId: string | undefined;
+  /** The text as composed for Voxta (sanitised, maybe "Name: text"). */
+  text: string;
+  /** Written on a live Voxta connection: it may have been stored even without an echo seen. */
+  sent: boolean;
+  /** Last Voxta message id known when it was written (where its echo must be in the history). */
+  afterMessageId: string | undefined;
+  createdAt: number;
+}
+
 export type GuildSettingKey = 'mirrorTranscripts';
 
 export class StoreError extends Error {
@@ -216,7 +235,7 @@ export class Store {
   /** Forgets a guild entirely (the bot was removed from it): session, message map, opt-outs, settings. */
   forgetGuild(guildId: string): void {
     this.transaction(() => {
-      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings']) {
+      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings', 'pending_messages']) {
         this.db.prepare(`DELETE FROM ${table} WHERE guild_id = ?`).run(guildId);
       }
     });
@@ -276,6 +295,57 @@ export class Store {
         .run(keepPerGuild);
       return Number(byAge.changes) + Number(byCount.changes);
     });
+  }
+
+  // ---- pending user messages ---------------------------------------------------------------
+
+  /** Records a user message about to be handed to Voxta; returns its row id. */
+  addPendingMessage(m: { guildId: string; chatId: string | undefined; discordMessageId: string | undefined; text: string }): number {
+    return this.transaction(() => {
+      const res = this.db
+        .prepare('INSERT INTO pending_messages (guild_id, chat_id, discord_message_id, text, sent, after_message_id, created_at) VALUES (?, ?, ?, ?, 0, NULL, ?)')
+        .run(m.guildId, m.chatId ?? null, m.discordMessageId ?? null, m.text, this.now());
+      return Number(res.lastInsertRowid);
+    });
+  }
+
+  /** The message was written on a live connection, after the Voxta message `afterMessageId`. */
+  markPendingMessageSent(id: number, afterMessageId: string | undefined): void {
+    this.run('UPDATE pending_messages SET sent = 1, after_message_id = ? WHERE id = ?', afterMessageId ?? null, id);
+  }
+
+  /** Voxta confirmed it (or it will never be delivered): forget it. */
+  deletePendingMessages(ids: readonly number[]): void {
+    if (ids.length === 0) return;
+    this.transaction(() => {
+      const del = this.db.prepare('DELETE FROM pending_messages WHERE id = ?');
+      for (const id of ids) del.run(id);
+    });
+  }
+
+  /** A guild's pending messages, oldest first. */
+  listPendingMessages(guildId: string): PendingMessage[] {
+    this.assertOpen();
+    const rows = this.db.prepare('SELECT * FROM pending_messages WHERE guild_id = ? ORDER BY id').all(guildId) as unknown as Array<{
+      id: number;
+      guild_id: string;
+      chat_id: string | null;
+      discord_message_id: string | null;
+      text: string;
+      sent: number;
+      after_message_id: string | null;
+      created_at: number;
+    }>;
+    return rows.map((r) => ({
+      id: r.id,
+      guildId: r.guild_id,
+      chatId: r.chat_id ?? undefined,
+      discordMessageId: r.discord_message_id ?? undefined,
+      text: r.text,
+      sent: r.sent === 1,
+      afterMessageId: r.after_message_id ?? undefined,
+      createdAt: r.created_at,
+    }));
   }
 
   // ---- voice opt-outs -------------------------------------------------------------------

@@ -136,6 +136,40 @@ describe('Store', () => {
     expect(s.getGuildSession(session.guildId)).toBeUndefined();
   });
 
+  it('keeps pending user messages per guild in order across reopen, marks them sent, deletes them, forgets them with the guild', () => {
+    let t = 5000;
+    const a = openStore({ now: () => t });
+    a.saveGuildSession(session);
+    const first = a.addPendingMessage({ guildId: session.guildId, chatId: 'chat-1', discordMessageId: 'd1', text: 'first' });
+    t = 6000;
+    const second = a.addPendingMessage({ guildId: session.guildId, chatId: undefined, discordMessageId: 'd2', text: 'Bob: second' });
+    a.addPendingMessage({ guildId: 'other-guild', chatId: 'c9', discordMessageId: 'd3', text: 'elsewhere' });
+    a.markPendingMessageSent(first, 'voxta-msg-7');
+    a.close();
+    const b = openStore();
+    expect(b.listPendingMessages(session.guildId)).toEqual([
+      { id: first, guildId: session.guildId, chatId: 'chat-1', discordMessageId: 'd1', text: 'first', sent: true, afterMessageId: 'voxta-msg-7', createdAt: 5000 },
+      { id: second, guildId: session.guildId, chatId: undefined, discordMessageId: 'd2', text: 'Bob: second', sent: false, afterMessageId: undefined, createdAt: 6000 },
+    ]);
+    b.deletePendingMessages([first]);
+    expect(b.listPendingMessages(session.guildId).map((m) => m.text)).toEqual(['Bob: second']);
+    b.forgetGuild(session.guildId);
+    expect(b.listPendingMessages(session.guildId)).toEqual([]);
+    expect(b.listPendingMessages('other-guild').map((m) => m.text)).toEqual(['elsewhere']);
+  });
+
+  it('upgrades a database of the first schema version, keeping its sessions, and adds the pending messages', () => {
+    const v1 = openStore({ migrations: MIGRATIONS.slice(0, 1) });
+    v1.saveGuildSession(session);
+    expect(v1.schemaVersion).toBe(1);
+    v1.close();
+    const s = openStore();
+    expect(s.appliedMigrations).toEqual([`2: ${MIGRATIONS[1]!.description}`]);
+    expect(s.getGuildSession(session.guildId)).toMatchObject({ chatId: 'chat-1', active: true });
+    s.addPendingMessage({ guildId: session.guildId, chatId: 'chat-1', discordMessageId: undefined, text: 'x' });
+    expect(s.listPendingMessages(session.guildId)).toHaveLength(1);
+  });
+
   it('reports a closed store instead of crashing the process', () => {
     const s = openStore();
     s.close();

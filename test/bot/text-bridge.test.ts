@@ -4,11 +4,13 @@
  * characters, edits and deletions map to Voxta, reconnects are announced once and lose nothing,
  * and a restart resumes from SQLite.
  */
+import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/commands/index.js';
 import { ESCAPE_PREFIX } from '../../src/voxta/user-text.js';
 import { ARIA_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/index.js';
 import { FakeGuild, humanMessage, interaction, makeCore, waitUntil, type CoreHarness } from './fixtures.js';
+
 
 let sim: VoxtaSim;
 let h: CoreHarness;
@@ -32,6 +34,8 @@ afterEach(async () => {
 });
 
 const sends = () => sim.received.filter((m) => m.payload.$type === 'send').map((m) => String(m.payload.text));
+/** User messages as stored in the chat on the Voxta side (its history survives restarts). */
+const chatUserTexts = (chatId: string) => (sim.chats().find((c) => c.id === chatId)?.messages ?? []).filter((m) => m.role === 'User').map((m) => m.text);
 
 async function say(authorId: string, name: string, text: string) {
   const msg = humanMessage(general.id, authorId, name, text);
@@ -223,6 +227,100 @@ describe('resilience', () => {
     await waitUntil(() => h.core.session(guild.id).state === 'active', 'the automatic resume', 10_000);
     expect(sim.sessions().map((s) => s.chatId)).toEqual([chatId]);
     expect(general.texts().filter((t) => t.startsWith('I could not get the connection to Voxta back'))).toHaveLength(1);
+  }, 20_000);
+
+  it('a message typed while Voxta is down survives a shutdown: delivered once on the next start, before a newer one', async () => {
+    const chatId = h.store.getGuildSession(guild.id)!.chatId!;
+    await sim.stop();
+    await waitUntil(() => general.texts().find((t) => t.startsWith('I lost the connection to Voxta')), 'the lost notice');
+    const held = await say(ALICE, 'Alice', 'typed during the outage');
+    expect(held.reactions.has('⏳')).toBe(true);
+    expect(h.store.listPendingMessages(guild.id).map((m) => [m.text, m.chatId, m.sent])).toEqual([['typed during the outage', chatId, false]]);
+    const { dataDir, guilds } = h;
+    await h.close(); // SIGTERM: Voxta still down
+    await sim.start();
+    h = makeCore(sim.url, { dataDir, guilds });
+    const resuming = h.core.resumeAll();
+    expect(h.core.session(guild.id).state).toBe('starting');
+    const newer = await say(ALICE, 'Alice', 'typed as it comes back');
+    await resuming;
+    await waitUntil(() => chatUserTexts(chatId).length === 2, 'both messages stored in the chat');
+    expect(chatUserTexts(chatId)).toEqual(['typed during the outage', 'typed as it comes back']);
+    expect(sends()).toEqual(['typed during the outage', 'typed as it comes back']);
+    await waitUntil(() => h.store.listPendingMessages(guild.id).length === 0, 'the pending rows removed once Voxta confirmed them');
+    await waitUntil(() => !newer.reactions.has('⏳'), 'the ⏳ of the newer message cleared');
+    // The link to the Voxta message exists (an edit after the restart would reach it).
+    expect(h.store.findMessageLink(held.id)?.chatId).toBe(chatId);
+    expect(general.texts().some((t) => t.includes('did not reach'))).toBe(false);
+  }, 15_000);
+
+  it('after a crash between "written to Voxta" and "confirmed", sends again only what is not in the chat history', async () => {
+    const chatId = h.store.getGuildSession(guild.id)!.chatId!;
+    await say(ALICE, 'Alice', 'ok');
+    await waitUntil(() => general.posted.find((p) => p.content.includes('You said: ok')), 'the first reply');
+    await say(ALICE, 'Alice', 'delivered before the crash');
+    await waitUntil(() => general.posted.find((p) => p.content.includes('You said: delivered before the crash')), 'the second reply');
+    await waitUntil(() => h.store.listPendingMessages(guild.id).length === 0, 'nothing pending');
+    const history = sim.chats().find((c) => c.id === chatId)!.messages;
+    // The message after the first "ok": the last one the crashed process had seen when it wrote.
+    const anchor = history[history.findIndex((m) => m.text === 'ok') + 1]!.messageId;
+    const { dataDir, guilds } = h;
+    await h.close();
+    h = makeCore(sim.url, { dataDir, guilds });
+    // What the store holds after a SIGKILL in that window (rows the dead process wrote itself).
+    const rows = [
+      { text: 'delivered before the crash', sent: true }, // stored by Voxta; echo never seen
+      { text: 'ok', sent: true }, // a second "ok", written but lost with the connection
+      { text: 'never written', sent: false },
+    ];
+    for (const [i, r] of rows.entries()) {
+      const id = h.store.addPendingMessage({ guildId: guild.id, chatId, discordMessageId: `70000000000000000${i}`, text: r.text });
+      if (r.sent) h.store.markPendingMessageSent(id, anchor);
+    }
+    const before = sends().length;
+    await h.core.resumeAll();
+    await waitUntil(() => chatUserTexts(chatId).length === 4, 'the two missing messages stored');
+    expect(sends().slice(before)).toEqual(['ok', 'never written']);
+    expect(chatUserTexts(chatId)).toEqual(['ok', 'delivered before the crash', 'ok', 'never written']);
+    // The one found in the history is linked to its Voxta message (edits reach it).
+    const found = sim.chats().find((c) => c.id === chatId)!.messages.find((m) => m.text === 'delivered before the crash')!;
+    expect(h.store.findMessageLink('700000000000000000')?.voxtaMessageId).toBe(found.messageId);
+    await waitUntil(() => h.store.listPendingMessages(guild.id).length === 0, 'the pending rows removed');
+  }, 15_000);
+
+  it('tells the channel which held messages were not delivered when the chat is gone on resume', async () => {
+    await sim.stop();
+    await waitUntil(() => general.texts().find((t) => t.startsWith('I lost the connection to Voxta')), 'the lost notice');
+    const held = await say(ALICE, 'Alice', 'words for a deleted chat');
+    const { dataDir, guilds } = h;
+    await h.close();
+    await sim.start();
+    h = makeCore(sim.url, { dataDir, guilds });
+    // The chat was deleted on the Voxta side meanwhile.
+    h.store.saveGuildSession({ ...h.store.getGuildSession(guild.id)!, chatId: randomUUID() });
+    await h.core.resumeAll();
+    await waitUntil(() => general.texts().find((t) => t.includes('did not reach')), 'the not-delivered notice');
+    expect(general.texts().filter((t) => t.includes('did not reach'))).toEqual(['This message did not reach the character and will not be delivered: “words for a deleted chat”.']);
+    expect(general.texts().filter((t) => t.includes('does not know that chat'))).toHaveLength(1);
+    expect(h.store.listPendingMessages(guild.id)).toEqual([]);
+    expect(h.store.getGuildSession(guild.id)!.active).toBe(false);
+    expect(sends()).toEqual([]);
+    expect(held.reactions.has('⏳')).toBe(true); // marked by the process before the restart (it cannot unmark it)
+  }, 15_000);
+
+  it('keeps messages typed before the Voxta client gives up and delivers them after the automatic resume', async () => {
+    await sim.stop();
+    await waitUntil(() => h.core.session(guild.id).state === 'reconnecting', 'the reconnecting state');
+    const held = await say(ALICE, 'Alice', 'patience');
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('I could not get the connection to Voxta back')), 'the gave-up notice', 10_000);
+    expect(held.reactions.has('⏳')).toBe(true);
+    expect(held.reactions.has('❌')).toBe(false);
+    const during = await say(ALICE, 'Alice', 'still there?'); // typed while the resume is pending
+    await sim.start();
+    await waitUntil(() => h.core.session(guild.id).state === 'active', 'the automatic resume', 10_000);
+    await waitUntil(() => sends().length === 2, 'both held messages delivered');
+    expect(sends()).toEqual(['patience', 'still there?']);
+    await waitUntil(() => !held.reactions.has('⏳') && !during.reactions.has('⏳'), 'the ⏳ marks cleared');
   }, 20_000);
 
   it('keeps a stored chat through a guild outage at boot and resumes it when the guild is back', async () => {

@@ -99,7 +99,7 @@ describe('shutdown on SIGTERM', () => {
   // in that window drops the queue: the message never reaches the chat after the next start and
   // the user is not told. Expected: the pending messages kept (SQLite) and delivered on resume,
   // or the user told they were not delivered.
-  it.fails('a message queued while Voxta is down survives a SIGTERM restart and is delivered on resume', async () => {
+  it('a message queued while Voxta is down survives a SIGTERM restart and is delivered on resume', async () => {
     const { env: e, bot } = await bootText((x) => (env = x));
     const voxta = e.voxta!;
     await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID }));
