@@ -5,11 +5,11 @@
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
-import { VoxtaAuthError, VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '../voxta/errors.js';
+import { VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '../voxta/errors.js';
 import { Admission } from './admission.js';
 import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
 import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
-import { GuildSession, type GuildSessionState } from './guild-session.js';
+import { credentialsRefusedNotice, GuildSession, isAuthRefusal, type GuildSessionState } from './guild-session.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
 
 export interface BotCoreDeps {
@@ -36,6 +36,8 @@ export class BotCore {
   readonly log: Logger;
   private readonly sessions = new Map<string, GuildSession>();
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
+  /** Guilds whose channel was told that Voxta refused the bot's credentials (told once per outage). */
+  private readonly toldCredentialsRefused = new Set<string>();
   /** Set by app.ts: the gateway is ready. */
   discordReady = false;
   /** False when Discord refused the MessageContent intent: text bridging is off. */
@@ -89,7 +91,11 @@ export class BotCore {
         contextDebounceMs: this.deps.contextDebounceMs,
         voiceIdleLeaveMs: this.deps.voiceIdleLeaveMs,
       });
-      s.on('voxtaFailed', () => this.scheduleResume(guildId, 1));
+      s.on('voxtaFailed', (info?: { authRefused?: boolean }) => {
+        // The session already told the channel; later attempts that meet the same refusal stay quiet.
+        if (info?.authRefused) this.toldCredentialsRefused.add(guildId);
+        this.scheduleResume(guildId, 1);
+      });
       this.sessions.set(guildId, s);
     }
     return s;
@@ -146,14 +152,26 @@ export class BotCore {
     const voiceChannelId = rec.voiceChannelId && guild.isVoiceChannel(rec.voiceChannelId) ? rec.voiceChannelId : null;
     try {
       const out = await session.resume({ voiceChannelId, keepPendingOnFailure: true });
+      this.toldCredentialsRefused.delete(guildId);
       this.log.info({ guildId, chatId: out.record.chatId }, 'resume: chat resumed after restart');
       if (out.voiceNote) await session.post(out.voiceNote);
     } catch (err) {
-      if (err instanceof VoxtaNotFoundError || err instanceof VoxtaAuthError) {
+      if (err instanceof VoxtaNotFoundError) {
         this.log.warn({ guildId, err: errorInfo(err) }, 'resume: giving up on this guild');
         this.store.setGuildSessionActive(guildId, false);
-        await session.post(`I could not resume the chat with ${rec.characterName} after restarting: ${err instanceof VoxtaAuthError ? 'Voxta refused my credentials' : 'Voxta does not know that chat any more'}. Start a new one with /start.`);
+        await session.post(`I could not resume the chat with ${rec.characterName}: Voxta does not know that chat any more. Start a new one with /start.`);
         session.dropPending();
+        return;
+      }
+      if (isAuthRefusal(err)) {
+        // Not the chat's fault: it stays stored and active (a restart with the right key resumes
+        // it, held messages included). We try again quietly in case the key is accepted again.
+        this.log.warn({ guildId, err: errorInfo(err) }, 'resume: Voxta refused the credentials (check VOXTA_API_KEY); the chat stays stored, will retry');
+        if (!this.toldCredentialsRefused.has(guildId)) {
+          this.toldCredentialsRefused.add(guildId);
+          await session.post(credentialsRefusedNotice(rec.characterName));
+        }
+        this.scheduleResume(guildId, attempt + 1);
         return;
       }
       this.log.warn({ guildId, err: errorInfo(err) }, 'resume: failed; will retry');
@@ -185,6 +203,7 @@ export class BotCore {
     const t = this.resumeTimers.get(guildId);
     if (t) clearTimeout(t);
     this.resumeTimers.delete(guildId);
+    this.toldCredentialsRefused.delete(guildId);
   }
 
   // ---- Discord events forwarded by app.ts -------------------------------------------------

@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { GuildSessionRecord, PendingMessage, Store } from '../store/store.js';
+import { VoxtaAuthError } from '../voxta/errors.js';
 import type { ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText, unescapeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
@@ -121,6 +122,20 @@ interface AwaitingEcho {
   sentText: string;
   rowId: number | undefined;
   sent: boolean;
+}
+
+/** Voxta refused the bot's credentials (directly, or as the cause of giving up reconnecting). */
+export function isAuthRefusal(err: unknown): boolean {
+  for (let cur: unknown = err, depth = 0; cur && depth < 8; depth++) {
+    if (cur instanceof VoxtaAuthError) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The one notice for refused credentials: what happened, what to check, what happens to the chat. */
+export function credentialsRefusedNotice(characterName: string): string {
+  return `Voxta refused my credentials, so the chat with ${characterName} is paused. Check VOXTA_API_KEY: the chat stays stored and is resumed (with any messages sent meanwhile) once Voxta accepts the key, for example when the bot restarts with the right one.`;
 }
 
 export class GuildSession extends EventEmitter {
@@ -796,11 +811,16 @@ export class GuildSession extends EventEmitter {
   private readonly onVoxtaFailed = (err: Error): void => {
     this.log.warn({ err: errorInfo(err) }, 'guild session: Voxta connection failed for good');
     if (!this.bridging) return;
-    // The record stays active: the bot core keeps trying to resume (and so does the next start).
+    // The record stays active: the bot core tries again to resume it (and so does the next start).
+    // Refused credentials get their own notice: "keep trying" would promise what a wrong key
+    // cannot give, and the admin has something to fix.
+    const authRefused = isAuthRefusal(err);
     void this.stop('Voxta failed', {
       keepActive: true,
-      notice: 'I could not get the connection to Voxta back. I will keep trying to resume this chat; /stop cancels that.',
-    }).then(() => this.emit('voxtaFailed'));
+      notice: authRefused
+        ? credentialsRefusedNotice(this.record?.characterName ?? 'the character')
+        : 'I could not get the connection to Voxta back. I will keep trying to resume this chat; /stop cancels that.',
+    }).then(() => this.emit('voxtaFailed', { authRefused }));
   };
   private readonly onVoxtaChatClosed = (): void => {
     if (!this.bridging) return;

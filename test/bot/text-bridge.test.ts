@@ -11,6 +11,7 @@ import { ESCAPE_PREFIX } from '../../src/voxta/user-text.js';
 import { ARIA_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/index.js';
 import { FakeGuild, humanMessage, interaction, makeCore, waitUntil, type CoreHarness } from './fixtures.js';
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let sim: VoxtaSim;
 let h: CoreHarness;
@@ -321,6 +322,44 @@ describe('resilience', () => {
     await waitUntil(() => sends().length === 2, 'both held messages delivered');
     expect(sends()).toEqual(['patience', 'still there?']);
     await waitUntil(() => !held.reactions.has('⏳') && !during.reactions.has('⏳'), 'the ⏳ marks cleared');
+  }, 20_000);
+
+  it('Voxta back refusing the API key: one plain notice, no promise to keep trying, the chat kept; a restart with the right key resumes it', async () => {
+    const keyed = await startVoxtaSim({ chunkDelayMs: 1, capacityDelayMs: 50, apiKey: 'old-key-0123456789' });
+    const g = new FakeGuild('120000000000000009', 'Keyed Server');
+    const ch = g.addText('general');
+    let k = makeCore(keyed.url, { env: { VOXTA_API_KEY: 'old-key-0123456789' } });
+    k.guilds.set(g.id, g);
+    try {
+      await runCommand(interaction(k.core, g, ch.id, 'start', { strings: { character: ARIA_ID } }));
+      const chatId = k.store.getGuildSession(g.id)!.chatId!;
+      await keyed.stop();
+      keyed.options.apiKey = 'new-key-9876543210';
+      await keyed.start();
+      await waitUntil(() => ch.texts().find((t) => t.includes('refused my credentials')), 'the credentials notice', 10_000);
+      const held = humanMessage(ch.id, ALICE, 'Alice', 'typed while refused');
+      await k.core.humanMessage(g.id, held);
+      await sleep(800); // several quiet retries (back-off 100–400 ms here)
+      const notices = ch.texts().filter((t) => !t.startsWith('You said'));
+      expect(notices.filter((t) => t.includes('refused my credentials'))).toEqual([
+        'Voxta refused my credentials, so the chat with Aria is paused. Check VOXTA_API_KEY: the chat stays stored and is resumed (with any messages sent meanwhile) once Voxta accepts the key, for example when the bot restarts with the right one.',
+      ]);
+      expect(notices.filter((t) => /keep trying|after restarting|Start a new one/.test(t))).toEqual([]);
+      expect(notices.some((t) => t.includes('key-'))).toBe(false);
+      expect(k.store.getGuildSession(g.id)).toMatchObject({ active: true, chatId });
+      // Restarted with the right key: the same chat, and what was typed meanwhile.
+      const { dataDir, guilds } = k;
+      await k.close();
+      k = makeCore(keyed.url, { dataDir, guilds, env: { VOXTA_API_KEY: 'new-key-9876543210' } });
+      await k.core.resumeAll();
+      expect(k.core.session(g.id).state).toBe('active');
+      expect(keyed.sessions().map((x) => x.chatId)).toEqual([chatId]);
+      await waitUntil(() => ch.texts().find((t) => t.includes('You said: typed while refused')), 'the held message answered');
+      expect(keyed.received.filter((m) => m.payload.$type === 'send').map((m) => m.payload.text)).toEqual(['typed while refused']);
+    } finally {
+      await k.close();
+      await keyed.close();
+    }
   }, 20_000);
 
   it('keeps a stored chat through a guild outage at boot and resumes it when the guild is back', async () => {

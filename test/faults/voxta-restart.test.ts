@@ -166,7 +166,7 @@ describe('fault: Voxta killed and restarted mid-reply', () => {
   // new one with /start." — it does not keep trying, nothing restarted, and the stored chat is
   // deactivated (a bot restarted with the fixed key will not resume it). Expected: one plain
   // notice naming the refused credentials, no promise to keep trying.
-  it.fails('comes back refusing the bot’s API key: no contradictory notices ("I will keep trying", "after restarting")', async () => {
+  it('comes back refusing the bot’s API key: no contradictory notices ("I will keep trying", "after restarting")', async () => {
     const { notices } = await restartWithRotatedKey();
     expect(notices.filter((c) => /keep trying/.test(c))).toEqual([]);
     expect(notices.filter((c) => /after restarting/.test(c))).toEqual([]);
