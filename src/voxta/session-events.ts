@@ -1,0 +1,88 @@
+/**
+ * The public vocabulary of a {@link VoxtaChatSession}: its states, its typed events and its stats.
+ */
+import type { ChatInfo } from './chat-info.js';
+import type {
+  ChatClosedMessage,
+  ChatFlowMessage,
+  ChatSessionErrorMessage,
+  InterruptSpeechMessage,
+  RecordingRequestMessage,
+  RecordingStatusMessage,
+  ReplyCancelledMessage,
+  ReplyChunkMessage,
+  ReplyEndMessage,
+  ReplyGeneratingMessage,
+  ReplyStartMessage,
+  ServerMessage,
+  ServerUpdateMessage,
+  SpeechRecognitionEndMessage,
+  SpeechRecognitionPartialMessage,
+  SpeechRecognitionStartMessage,
+  WelcomeMessage,
+} from './messages.js';
+
+export type SessionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed';
+
+export interface ReconnectingInfo {
+  attempt: number;
+  error?: string;
+}
+
+export interface ReconnectedInfo {
+  /** New session id of the re-resumed chat; undefined when there was no chat to resume. */
+  sessionId?: string;
+  chatId?: string;
+  chat?: ChatInfo;
+}
+
+export interface SessionStats {
+  connects: number;
+  reconnects: number;
+  sendsQueued: number;
+  sendsWritten: number;
+  sendsResent: number;
+  sendsDropped: number;
+  sendsConfirmedByHistory: number;
+  queued: number;
+  inFlight: number;
+  droppedMessages: number;
+  listenerErrors: number;
+}
+
+/** A queued user message was written to the live session. */
+export interface SentInfo {
+  text: string;
+  sessionId: string;
+  resend: boolean;
+}
+
+export type VoxtaChatSessionEvents = {
+  state: [state: SessionState, previous: SessionState];
+  /** Every parsed server message (including those of other sessions). */
+  message: [message: ServerMessage];
+  welcome: [message: WelcomeMessage];
+  chatStarted: [chat: ChatInfo];
+  chatClosed: [message: ChatClosedMessage];
+  /** The chat we owned could not be resumed after a reconnect (deleted, …). */
+  chatLost: [info: { chatId: string; error: string }];
+  chatFlow: [message: ChatFlowMessage];
+  chatSessionError: [message: ChatSessionErrorMessage];
+  replyGenerating: [message: ReplyGeneratingMessage];
+  replyStart: [message: ReplyStartMessage];
+  replyChunk: [message: ReplyChunkMessage];
+  replyEnd: [message: ReplyEndMessage];
+  replyCancelled: [message: ReplyCancelledMessage];
+  update: [message: ServerUpdateMessage];
+  interruptSpeech: [message: InterruptSpeechMessage];
+  recordingRequest: [message: RecordingRequestMessage];
+  recordingStatus: [message: RecordingStatusMessage];
+  speechRecognitionStart: [message: SpeechRecognitionStartMessage];
+  speechRecognitionPartial: [message: SpeechRecognitionPartialMessage];
+  speechRecognitionEnd: [message: SpeechRecognitionEndMessage];
+  /** A queued user message was written to the live session. */
+  sent: [info: SentInfo];
+  reconnecting: [info: ReconnectingInfo];
+  reconnected: [info: ReconnectedInfo];
+  failed: [error: Error];
+};

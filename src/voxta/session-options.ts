@@ -1,0 +1,78 @@
+/**
+ * What a {@link VoxtaChatSession} can be told: construction options (with their defaults) and the
+ * options of `startChat` / `resumeChat`.
+ */
+import type { Logger } from '../log.js';
+import type { VoxtaEndpoint } from './endpoint.js';
+import type { AudioInputCapability, ContextItem } from './messages.js';
+
+export interface ReconnectOptions {
+  /** First retry delay (default 500 ms). */
+  initialDelayMs?: number;
+  /** Cap of the exponential back-off (default 15 s). */
+  maxDelayMs?: number;
+  /** Give up (emit `failed`, state `closed`) after trying for this long (default 5 min). */
+  giveUpAfterMs?: number;
+  /** ± fraction of random jitter on each delay (default 0.2). */
+  jitter?: number;
+}
+
+export interface VoxtaChatSessionOptions {
+  endpoint: VoxtaEndpoint;
+  clientVersion?: string;
+  /** `WebSocketStream` (default) lets the server use our microphone socket; `None` for text only. */
+  audioInput?: AudioInputCapability;
+  acceptedAudioContentTypes?: string[];
+  expectedApiVersion?: string;
+  /** Playback acks by the session itself (default true; the voice pipeline turns it off). */
+  autoAcknowledge?: boolean;
+  /** Safety net of the playback contract (default 30 s). */
+  playbackSafetyTimeoutMs?: number;
+  timeouts?: {
+    /** SignalR negotiate + WebSocket open (default 15 s). */
+    connectMs?: number;
+    /** authenticate → welcome (default 10 s). */
+    welcomeMs?: number;
+    /** start/resume → chatStarted (default 30 s: a full server waits 10 s before refusing). */
+    chatStartMs?: number;
+    /** stopChat → chatClosed (default 10 s). */
+    stopMs?: number;
+    /** list requests (default 10 s). */
+    requestMs?: number;
+  };
+  reconnect?: ReconnectOptions;
+  /** SignalR: drop the connection after this long without hearing from the server (default 30 s). */
+  serverTimeoutMs?: number;
+  /** SignalR ping period (default 15 s). */
+  keepAliveMs?: number;
+  /** Skip the negotiate request (default false). */
+  skipNegotiation?: boolean;
+  /** Cap on queued user messages; the oldest is dropped beyond it (default 100). */
+  maxQueuedSends?: number;
+  log?: Logger;
+  /** Extra log bindings (e.g. a guild id) for every line of this session. */
+  logBindings?: Record<string, unknown>;
+}
+
+export interface StartChatOptions {
+  characterId: string;
+  /** Load this existing chat (startChat with chatId). */
+  chatId?: string;
+  contexts?: ContextItem[];
+  contextKey?: string;
+}
+
+export interface ResumeChatOptions {
+  chatId: string;
+  contexts?: ContextItem[];
+  contextKey?: string;
+}
+
+export type SessionTimeout = keyof NonNullable<VoxtaChatSessionOptions['timeouts']>;
+
+const DEFAULT_TIMEOUTS: Record<SessionTimeout, number> = { connectMs: 15_000, welcomeMs: 10_000, chatStartMs: 30_000, stopMs: 10_000, requestMs: 10_000 };
+
+/** The configured timeout, or its default. */
+export function timeoutOf(opts: VoxtaChatSessionOptions, k: SessionTimeout): number {
+  return opts.timeouts?.[k] ?? DEFAULT_TIMEOUTS[k];
+}
