@@ -205,7 +205,13 @@ export class FloorArbiter {
         this.waiting.splice(i, 1);
       }
     }
-    if (this.holder?.speakerId === speakerId && !this.holder.ended) this.endHolder(this.holder, this.now());
+    const h = this.holder;
+    if (h?.speakerId === speakerId && !h.ended) {
+      this.endHolder(h, this.now());
+      // A speaker who leaves mid-sentence has not been silent for an end of utterance yet: keep the
+      // floor until they would have been, or the next speaker's words join theirs in one recognition.
+      h.releaseAt = Math.max(h.releaseAt, h.lastVoicedOut + this.eouMs + this.hangoverMs);
+    }
     this.advance(this.now());
   }
 

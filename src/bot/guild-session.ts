@@ -427,7 +427,7 @@ export class GuildSession extends EventEmitter {
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
         notify: (text) => void this.post(text),
         mirror: (kind, name, text) => this.mirror(kind, name, text),
-        humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).length,
+        humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).map((m) => m.id),
       });
       this.voice = voice;
       voice.once('ended', (why: string) => {

@@ -63,10 +63,11 @@ export interface GuildVoiceOptions {
   notify(text: string): void;
   mirror(kind: 'member' | 'character', name: string, text: string): void;
   /**
-   * Humans in the voice channel now (optional). With more than one, transcripts are sent in the
-   * attributed form `Name: text`; without this, the number of distinct members heard so far is used.
+   * Ids of the humans in the voice channel now (optional). A transcript is sent plain only when its
+   * speaker is the one person there; otherwise in the attributed form `Name: text`. Without this,
+   * the number of distinct members heard so far decides.
    */
-  humansInChannel?(): number;
+  humansInChannel?(): readonly string[];
   /** Forward @discordjs/voice debug output (incl. DAVE) to the debug log. */
   debug?: boolean;
   /** Join timeout (default 20 s). */
@@ -418,6 +419,18 @@ export class GuildVoice extends EventEmitter<Events> {
     void this.voxta.interrupt();
   }
 
+  /**
+   * Whether a transcript can go without a name: its speaker is the only human there. Presence is
+   * read when the transcript arrives, so a speaker who left before Voxta finished recognising is
+   * still named rather than taken for whoever stayed.
+   */
+  private speakerIsAlone(speakerId: string | undefined): boolean {
+    const present = this.opts.humansInChannel?.();
+    if (!present) return this.attribution.distinctSpeakers <= 1;
+    if (present.length === 0) return true;
+    return present.length === 1 && (speakerId === undefined || present[0] === speakerId);
+  }
+
   private onTranscript(m: SpeechRecognitionEndMessage): void {
     const now = performance.now();
     const utterance = this.attribution.recognitionEnded(now);
@@ -433,8 +446,7 @@ export class GuildVoice extends EventEmitter<Events> {
     this.lastTranscript = { text: raw, at: now };
     const speakerId = utterance?.speakerId ?? this.uplink.floorHolder;
     const name = speakerId ? this.opts.displayName(speakerId) : 'Someone';
-    const humans = this.opts.humansInChannel?.() ?? this.attribution.distinctSpeakers;
-    const text = humans > 1 ? attributeSpeaker(name, raw) : capText(sanitizeUserText(raw), MAX_USER_TEXT_CHARS).text;
+    const text = this.speakerIsAlone(speakerId) ? capText(sanitizeUserText(raw), MAX_USER_TEXT_CHARS).text : attributeSpeaker(name, raw);
     if (text === '') return;
     this.lastSpeaker = speakerId;
     this.lastSentText = text;

@@ -7,9 +7,6 @@
  * stays theirs. People joining and leaving while the character talks change the E2EE group under
  * the playing audio: it must keep flowing, encrypted.
  *
- * Two tests here are `it.fails`: they describe the right behaviour and fail today because of bugs
- * in src/ (see each test's comment). They turn red ("expected to fail but passed") once fixed:
- * then drop the `.fails`.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { E2EEnv } from '../harness/env.js';
@@ -110,23 +107,15 @@ describe('scenario: members come and go in voice', () => {
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 
-  // BUG (src/voice/guild-voice.ts, onTranscript): whether a transcript is prefixed with its
-  // speaker's name is decided by how many humans are in the channel WHEN THE TRANSCRIPT ARRIVES
-  // (`humans > 1`), not by who spoke. Alice left before Voxta finished recognising her words, Bob
-  // is alone, so her sentence goes to Voxta as plain text — as if Bob had said it. Expected:
-  // named whenever the speaker is not the one (and only) person present.
-  it.fails('… and what the leaver said before going is still attributed to her (today: sent plain, as if Bob said it)', () => {
+  // Presence is read when the transcript arrives: Alice left before Voxta finished recognising her
+  // words and Bob is alone, yet her sentence must not go to Voxta as if Bob had said it.
+  it('… and what the leaver said before going is still attributed to her', () => {
     expect(afterLeave?.[0]).toBe('Alice: utterance 1');
   });
 
-  // BUG (src/audio/floor.ts, FloorArbiter.removeSpeaker): when the floor holder leaves, the floor
-  // is released after only `floorHangoverMs` (200 ms) — `endHolder(h, now)` sets
-  // `releaseAt = now + hangoverMs` — instead of after `endOfUtteranceMs` of silence on the output
-  // timeline as for a normal end of utterance. A member who starts speaking right then is
-  // forwarded ~200 ms after the leaver's last frame; Voxta (600 ms end-of-speech) hears ONE
-  // utterance: Alice's half sentence and Bob's words merged into one recognition. Suggested fix:
-  // in removeSpeaker, after endHolder, `h.releaseAt = Math.max(now, h.lastVoicedOut) + this.eouMs`.
-  it.fails('a member who speaks right after the floor holder left is still heard as a separate turn (today: merged with hers)', async () => {
+  // The floor holder leaving mid-sentence still leaves an end-of-utterance silence before the next
+  // speaker is forwarded, so Voxta hears two turns rather than one merged recognition.
+  it('a member who speaks right after the floor holder left is still heard as a separate turn', async () => {
     const { recognitions } = await leaveMidSentence(0);
     expect(recognitions.map((r) => r.text)).toEqual(['utterance 1', 'utterance 2']);
   }, 90_000);

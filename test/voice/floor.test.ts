@@ -171,6 +171,26 @@ describe('FloorArbiter', () => {
     expect(s.arb.stats().framesBuffered).toBe(0);
   });
 
+  it('a floor holder who leaves mid-sentence still gets an end-of-utterance silence before the next speaker', () => {
+    const s = setup({ endOfUtteranceMs: 700, floorHangoverMs: 200 });
+    for (let i = 0; i < 20; i++) {
+      s.arb.push('alice', frame(1), true);
+      s.advance(20);
+    }
+    const lastAlice = s.now;
+    s.arb.removeSpeaker('alice'); // she left the channel while talking
+    s.advance(100);
+    for (let i = 0; i < 20; i++) {
+      s.arb.push('carol', frame(3), true);
+      s.advance(20);
+    }
+    s.advance(3000);
+    const startCarol = s.events.find((e) => e.type === 'utteranceStart' && e.speakerId === 'carol') as Extract<FloorEvent, { type: 'utteranceStart' }>;
+    // Voxta needs the silence to close Alice's turn, or her half sentence and Carol's words are one.
+    expect(startCarol.at - lastAlice).toBeGreaterThanOrEqual(700);
+    expect(tags(s.events, 'carol')).toHaveLength(20);
+  });
+
   it('does not prepend a stale pre-roll to a later utterance', () => {
     const s = setup();
     s.arb.push('alice', frame(9), false);
