@@ -77,7 +77,7 @@ export async function startDiscordSim(opts: DiscordSimOptions = {}): Promise<Dis
   } else if (opts.voice) {
     voice = opts.voice;
   } else {
-    real = await startVoiceServer({ dave: opts.dave ?? 'off', ...(opts.voiceHeartbeatIntervalMs ? { helloIntervalMs: opts.voiceHeartbeatIntervalMs } : {}) });
+    real = await startVoiceServer({ dave: opts.dave ?? 'off', log, ...(opts.voiceHeartbeatIntervalMs ? { helloIntervalMs: opts.voiceHeartbeatIntervalMs } : {}) });
     voice = real;
   }
   try {

@@ -29,6 +29,8 @@ export interface VoiceServerOptions {
   host?: string;
   /** heartbeat_interval sent in HELLO. Default 13750 ms, like Discord. */
   helloIntervalMs?: number;
+  /** Where to log; default the root logger. */
+  log?: Logger;
 }
 
 export interface SessionInfo {
@@ -75,7 +77,7 @@ const SPEAKING_LEAD_MS = 20;
 
 export async function startVoiceServer(opts: VoiceServerOptions): Promise<VoiceServer> {
   const host = opts.host ?? '127.0.0.1';
-  const log = logger().child({ component: 'sim-discord-voice' });
+  const log = (opts.log ?? logger()).child({ component: 'sim-discord-voice' });
   const cert = await generateTestCertificate(host);
   let udp: VoiceUdp | undefined;
   try {
