@@ -359,7 +359,8 @@ export class GuildSession extends EventEmitter {
     if (this.contextTimer) clearTimeout(this.contextTimer);
     this.contextTimer = undefined;
     await this.leaveVoice(reason);
-    for (const r of this.renderers.values()) await r.finish().catch(() => undefined);
+    // A reply still streaming is cut here: it says so.
+    for (const r of this.renderers.values()) await r.finish({ interrupted: true }).catch(() => undefined);
     this.renderers.clear();
     const voxta = this.voxta;
     this.voxta = undefined;
@@ -800,6 +801,9 @@ export class GuildSession extends EventEmitter {
   private readonly onVoxtaReconnected = (): void => {
     if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
     this.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.lastStoredMessageId;
+    // Replies the lost connection was streaming will never end: show them as cut.
+    for (const r of this.renderers.values()) void r.finish({ interrupted: true }).catch(() => undefined);
+    this.renderers.clear();
     this.clearPendingMarks();
     if (this.announced.has('reconnecting')) {
       this.announced.delete('reconnecting');
@@ -876,7 +880,7 @@ export class GuildSession extends EventEmitter {
           this.recentReplies.set(m.messageId, r);
           if (this.recentReplies.size > 20) this.recentReplies.delete(this.recentReplies.keys().next().value!);
           const chatId = this.voxta?.chatId;
-          void r.finish().then((ids) => {
+          void r.finish({ interrupted: m.$type === 'replyCancelled' }).then((ids) => {
             if (chatId) for (const id of ids) this.link(id, m.messageId, chatId);
           });
         }

@@ -12,6 +12,9 @@ import { DISCORD_MESSAGE_LIMIT, findSplitPoint, splitMessage } from './split-mes
 
 const collapse = (t: string): string => t.replace(/\s+/g, ' ').trim();
 
+/** Appended to a reply that ended without Voxta finishing it (cancelled, stopped, connection lost). */
+export const INTERRUPTED_MARK = '*(interrupted)*';
+
 export interface ReplyRendererOptions {
   editIntervalMs?: number;
   limit?: number;
@@ -28,6 +31,8 @@ export class ReplyRenderer {
   private timer: NodeJS.Timeout | undefined;
   private lastFlushAt = 0;
   private done = false;
+  /** The reply was cut off: its text carries {@link INTERRUPTED_MARK}. */
+  private interrupted = false;
   private readonly editIntervalMs: number;
   private readonly limit: number;
 
@@ -52,10 +57,17 @@ export class ReplyRenderer {
     this.schedule();
   }
 
-  /** Writes out everything and resolves with the ids of all messages of this reply. */
-  async finish(): Promise<string[]> {
+  /**
+   * Writes out everything and resolves with the ids of all messages of this reply. `interrupted`:
+   * the reply ended without Voxta finishing it, so the shown text says so instead of looking whole.
+   */
+  async finish(opts: { interrupted?: boolean } = {}): Promise<string[]> {
     if (!this.done) {
       this.done = true;
+      if (opts.interrupted && this.text.trim() !== '') {
+        this.interrupted = true;
+        this.text = `${this.text.trimEnd()} ${INTERRUPTED_MARK}`;
+      }
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       this.enqueueFlush();
@@ -69,8 +81,9 @@ export class ReplyRenderer {
    * of an interrupted spoken reply): show that text instead, in the same messages. Messages the
    * new text no longer needs say so rather than vanish.
    */
-  async rewrite(text: string): Promise<void> {
+  async rewrite(stored: string): Promise<void> {
     await this.finish();
+    const text = this.interrupted ? `${stored.trimEnd()} ${INTERRUPTED_MARK}` : stored;
     if (collapse(text) === collapse(this.text)) return;
     this.text = text;
     const parts = splitMessage(text, this.limit);

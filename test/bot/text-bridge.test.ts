@@ -125,6 +125,31 @@ describe('text bridge', () => {
     await waitUntil(() => general.texts().find((t) => t.includes('You said: third try') && t.includes('reply number')), 'a whole reply again');
   });
 
+  it('marks a reply Voxta cancelled, and one cut by /stop, as interrupted', async () => {
+    sim.faults.errorMidReply = true; // after the first chunk: chatSessionError, replyCancelled, replyEnd
+    await say(ALICE, 'Alice', 'first');
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('You said: first.') && p.content.endsWith('*(interrupted)*')), 'the cancelled reply marked');
+    sim.faults.errorMidReply = false;
+    await say(ALICE, 'Alice', 'second');
+    const whole = await waitUntil(() => general.posted.find((p) => p.content === 'You said: second. This is Aria, reply number 2.'), 'a whole reply');
+    expect(whole.content).not.toContain('interrupted');
+    sim.options.chunkDelayMs = 400;
+    await say(ALICE, 'Alice', 'third');
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('You said: third.')), 'the first chunk of the third reply');
+    await runCommand(interaction(h.core, guild, general.id, 'stop'));
+    const cut = general.posted.find((p) => p.content.startsWith('You said: third.'))!;
+    expect(cut.content).toBe('You said: third. *(interrupted)*');
+  });
+
+  it('marks a reply cut by a lost Voxta connection as interrupted once the chat is back', async () => {
+    sim.options.chunkDelayMs = 400;
+    await say(ALICE, 'Alice', 'tell me more');
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('You said: tell me more.')), 'the first chunk');
+    sim.dropHubConnections();
+    await waitUntil(() => general.posted.find((p) => p.content.startsWith('Reconnected to Voxta')), 'the reconnect', 10_000);
+    await waitUntil(() => general.posted.find((p) => p.content === 'You said: tell me more. *(interrupted)*'), 'the cut reply marked');
+  }, 15_000);
+
   it('maps edits and deletions of bridged messages to the Voxta messages they created', async () => {
     const msg = await say(ALICE, 'Alice', 'I like cats');
     await waitUntil(() => sim.sent.find((m) => (m.payload as { $type?: string; role?: string }).$type === 'update'), 'the user message echo');

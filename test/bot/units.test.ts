@@ -89,6 +89,25 @@ describe('ReplyRenderer', () => {
     expect(ch.posted.map((p) => p.edits)).toEqual(edits.map((e) => e + 1));
   });
 
+  it('marks a reply that was cut off, within the message limit, and keeps the mark when Voxta rewrites it', async () => {
+    const ch = new RecordingChannel('1', 'general');
+    const r = new ReplyRenderer(ch, { log, editIntervalMs: 1, limit: 50 });
+    r.append('One two three four five.');
+    r.append('Six seven eight nine ten.'); // exactly 50 characters with the first
+    await r.finish({ interrupted: true });
+    expect(ch.texts()).toEqual(['One two three four five. Six seven eight nine ten.', '*(interrupted)*']);
+    expect(ch.texts().every((t) => t.length <= 50)).toBe(true);
+    await r.rewrite('One two three four five.');
+    expect(ch.texts()).toEqual(['One two three four five. *(interrupted)*', '*(not said: the reply was cut short)*']);
+    // A reply that ended normally carries no mark; an interruption after the end changes nothing.
+    const ch2 = new RecordingChannel('2', 'general');
+    const whole = new ReplyRenderer(ch2, { log, editIntervalMs: 1 });
+    whole.append('All said.');
+    await whole.finish();
+    await whole.finish({ interrupted: true });
+    expect(ch2.texts()).toEqual(['All said.']);
+  });
+
   it('keeps going when Discord refuses a post', async () => {
     let fail = true;
     const ch = new RecordingChannel('1', 'general');
