@@ -681,6 +681,12 @@ export class GuildSession extends EventEmitter {
     if (notSent.length) void this.post(notDeliveredNotice(notSent));
   }
 
+  /** The oldest stored pending message of this guild that is not tracked in memory and matches. */
+  private untrackedPending(match: (row: PendingMessage) => boolean): PendingMessage | undefined {
+    const tracked = new Set(this.awaitingEcho.map((a) => a.rowId));
+    return this.storedPending().find((r) => !tracked.has(r.id) && match(r));
+  }
+
   private unmarkPending(rowId: number, failed = false): void {
     const i = this.pending.findIndex((p) => p.rowId === rowId);
     if (i < 0) return;
@@ -778,14 +784,14 @@ export class GuildSession extends EventEmitter {
   private readonly onVoxtaSent = (info: { text: string }): void => {
     // Written on a live connection: from now on it may be in the chat even if we never see the echo.
     const e = this.awaitingEcho.find((a) => a.sentText === info.text && !a.sent) ?? this.awaitingEcho.find((a) => a.sentText === info.text);
-    if (e) {
-      e.sent = true;
-      if (e.rowId !== undefined) {
-        try {
-          this.deps.store.markPendingMessageSent(e.rowId, this.lastStoredMessageId);
-        } catch (err) {
-          this.log.warn({ err: errorInfo(err) }, 'guild session: marking a pending message sent failed');
-        }
+    if (e) e.sent = true;
+    // (One no longer tracked in memory, after a long outage, is found by its text.)
+    const rowId = e ? e.rowId : this.untrackedPending((r) => !r.sent && r.text === info.text)?.id;
+    if (rowId !== undefined) {
+      try {
+        this.deps.store.markPendingMessageSent(rowId, this.lastStoredMessageId);
+      } catch (err) {
+        this.log.warn({ err: errorInfo(err) }, 'guild session: marking a pending message sent failed');
       }
     }
     const i = this.pending.findIndex((p) => p.sentText === info.text);
@@ -905,6 +911,8 @@ export class GuildSession extends EventEmitter {
           const earlier = this.awaitingEcho.slice(0, idx).filter((e) => e.sent);
           this.forgetPending([hit.rowId, ...earlier.map((e) => e.rowId)]);
           for (const e of earlier) e.rowId = undefined;
+        } else {
+          this.forgetPending([this.untrackedPending((r) => r.sent && unescapeUserText(r.text) === text)?.id]);
         }
         break;
       }

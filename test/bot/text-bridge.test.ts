@@ -314,6 +314,26 @@ describe('resilience', () => {
     await waitUntil(() => h.store.listPendingMessages(guild.id).length === 0, 'the pending rows removed');
   }, 15_000);
 
+  it('after a long outage (more messages than tracked in memory) every message is delivered once and none is pending afterwards', async () => {
+    const chatId = h.store.getGuildSession(guild.id)!.chatId!;
+    await sim.stop();
+    await waitUntil(() => h.core.session(guild.id).state === 'reconnecting', 'the reconnecting state');
+    const texts = Array.from({ length: 60 }, (_, i) => `outage message ${i + 1}`);
+    for (const t of texts) await say(ALICE, 'Alice', t);
+    expect(h.store.listPendingMessages(guild.id)).toHaveLength(60);
+    await sim.start();
+    await waitUntil(() => chatUserTexts(chatId).length === 60, 'all 60 stored in the chat', 10_000);
+    expect(chatUserTexts(chatId)).toEqual(texts);
+    await waitUntil(() => h.store.listPendingMessages(guild.id).length === 0, 'no pending row left', 5000);
+    // And a restart sends nothing again.
+    const { dataDir, guilds } = h;
+    await h.close();
+    h = makeCore(sim.url, { dataDir, guilds });
+    await h.core.resumeAll();
+    await sleep(200);
+    expect(sends()).toEqual(texts);
+  }, 20_000);
+
   it('tells the channel which held messages were not delivered when the chat is gone on resume', async () => {
     await sim.stop();
     await waitUntil(() => general.texts().find((t) => t.startsWith('I lost the connection to Voxta')), 'the lost notice');
