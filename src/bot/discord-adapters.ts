@@ -7,6 +7,7 @@ import {
   ChannelType,
   MessageFlags,
   PermissionFlagsBits,
+  Routes,
   type AutocompleteInteraction,
   type ChatInputCommandInteraction,
   type Client,
@@ -47,6 +48,19 @@ export function textChannelPort(channel: SendableChannels & { id: string; name?:
     },
     async sendTyping() {
       await channel.sendTyping();
+    },
+    markable(messageId) {
+      // The bot's own reaction, by REST: the message need not be in the cache (or fetched).
+      const route = (emoji: string) => Routes.channelMessageOwnReaction(channel.id, messageId, encodeURIComponent(emoji));
+      return {
+        id: messageId,
+        react: async (emoji) => {
+          await channel.client.rest.put(route(emoji));
+        },
+        unreact: async (emoji) => {
+          await channel.client.rest.delete(route(emoji));
+        },
+      };
     },
   };
 }

@@ -667,12 +667,17 @@ export class GuildSession extends EventEmitter {
         }
       }
       delivered.add(row.id);
+      // Held by an earlier process: its ⏳ goes when the Voxta client writes it, like any other.
+      this.trackMark(row);
       this.deliver(voxta, row.discordMessageId, row.text, 'text', row.id);
     }
     // Held in memory only (storing them failed): after the stored ones, in order.
     for (const p of this.pending) if (p.rowId === undefined) this.deliver(voxta, p.message.id, p.sentText, 'text');
     // Rows of the guild not held here any more (another chat): their ⏳ goes, ❌ instead.
-    for (const row of lost) this.unmarkPending(row.id, true);
+    for (const row of lost) {
+      this.trackMark(row);
+      this.unmarkPending(row.id, !row.sent);
+    }
     this.forgetPending([...done, ...lost.map((r) => r.id)]);
     if (done.length || delivered.size || lost.length) {
       this.log.info({ delivered: delivered.size, alreadyInChat: done.length, notDelivered: lost.length }, 'guild session: held messages handled');
@@ -685,6 +690,13 @@ export class GuildSession extends EventEmitter {
   private untrackedPending(match: (row: PendingMessage) => boolean): PendingMessage | undefined {
     const tracked = new Set(this.awaitingEcho.map((a) => a.rowId));
     return this.storedPending().find((r) => !tracked.has(r.id) && match(r));
+  }
+
+  /** A stored row's Discord message, for its status marks, when this process has no handle on it yet. */
+  private trackMark(row: PendingMessage): void {
+    if (!row.discordMessageId || this.pending.some((p) => p.rowId === row.id)) return;
+    const message = this.channel()?.markable(row.discordMessageId);
+    if (message) this.pending.push({ message, sentText: row.text, rowId: row.id });
   }
 
   private unmarkPending(rowId: number, failed = false): void {
@@ -715,6 +727,14 @@ export class GuildSession extends EventEmitter {
     for (const p of inMemory) {
       void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
       void p.message.react('❌').catch(() => undefined);
+    }
+    // Held by an earlier process (no handle here): marked through the channel by id.
+    const handled = new Set(inMemory.map((p) => p.rowId));
+    for (const row of rows) {
+      if (handled.has(row.id) || !row.discordMessageId) continue;
+      const m = this.channel()?.markable(row.discordMessageId);
+      void m?.unreact(PENDING_EMOJI).catch(() => undefined);
+      if (!row.sent) void m?.react('❌').catch(() => undefined);
     }
     // Only those never written to Voxta are surely undelivered (a written one may be in the chat).
     const notSent: Array<{ text: string }> = rows.filter((r) => !r.sent);

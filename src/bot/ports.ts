@@ -34,6 +34,11 @@ export interface TextChannelPort {
   readonly name: string;
   send(message: string | OutgoingMessage): Promise<PostedMessage>;
   sendTyping(): Promise<void>;
+  /**
+   * A message of this channel known only by id (e.g. one held before a restart), to set or clear
+   * the bot's own status marks on it without fetching it.
+   */
+  markable(messageId: string): MarkableMessage;
 }
 
 export interface VoiceMember {

@@ -37,7 +37,7 @@ export class ReplyRenderer {
   private readonly limit: number;
 
   constructor(
-    private readonly channel: TextChannelPort,
+    private readonly channel: Pick<TextChannelPort, 'id' | 'send'>,
     private readonly opts: ReplyRendererOptions,
   ) {
     this.editIntervalMs = opts.editIntervalMs ?? 1000;

@@ -55,6 +55,17 @@ export class RecordingChannel implements TextChannelPort {
   async sendTyping(): Promise<void> {
     this.typing++;
   }
+  /** The bot's reactions on messages it only knows by id (held before a restart). */
+  readonly marks = new Map<string, Set<string>>();
+  markable(messageId: string) {
+    const marks = this.marks.get(messageId) ?? new Set<string>();
+    this.marks.set(messageId, marks);
+    return {
+      id: messageId,
+      react: async (emoji: string) => void marks.add(emoji),
+      unreact: async (emoji: string) => void marks.delete(emoji),
+    };
+  }
   texts(): string[] {
     return this.posted.map((p) => p.content);
   }

@@ -178,6 +178,29 @@ describe('bot resilience end to end', () => {
     expect(history).toEqual(['before the crash', 'while resuming', 'after the crash']);
   }, 60_000);
 
+  it('a message typed while Voxta is down survives SIGTERM: delivered once after the restart, its ⏳ cleared by the new process', async () => {
+    const { env, bot } = await boot();
+    await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
+    const chatId = env.voxta!.sessions()[0]!.chatId;
+    await env.voxta!.stop();
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.startsWith('I lost the connection to Voxta'), 10_000);
+    const held = env.alice.say(env.text.id, 'typed while Voxta is down');
+    const marked = () => env.discord.messages(env.text.id).find((m) => m.id === held.id)!.reactions;
+    await env.voxta!.waitFor(() => (marked().get('⏳')?.has(env.discord.botUserId) ? true : undefined), 5000, 'the ⏳ mark');
+    expect(await bot.kill('SIGTERM', 12_000)).toEqual({ code: 0, signal: null });
+    await env.voxta!.start();
+    const again = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id } });
+    await again.waitForLog(/chat resumed after restart/, 20_000);
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: typed while Voxta is down'), 10_000);
+    await env.voxta!.waitFor(() => (marked().has('⏳') ? undefined : true), 5000, 'the ⏳ cleared');
+    expect(marked().has('❌')).toBe(false);
+    env.alice.say(env.text.id, 'after the restart');
+    await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: after the restart'), 10_000);
+    const history = env.voxta!.chats().find((c) => c.id === chatId)!.messages.filter((m) => m.role === 'User').map((m) => m.text);
+    expect(history).toEqual(['typed while Voxta is down', 'after the restart']);
+    expect(env.voxta!.received.filter((m) => m.payload.$type === 'send').map((m) => m.payload.text)).toEqual(['typed while Voxta is down', 'after the restart']);
+  }, 60_000);
+
   it('exits at once on a second signal', async () => {
     const { env, bot } = await boot();
     await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
