@@ -645,6 +645,8 @@ export class GuildSession extends EventEmitter {
    */
   private deliverHeld(voxta: VoxtaSessionPort, chatId: string, history: readonly HistoryMessage[]): void {
     this.holding = false;
+    // Stopped while joining voice: the rows were kept or abandoned by stop() already.
+    if (this.voxta !== voxta || !this.bridging) return;
     const rows = this.storedPending();
     const lost: PendingMessage[] = [];
     const done: number[] = [];

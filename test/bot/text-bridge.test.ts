@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCommand } from '../../src/commands/index.js';
 import { ESCAPE_PREFIX } from '../../src/voxta/user-text.js';
-import { ARIA_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/index.js';
+import { ARIA_ID, HOLT_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/index.js';
 import { FakeGuild, humanMessage, interaction, makeCore, waitUntil, type CoreHarness } from './fixtures.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -358,6 +358,26 @@ describe('resilience', () => {
     expect(sends()).toEqual([]);
     await waitUntil(() => general.marks.get(held.id)?.has('❌'), 'the held message marked ❌ by id');
     expect(general.marks.get(held.id)?.has('⏳')).toBe(false);
+  }, 15_000);
+
+  it('a /start that replaces the stored chat reports the messages held for the old one as not delivered', async () => {
+    await sim.stop();
+    await waitUntil(() => general.texts().find((t) => t.startsWith('I lost the connection to Voxta')), 'the lost notice');
+    const held = await say(ALICE, 'Alice', 'meant for Aria');
+    const { dataDir, guilds } = h;
+    await h.close();
+    general.marks.set(held.id, new Set(['⏳']));
+    await sim.start();
+    h = makeCore(sim.url, { dataDir, guilds });
+    // No automatic resume yet: an admin starts a chat with someone else instead.
+    const started = interaction(h.core, guild, general.id, 'start', { strings: { character: HOLT_ID } });
+    await runCommand(started);
+    expect(h.core.session(guild.id).state).toBe('active');
+    await waitUntil(() => general.texts().find((t) => t.includes('did not reach')), 'the not-delivered notice');
+    expect(general.texts().filter((t) => t.includes('did not reach'))).toEqual(['This message did not reach the character and will not be delivered: “meant for Aria”.']);
+    await waitUntil(() => general.marks.get(held.id)?.has('❌'), 'the ❌ mark');
+    expect(h.store.listPendingMessages(guild.id)).toEqual([]);
+    expect(sends()).toEqual([]);
   }, 15_000);
 
   it('keeps messages typed before the Voxta client gives up and delivers them after the automatic resume', async () => {
