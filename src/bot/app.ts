@@ -17,7 +17,7 @@ import { VoxtaChatSession } from '../voxta/chat-session.js';
 import { VoxtaEndpoint } from '../voxta/endpoint.js';
 import { VoxtaRest } from '../voxta/rest.js';
 import { BotCore } from './bot-core.js';
-import { autocompleteContext, commandContext, guildPort, incomingMessage, isHumanGuildMessage } from './discord-adapters.js';
+import { autocompleteContext, commandContext, guildPort, incomingMessage, isHumanGuildMessage, noteGatewaySession } from './discord-adapters.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import type { GuildVoiceJoiner } from './ports.js';
 
@@ -135,7 +135,10 @@ export async function runBot(config: Config): Promise<RunningBot> {
       log.warn({ code: ev.code }, 'Discord gateway disconnected');
     });
     c.on(Events.ShardResume, () => (core.discordReady = true));
-    c.on(Events.ShardReady, () => (core.discordReady = true));
+    c.on(Events.ShardReady, () => {
+      noteGatewaySession(c);
+      core.discordReady = true;
+    });
     c.on(Events.Error, (err) => log.warn({ err: errorInfo(err) }, 'Discord client error'));
     c.on(Events.Warn, (msg) => log.warn({ msg }, 'Discord client warning'));
 

@@ -65,6 +65,14 @@ export function textChannelPort(channel: SendableChannels & { id: string; name?:
   };
 }
 
+/** When each client's current gateway session began (its last READY), for {@link GuildPort}. */
+const gatewaySessions = new WeakMap<Client, number>();
+
+/** Records that the client's gateway started a new session (READY, not a resume). */
+export function noteGatewaySession(client: Client): void {
+  gatewaySessions.set(client, Date.now());
+}
+
 export function guildPort(client: Client, guildId: string): GuildPort | undefined {
   const guild = client.guilds.cache.get(guildId);
   const botUserId = client.user?.id;
@@ -100,6 +108,7 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     displayName: (userId) => guild.members.cache.get(userId)?.displayName ?? client.users.cache.get(userId)?.displayName ?? 'Someone',
     memberRoleIds: (userId) => [...(guild.members.cache.get(userId)?.roles.cache.keys() ?? [])],
     voiceAdapterCreator: () => guild.voiceAdapterCreator,
+    gatewaySessionStartedAt: () => gatewaySessions.get(client),
   };
 }
 

@@ -428,6 +428,7 @@ export class GuildSession extends EventEmitter {
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
         notify: (text) => void this.post(text),
         mirror: (kind, name, text) => this.mirror(kind, name, text),
+        gatewaySessionStartedAt: () => this.deps.guild()?.gatewaySessionStartedAt?.(),
         humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).map((m) => m.id),
       });
       this.voice = voice;

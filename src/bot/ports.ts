@@ -64,6 +64,8 @@ export interface GuildPort {
   displayName(userId: string): string;
   memberRoleIds(userId: string): string[];
   voiceAdapterCreator(): DiscordGatewayAdapterCreator;
+  /** When the bot's current main-gateway session began (epoch ms of its last READY), if known. */
+  gatewaySessionStartedAt?(): number | undefined;
 }
 
 /** A human's message in a bound channel. */

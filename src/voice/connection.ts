@@ -8,7 +8,8 @@
  *   not Ready again within `readyTimeoutMs`, or `rejoinAttempts` passes the cap (e.g. a 4017
  *   "DAVE required" loop), we rejoin from scratch (new VoiceConnection), with back-off, at most
  *   `maxRejoins` times in a row; then voice ends.
- * - `Disconnected` with close code 4014 = kicked, moved away, or the channel was deleted: voice
+ * - `Disconnected` with close code 4014 = kicked, moved away, or the channel was deleted (unless the
+ *   main gateway session was reset at the same moment, see `on4014`): voice
  *   ends for this guild (GuildVoice tells the text channel).
  * - Other `Disconnected` reasons (endpoint removed while Discord moves the call, adapter
  *   unavailable while the gateway shard reconnects): the guide's pattern — wait up to 5 s for
@@ -73,7 +74,17 @@ export interface VoiceLinkOptions {
   rejoinDelayMs?: number;
   /** Forward @discordjs/voice debug lines (incl. `[DAVE]`) to the log at debug level. */
   debug?: boolean;
+  /**
+   * When the bot's current main-gateway session began (epoch ms of the last READY). Discord closes
+   * voice with 4014 for a kick, and also when the gateway session was dropped; a new READY around
+   * the close tells the second case apart, which is rejoined instead of ended.
+   */
+  gatewaySessionStartedAt?(): number | undefined;
 }
+
+/** How long after a 4014 a new gateway READY may still arrive to show a session reset. */
+const GATEWAY_RESET_AFTER_MS = 3_000;
+const RESET_POLL_MS = 250;
 
 export type VoiceLinkState = 'connecting' | 'ready' | 'recovering' | 'ended';
 
@@ -112,6 +123,9 @@ export class VoiceLink extends EventEmitter<Events> {
   private readonly rejoinDelayMs: number;
   private watchdog: NodeJS.Timeout | undefined;
   private rejoinTimer: NodeJS.Timeout | undefined;
+  private resetWaitTimer: NodeJS.Timeout | undefined;
+  /** When the voice connection last became Ready (epoch ms). */
+  private readySince = 0;
   private consecutiveRejoins = 0;
   private recentRejoins: number[] = [];
   private rejoinCapLogged = false;
@@ -230,6 +244,7 @@ export class VoiceLink extends EventEmitter<Events> {
     this.log.debug({ from: oldState.status, to: newState.status }, 'voice: connection state');
     switch (newState.status) {
       case VoiceConnectionStatus.Ready:
+        this.readySince = Date.now();
         this.clearWatchdog();
         this.consecutiveRejoins = 0;
         this.lastLibraryRejoins = 0;
@@ -262,7 +277,7 @@ export class VoiceLink extends EventEmitter<Events> {
 
   private onDisconnected(conn: VoiceConnection, state: VoiceConnectionState & { status: VoiceConnectionStatus.Disconnected }): void {
     if (state.reason === VoiceConnectionDisconnectReason.WebSocketClose && state.closeCode === 4014) {
-      this.end('kicked', 'Discord closed the voice connection with 4014 (kicked, moved away or channel deleted)');
+      this.on4014();
       return;
     }
     if (state.reason === VoiceConnectionDisconnectReason.Manual) {
@@ -282,6 +297,35 @@ export class VoiceLink extends EventEmitter<Events> {
     );
   }
 
+  /**
+   * 4014 means "kicked, moved away, channel deleted, or the main gateway session was dropped"
+   * (Discord's close-code table). The last one is no reason to leave: when the gateway started a new
+   * session (READY) after this voice connection was set up, the voice session belonged to the old
+   * gateway session: rejoin. Otherwise voice is over. The READY may come after the close (the gateway
+   * identifies while voice is being torn down), so wait a little for it.
+   */
+  private on4014(): void {
+    this.setState('recovering');
+    const voiceSince = this.readySince;
+    const sessionReset = () => {
+      const readyAt = this.opts.gatewaySessionStartedAt?.();
+      return readyAt !== undefined && readyAt > voiceSince;
+    };
+    const decide = (waitedMs: number): void => {
+      this.resetWaitTimer = undefined;
+      if (this._state === 'ended') return;
+      if (sessionReset()) {
+        this.rejoin('Discord dropped the voice session together with the gateway session (4014 after a new READY)');
+      } else if (waitedMs < GATEWAY_RESET_AFTER_MS && this.opts.gatewaySessionStartedAt) {
+        this.resetWaitTimer = setTimeout(() => decide(waitedMs + RESET_POLL_MS), RESET_POLL_MS);
+        this.resetWaitTimer.unref?.();
+      } else {
+        this.end('kicked', 'Discord closed the voice connection with 4014 (kicked, moved away or channel deleted)');
+      }
+    };
+    decide(0);
+  }
+
   private armWatchdog(why: string): void {
     if (this.watchdog) return;
     this.watchdog = setTimeout(() => {
@@ -299,6 +343,8 @@ export class VoiceLink extends EventEmitter<Events> {
 
   private clearTimers(): void {
     this.clearWatchdog();
+    if (this.resetWaitTimer) clearTimeout(this.resetWaitTimer);
+    this.resetWaitTimer = undefined;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     this.rejoinTimer = undefined;
   }

@@ -70,6 +70,8 @@ export interface GuildVoiceOptions {
   humansInChannel?(): readonly string[];
   /** Forward @discordjs/voice debug output (incl. DAVE) to the debug log. */
   debug?: boolean;
+  /** When the bot's main-gateway session began (epoch ms); tells a 4014 after a session reset from a kick. */
+  gatewaySessionStartedAt?(): number | undefined;
   /** Join timeout (default 20 s). */
   readyTimeoutMs?: number;
 }
@@ -192,6 +194,7 @@ export class GuildVoice extends EventEmitter<Events> {
       // @discordjs/voice's own debug stream (every voice-gateway packet, DAVE steps) at LOG_LEVEL=trace.
       debug: opts.debug ?? log.isLevelEnabled('trace'),
       readyTimeoutMs: opts.readyTimeoutMs,
+      gatewaySessionStartedAt: opts.gatewaySessionStartedAt,
     });
     let voice: GuildVoice;
     try {

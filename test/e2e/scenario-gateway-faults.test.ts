@@ -10,8 +10,7 @@
  *   still heard afterwards;
  * - the main gateway session cannot be resumed (close 4007: discord.js identifies anew): Discord
  *   drops the old session's voice connection with 4014. Nobody kicked the bot, the chat is still
- *   running and people are still in the channel: it should come back to voice by itself. Today it
- *   takes this for a kick (it.fails, see the test).
+ *   running and people are still in the channel: it comes back to voice by itself.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SimMessage } from '../../sim/discord/index.js';
@@ -124,15 +123,11 @@ describe('scenario: gateway hiccups during a voice conversation', () => {
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 
-  // GAP (src/voice/connection.ts onDisconnected + src/bot/guild-session.ts connectVoice 'ended'):
-  // every voice close 4014 is taken for a kick ("voice ends, no automatic rejoin"). Discord also
-  // closes with 4014 when the MAIN GATEWAY SESSION was dropped (its docs list "the main gateway
-  // session was dropped" under 4014), which happens whenever a session cannot be resumed (close
-  // 4007/1000, op 9 INVALID_SESSION after a long outage). Then the bot sits in text-only mode and
-  // asks people to /join although nobody removed it. A kick comes with a VOICE_STATE_UPDATE that
-  // moves the bot out of the channel; a session reset comes right after a new READY: the bot can
-  // tell them apart and rejoin in the second case.
-  it.fails('main gateway session not resumable: Discord drops the old voice session (4014); the bot rejoins voice by itself (today: treated as a kick)', async () => {
+  // Discord also closes voice with 4014 when the MAIN GATEWAY SESSION was dropped (its docs list "the
+  // main gateway session was dropped" under 4014), e.g. when a session cannot be resumed (close
+  // 4007/1000, op 9 INVALID_SESSION after a long outage). A kick comes without a new READY; a session
+  // reset comes with one, and then the bot rejoins by itself instead of going text-only.
+  it('main gateway session not resumable: Discord drops the old voice session (4014); the bot rejoins voice by itself', async () => {
     const { env, bot } = await boot({ voxta: { stt: { transcripts: ['back in voice'] }, reply: () => ['Ok.'] } });
     const voxta = env.voxta!;
     const identifies = env.discord.identifies.length;
