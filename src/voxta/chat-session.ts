@@ -94,7 +94,9 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   #reconnectAbort: AbortController | undefined;
   #lifecycle: Promise<unknown> = Promise.resolve();
   #apiWarned = false;
-  readonly #log: Logger;
+  /** The session's logger without chat ids; {@link #log} adds them while a chat is live. */
+  readonly #baseLog: Logger;
+  #log: Logger;
   readonly #opts: VoxtaChatSessionOptions;
   readonly #counts = { connects: 0, reconnects: 0, droppedMessages: 0, listenerErrors: 0 };
 
@@ -104,7 +106,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.setMaxListeners(50);
     this.#opts = opts;
     this.endpoint = opts.endpoint;
-    this.#log = (opts.log ?? logger()).child({ mod: 'voxta-session', ...opts.logBindings });
+    this.#baseLog = (opts.log ?? logger()).child({ mod: 'voxta-session', ...opts.logBindings });
+    this.#log = this.#baseLog;
     this.playback = new PlaybackContract(
       {
         send: (m) => void this.#sendNow(m),
@@ -526,6 +529,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     const info = chatInfoFromStarted(m);
     this.playback.reset();
     this.#chat = info;
+    // Every later line of this session names its chat (JSON logs are searched by these ids).
+    this.#log = this.#baseLog.child({ sessionId: info.sessionId, chatId: info.chatId });
     this.#sends.chatStarted(m.messages);
     this.#log.info({ sessionId: info.sessionId, chatId: info.chatId, tts: info.services.hasTts, stt: info.services.hasStt }, 'chat started');
     // Flush after the current message is fully dispatched (listeners learn about the chat first).
@@ -535,6 +540,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   #clearChat(): void {
     if (this.#chat || this.playback.stats.owed > 0) this.playback.reset();
     this.#chat = undefined;
+    this.#log = this.#baseLog;
     this.#recording = undefined;
     this.#sends.chatEnded();
   }

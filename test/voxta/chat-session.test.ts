@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
 import { ARIA_ID, HOLT_ID, type VoxtaSim } from '../../sim/voxta/index.js';
 import type { VoxtaChatSession } from '../../src/voxta/chat-session.js';
 import { VoxtaCapacityError, VoxtaChatLockedError, VoxtaHttpError, VoxtaNotFoundError, VoxtaStateError } from '../../src/voxta/errors.js';
@@ -50,6 +51,24 @@ describe('VoxtaChatSession against the simulator', () => {
       scope: ['role:app'],
       capabilities: { audioInput: 'WebSocketStream', audioOutput: 'Url', acceptedAudioContentTypes: ['audio/x-wav', 'audio/wav'] },
     });
+  });
+
+  it('names the session and chat on its log lines while a chat is live', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const { sim, session } = await setup({}, { log, logBindings: { guildId: 'g1' } });
+    const chat = await session.startChat({ characterId: ARIA_ID });
+    session.send('hello');
+    await sim.waitForClientMessage('send');
+    await session.stopChat();
+    const started = lines.find((l) => l.msg === 'chat started')!;
+    expect(started).toMatchObject({ guildId: 'g1', sessionId: chat.sessionId, chatId: chat.chatId });
+    const closed = lines.find((l) => l.msg === 'chat closed')!;
+    expect(closed).toMatchObject({ guildId: 'g1', sessionId: chat.sessionId, chatId: chat.chatId });
+    // The next chat's lines carry the next chat's ids.
+    const next = await session.startChat({ characterId: ARIA_ID });
+    const second = lines.filter((l) => l.msg === 'chat started')[1]!;
+    expect(second).toMatchObject({ sessionId: next.sessionId, chatId: next.chatId });
   });
 
   it('remembers the last recordingRequest of the live chat, for a voice pipeline that attaches late', async () => {
