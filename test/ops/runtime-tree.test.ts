@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { chown, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -73,8 +73,37 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 /** The tree is assembled once per file (the slow part) and shared by the tests below. */
 let assembling: Promise<RuntimeTree> | undefined;
 function runtimeTree(): Promise<RuntimeTree> {
-  assembling ??= assembleRuntime().then((t) => (tree = t));
+  assembling ??= assembleRuntime().then(async (t) => {
+    runtimeNode = await nodeForRuntimeUser(t.root);
+    return (tree = t);
+  });
   return assembling;
+}
+
+/**
+ * The Node binary the runtime user runs (the image's /usr/local/bin/node). This test's own Node may
+ * sit in a directory the runtime user cannot enter (CI installs it into its checkout, under a 0700
+ * temp dir): then a copy inside the runtime tree's root is used.
+ */
+let runtimeNode = process.execPath;
+async function nodeForRuntimeUser(root: string): Promise<string> {
+  if (!isRoot || reachableByOthers(process.execPath)) return process.execPath;
+  const dir = path.join(root, 'node', 'bin');
+  await mkdir(dir, { recursive: true });
+  const copy = path.join(dir, 'node');
+  await copyFile(process.execPath, copy);
+  await chmod(copy, 0o755);
+  for (let d = dir; d.startsWith(root) && d !== root; d = path.dirname(d)) await chmod(d, 0o755);
+  return copy;
+}
+
+/** Whether every directory above `file` lets others through and `file` lets others execute it. */
+function reachableByOthers(file: string): boolean {
+  if ((statSync(file).mode & 0o001) === 0) return false;
+  for (let d = path.dirname(file); ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
 }
 
 /** Runs a command in the runtime tree as the runtime user; resolves with its exit code and output. */
@@ -146,7 +175,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
       await copyFile(e.discord.caCertPath, caPath);
       const port = await freePort();
       const lines: string[] = [];
-      child = spawn(process.execPath, [t.entry], {
+      child = spawn(runtimeNode, [t.entry], {
         cwd: appDir,
         uid: RUNTIME_UID,
         gid: RUNTIME_GID,
@@ -185,7 +214,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
         });
         expect(JSON.parse(ready.body)).toMatchObject({ ready: true, discord: 'ready', voxta: 'reachable' });
         const healthcheck = spawn(
-          process.execPath,
+          runtimeNode,
           ['-e', "fetch('http://127.0.0.1:'+(process.env.HEALTH_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"],
           { env: { HEALTH_PORT: String(port) }, uid: RUNTIME_UID, gid: RUNTIME_GID, stdio: 'ignore' },
         );
@@ -211,7 +240,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
 
         // The tree is read-only for the runtime user (root-owned, like /app in the image): the bot
         // ran without writing anywhere but DATA_DIR.
-        const probe = spawn(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(appDir, 'probe'))}, 'x')`], {
+        const probe = spawn(runtimeNode, ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(appDir, 'probe'))}, 'x')`], {
           uid: RUNTIME_UID,
           gid: RUNTIME_GID,
           stdio: 'ignore',
@@ -235,13 +264,13 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
   it('the compiled entry points work from the image: one plain line on bad config, the doctor against Voxta and Discord', async () => {
     const { appDir } = await runtimeTree();
     const base = { HOME: '/nonexistent', NODE_ENV: 'production', DOTENV_CONFIG_QUIET: 'true' };
-    const bad = await runAsRuntimeUser(process.execPath, ['dist/src/index.js'], appDir, base);
+    const bad = await runAsRuntimeUser(runtimeNode, ['dist/src/index.js'], appDir, base);
     expect(bad.code).toBe(1);
     expect(bad.out.trim().split('\n')).toEqual([expect.stringMatching(/^Configuration error: DISCORD_TOKEN is missing/)]);
 
     env = await startE2E({ discord: { voice: false } });
     const doctorEnv = { ...base, VOXTA_URL: env.voxtaUrl, DISCORD_TOKEN: env.discord.token, DISCORD_API_URL: env.discord.restUrl };
-    const doctor = await runAsRuntimeUser(process.execPath, ['dist/src/doctor.js'], appDir, doctorEnv);
+    const doctor = await runAsRuntimeUser(runtimeNode, ['dist/src/doctor.js'], appDir, doctorEnv);
     expect(doctor.out).toMatch(/✔/);
     expect(doctor.code, doctor.out).toBe(0);
     expect(doctor.out).not.toContain(env.discord.token);
@@ -257,7 +286,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
     env = await startE2E({ discord: { voice: false } });
     // npm from PATH, running on this Node (as `npm` does in the node:24 image).
     const r = await runAsRuntimeUser('npm', ['run', 'doctor'], appDir, {
-      PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`,
+      PATH: `${path.dirname(runtimeNode)}${path.delimiter}${process.env.PATH ?? '/usr/bin:/bin'}`,
       HOME: home,
       NODE_ENV: 'production',
       DOTENV_CONFIG_QUIET: 'true',
