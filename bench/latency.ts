@@ -158,7 +158,7 @@ async function measureTextReply(world: LoopbackWorld, i: number, s: LatencySampl
 /**
  * Diagnostic: the Voxta audio input alone (src/voxta/audio-input.ts), in this process against the
  * Voxta sim — `write()` of a 20 ms chunk → arrival of the 960-byte frame holding it — with the
- * deployed jitter pre-buffer (60 ms) and with the smallest one (one 30 ms frame), fed at the same
+ * deployed jitter pre-buffer (40 ms) and with the smallest one (one 30 ms frame), fed at the same
  * moments (both inputs get each chunk back to back). Also counts zero frames sent in the middle of
  * the speech (buffer underruns: a gap the recogniser hears). The gaps between bursts carry a little
  * noise, so a zero frame can only be padding.
@@ -168,7 +168,7 @@ async function audioInputDiagnostic(o: BenchOptions): Promise<Row[]> {
   const sim = await startVoxtaSim({ chunkDelayMs: 5, maxChats: 4 });
   const log = pino({ level: 'silent' });
   const variants = [
-    { name: 'deployed', prebufferMs: 60 },
+    { name: 'deployed', prebufferMs: undefined },
     { name: 'oneFrame', prebufferMs: 30 },
   ];
   const setups: Array<{ name: string; session: VoxtaChatSession; input: ReturnType<typeof attachAudioInput>; sessionId: string }> = [];

@@ -173,6 +173,34 @@ describe('VoxtaAudioInput against the simulator', () => {
     expect(input.state).toBe('closed');
   });
 
+  it('speech that piled up behind skipped slots is caught up, so a stall does not delay the rest of the utterance', async () => {
+    const { sim, session, input } = await setup({}, { maxCatchUpFrames: 3 });
+    const chat = await session.startChat({ characterId: ARIA_ID });
+    await sim.waitFor(() => (sim.audio(chat.sessionId)?.frameCount ?? 0) > 2, 3000, 'streaming');
+    // A speaker talks in 20 ms packets, like Discord delivers them.
+    let talking = true;
+    const feeder = setInterval(() => talking && input.write(tone(20)), 20);
+    try {
+      await sleep(200);
+      const busyUntil = performance.now() + 400; // the event loop stalls mid-utterance (~13 slots missed)
+      while (performance.now() < busyUntil) {
+        /* stall */
+      }
+      input.write(tone(400)); // what Discord delivered during the stall arrives at once
+      await sleep(20);
+      expect(input.stats.lateSkips).toBeGreaterThanOrEqual(5);
+      const piledUp = input.stats.bufferedMs;
+      expect(piledUp).toBeGreaterThan(200);
+      await sleep(1200);
+      // Still talking, and the backlog is back to about the pre-buffer: the delay did not stay.
+      expect(input.stats.catchUpFrames).toBeGreaterThan(5);
+      expect(input.stats.bufferedMs).toBeLessThan(120);
+    } finally {
+      talking = false;
+      clearInterval(feeder);
+    }
+  });
+
   it('after a stall it catches up with at most a few frames and skips the rest (no burst)', async () => {
     const { sim, session, input } = await setup({}, { maxCatchUpFrames: 3 });
     const chat = await session.startChat({ characterId: ARIA_ID });
