@@ -158,7 +158,7 @@ async function measureTextReply(world: LoopbackWorld, i: number, s: LatencySampl
 /**
  * Diagnostic: the Voxta audio input alone (src/voxta/audio-input.ts), in this process against the
  * Voxta sim — `write()` of a 20 ms chunk → arrival of the 960-byte frame holding it — with the
- * deployed jitter pre-buffer (40 ms) and with the smallest one (one 30 ms frame), fed at the same
+ * deployed jitter pre-buffer (30 ms, one frame) and with 40 ms (two Discord packets), fed at the same
  * moments (both inputs get each chunk back to back). Also counts zero frames sent in the middle of
  * the speech (buffer underruns: a gap the recogniser hears). The gaps between bursts carry a little
  * noise, so a zero frame can only be padding.
@@ -169,7 +169,7 @@ async function audioInputDiagnostic(o: BenchOptions): Promise<Row[]> {
   const log = pino({ level: 'silent' });
   const variants = [
     { name: 'deployed', prebufferMs: undefined },
-    { name: 'oneFrame', prebufferMs: 30 },
+    { name: 'twoPackets', prebufferMs: 40 },
   ];
   const setups: Array<{ name: string; session: VoxtaChatSession; input: ReturnType<typeof attachAudioInput>; sessionId: string }> = [];
   try {
@@ -223,7 +223,7 @@ async function audioInputDiagnostic(o: BenchOptions): Promise<Row[]> {
     const measured = dep.lat.length > 0 && one.lat.length > 0;
     rows.push({
       section: 'latency',
-      figure: `diagnostic: Voxta audio input alone, write → frame at Voxta, p95 (n=${dep.lat.length}); pre-buffer 40 ms (deployed) vs 30 ms`,
+      figure: `diagnostic: Voxta audio input alone, write → frame at Voxta, p95 (n=${dep.lat.length}); pre-buffer 30 ms (deployed) vs 40 ms`,
       unit: 'ms',
       ours: measured ? percentile(dep.lat, 95) : `not measured (${dep.onsets}/${one.onsets} of ${bursts} onsets found)`,
       baseline: measured ? percentile(one.lat, 95) : undefined,
@@ -232,7 +232,7 @@ async function audioInputDiagnostic(o: BenchOptions): Promise<Row[]> {
     });
     rows.push({
       section: 'latency',
-      figure: `diagnostic: zero frames inside the speech (underruns) / 30 ms slots skipped after a late timer, pre-buffer 40 ms vs 30 ms`,
+      figure: `diagnostic: zero frames inside the speech (underruns) / 30 ms slots skipped after a late timer, pre-buffer 30 ms (deployed) vs 40 ms`,
       unit: 'frames',
       ours: `${dep.underruns} / ${dep.lateSkips}`,
       baseline: `${one.underruns} / ${one.lateSkips}`,
@@ -337,8 +337,8 @@ export async function benchLatency(o: LatencyOptions): Promise<SectionResult> {
     rows,
     notes: [
       `Latency: production bot (child process, LOG_LEVEL=info, BARGE_IN=off) ↔ Discord sim (real voice server, DAVE ${o.dave}) and Voxta sim (chunk delay 5 ms, TTS 24 kHz tone WAVs over HTTP, end-of-speech 600 ms) on loopback; timestamps are performance.now() in the bench process, where both simulators run. ${utterances} spoken utterances × ${bursts} bursts, ${textReplies} text-triggered replies.`,
-      'No same-run baseline exists for an end-to-end latency (there is no second bot to compare with); these are absolute figures. The uplink figure includes the audio input\'s 40 ms jitter pre-buffer (two 20 ms Discord packets) and its 30 ms frame cadence.',
-      'Diagnostic rows: src/voxta/audio-input.ts alone in this process against the Voxta sim, two inputs fed the same 20 ms chunks at the same moments (paced by a timer), the deployed 40 ms pre-buffer vs the smallest (30 ms); "underruns" = all-zero frames sent between the first and last speech frame (the gaps carry noise, so a zero frame is padding).',
+      'No same-run baseline exists for an end-to-end latency (there is no second bot to compare with); these are absolute figures. The uplink figure includes the audio input\'s 30 ms jitter pre-buffer (one frame) and its 30 ms frame cadence.',
+      'Diagnostic rows: src/voxta/audio-input.ts alone in this process against the Voxta sim, two inputs fed the same 20 ms chunks at the same moments (paced by a timer), the deployed 30 ms pre-buffer (one frame) vs 40 ms (two Discord packets); "underruns" = all-zero frames sent between the first and last speech frame (the gaps carry noise, so a zero frame is padding).',
     ],
     details: { samples: s },
     ...(s.problems.length ? { notMeasured: s.problems.slice(0, 10) } : {}),
