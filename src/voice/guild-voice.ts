@@ -86,6 +86,8 @@ const AUDIO_INPUT_BUFFER_MS = 35_000;
 const MAX_PAUSED_MS = 10_000;
 /** The same transcript twice within this window is one transcript (protocol §4a: it may arrive twice). */
 const DEDUPE_MS = 3000;
+/** At most one "could not play the voice" notice in this long. */
+const SPEECH_FAILURE_NOTICE_MS = 5 * 60_000;
 
 export class GuildVoice extends EventEmitter<Events> {
   readonly channelId: string;
@@ -108,6 +110,7 @@ export class GuildVoice extends EventEmitter<Events> {
   private readonly watchdog: NodeJS.Timeout;
   private pausedSince: number | undefined;
   private lastTranscript: { text: string; at: number } | undefined;
+  private lastSpeechFailure: { messageId: string; at: number } | undefined;
   /** The member whose transcript we sent last: the one the next reply answers. */
   private lastSpeaker: string | undefined;
   private lastSentText: string | undefined;
@@ -175,6 +178,7 @@ export class GuildVoice extends EventEmitter<Events> {
       silence: silencePackets,
       onFirstPacketLatency: (ms) => this.downlinkLatency.add(ms),
       onReadyLatency: (ms) => this.fetchLatency.add(ms),
+      onClipFailed: (messageId) => this.tellSpeechFailed(messageId),
     });
 
     this.bindConnection();
@@ -420,6 +424,18 @@ export class GuildVoice extends EventEmitter<Events> {
     this.queue.interrupt();
     this.heldInput.hold();
     void this.voxta.interrupt();
+  }
+
+  /**
+   * People waiting to hear the character are told, once per reply and at most every few minutes,
+   * that its voice could not be played (the text is in the channel anyway): silence otherwise
+   * looks like the bot hung.
+   */
+  private tellSpeechFailed(messageId: string): void {
+    const now = Date.now();
+    if (this.lastSpeechFailure && (this.lastSpeechFailure.messageId === messageId || now - this.lastSpeechFailure.at < SPEECH_FAILURE_NOTICE_MS)) return;
+    this.lastSpeechFailure = { messageId, at: now };
+    this.opts.notify('I could not play the character\'s voice for that reply (its speech audio could not be loaded from Voxta); the text is here in the channel.');
   }
 
   /**

@@ -102,6 +102,8 @@ export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
   maxInFlight?: number;
   /** Called when a clip's first packet is taken, with ms since its replyChunk arrived (only when nothing was playing before it). */
   onFirstPacketLatency?(ms: number): void;
+  /** Called when a chunk's audio could not be played (download failed, or not audio). */
+  onClipFailed?(messageId: string, why: 'download' | 'notAudio'): void;
   /** Called when a clip is downloaded and parsed, with ms since its replyChunk arrived. */
   onReadyLatency?(ms: number): void;
 }
@@ -314,6 +316,7 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
             this.deps.log.error({ ...ctx, err: errorInfo(err) }, 'TTS download failed: acknowledged with duration 0');
           }
           e.state = 'failed';
+          this.deps.onClipFailed?.(e.chunk.messageId, notAudio ? 'notAudio' : 'download');
         },
       )
       .finally(() => {

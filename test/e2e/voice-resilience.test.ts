@@ -83,7 +83,7 @@ describe('voice resilience (production bot, simulators)', () => {
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 
-  it('TTS answering 404 or non-audio: logged with ids, acknowledged with duration 0, the reply still completes once', async () => {
+  it('TTS answering 404 or non-audio: logged with ids, acknowledged with duration 0, the reply still completes once, people told once', async () => {
     const { env, bot } = await boot({ voxta: { stt: { transcripts: ['say something'] }, reply: () => ['One.', 'Two.'], tts: { status: 404 } } });
     const voxta = env.voxta!;
     await env.alice.speak(tone(440, 800), { sampleRate: 48_000, channels: 1 });
@@ -96,6 +96,10 @@ describe('voice resilience (production bot, simulators)', () => {
     const line = await bot.waitForLog(/TTS download failed/, 1000);
     expect(line.json).toMatchObject({ guildId: env.guild.id, messageId: id });
     expect(String(line.json?.sessionId)).toMatch(/.+/);
+    // The people in voice are told once (two failed sentences, one notice) instead of silence.
+    const told = (m: { content: string }) => m.content.includes('could not play the character');
+    await env.discord.waitForMessage(env.text.id, (m) => byBot(env)(m) && told(m), 5000);
+    expect(env.discord.messages(env.text.id).filter((m) => byBot(env)(m) && told(m))).toHaveLength(1);
     expect(bot.exit).toBeUndefined();
   }, 90_000);
 
