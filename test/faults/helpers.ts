@@ -73,20 +73,8 @@ export function botPosts(env: E2EEnv, channelId: string = env.text.id): SimMessa
   return env.discord.messages(channelId).filter((m) => m.authorId === env.discord.botUserId && m.interactionId === null);
 }
 
-/** Every user `send` Voxta received, in order. */
-export function sends(env: E2EEnv): string[] {
-  return env.voxta!.received.filter((m) => m.payload.$type === 'send').map((m) => String(m.payload.text));
-}
-
-/** Message ids of the replies the simulator streamed, in order. */
-export function replyIds(env: E2EEnv): string[] {
-  const ids: string[] = [];
-  for (const m of env.voxta!.sent) {
-    const p = m.payload as { $type?: string; messageId?: string };
-    if (p.$type === 'replyChunk' && p.messageId && !ids.includes(p.messageId)) ids.push(p.messageId);
-  }
-  return ids;
-}
+// Shared with the voice e2e tests: every user `send` Voxta received, and the replies' message ids.
+export { replyIds, sends } from '../voice/e2e-helpers.js';
 
 export interface StoredSession {
   guild_id: string;
@@ -125,17 +113,8 @@ export function tone(hz: number, ms: number, rate = 48_000, amplitude = 8000): I
   return out;
 }
 
-/** A small deterministic PRNG (mulberry32), so a failing fuzz run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A small deterministic PRNG (mulberry32), so a failing fuzz run can be replayed.
+export { prng } from '../audio/signals.js';
 
 export interface VoiceBoot {
   env: E2EEnv;
