@@ -13,26 +13,30 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
-import type { GuildSessionRecord, PendingMessage, Store } from '../store/store.js';
-import { VoxtaAuthError } from '../voxta/errors.js';
+import type { GuildSessionRecord, Store } from '../store/store.js';
 import type { ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
-import { attributeSpeaker, capText, sanitizeUserText, unescapeUserText } from '../voxta/user-text.js';
+import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
 import { RecentSamples } from './metrics.js';
+import { PendingMessages } from './pending-messages.js';
 import type {
   GuildPort,
   GuildVoiceJoiner,
-  GuildVoicePort,
   IncomingTextMessage,
-  MarkableMessage,
   TextChannelPort,
   VoxtaSessionFactory,
   VoxtaSessionPort,
   VoxtaSessionState,
 } from './ports.js';
 import { ReplyRenderer } from './reply-renderer.js';
+import { credentialsRefusedNotice, isAuthRefusal } from './session-notices.js';
 import { UserFacingError } from './user-errors.js';
+import { VoiceAttachment } from './voice-attachment.js';
+
+// Moved into their own modules; still importable from here.
+export { credentialsRefusedNotice, isAuthRefusal, notDeliveredNotice } from './session-notices.js';
+export { VOICE_IDLE_LEAVE_MS } from './voice-attachment.js';
 
 export type GuildSessionState = 'idle' | 'starting' | 'active' | 'reconnecting' | 'stopping';
 
@@ -46,14 +50,11 @@ const TRANSITIONS: Record<GuildSessionState, readonly GuildSessionState[]> = {
 
 /** Longest user text sent as one message; see `text-bridge` notes in the README. */
 export const MAX_SEND_CHARS = 6000;
-const PENDING_EMOJI = '⏳';
 const TRUNCATED_EMOJI = '✂️';
 const TYPING_REFRESH_MS = 8000;
 const CONTEXT_DEBOUNCE_MS = 1500;
 /** The same Voxta error is posted again only after this long. */
 const ERROR_REPEAT_MS = 5 * 60_000;
-/** How long the bot stays in a voice channel with no human in it. */
-export const VOICE_IDLE_LEAVE_MS = 120_000;
 
 export interface GuildSessionDeps {
   guildId: string;
@@ -105,60 +106,19 @@ export interface SessionStatus {
   pendingMessages: number;
 }
 
-/** A message shown as waiting (⏳) in the channel. */
-interface PendingUserMessage {
-  message: MarkableMessage;
-  sentText: string;
-  /** Its row in the store's pending messages (undefined when storing it failed). */
-  rowId: number | undefined;
-}
-
-/** A bridged message handed to Voxta, waiting for the `update` echo that carries its Voxta id. */
-interface AwaitingEcho {
-  discordId: string;
-  /** As Voxta will echo it (unescaped). */
-  text: string;
-  /** As handed to the Voxta client (what its `sent` event reports). */
-  sentText: string;
-  rowId: number | undefined;
-  sent: boolean;
-}
-
-/** Voxta refused the bot's credentials (directly, or as the cause of giving up reconnecting). */
-export function isAuthRefusal(err: unknown): boolean {
-  for (let cur: unknown = err, depth = 0; cur && depth < 8; depth++) {
-    if (cur instanceof VoxtaAuthError) return true;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
-/** The one notice for refused credentials: what happened, what to check, what happens to the chat. */
-export function credentialsRefusedNotice(characterName: string): string {
-  return `Voxta refused my credentials, so the chat with ${characterName} is paused. Check VOXTA_API_KEY: the chat stays stored and is resumed (with any messages sent meanwhile) once Voxta accepts the key, for example when the bot restarts with the right one.`;
-}
-
 export class GuildSession extends EventEmitter {
   readonly guildId: string;
   private _state: GuildSessionState = 'idle';
   private voxta: VoxtaSessionPort | undefined;
-  private voice: GuildVoicePort | undefined;
+  /** Voice connection, its slot, and the empty-channel leave / come-back. */
+  private readonly voiceAttachment: VoiceAttachment;
+  /** User messages between "accepted" and "stored in the chat" (rows, ⏳/❌ marks, echoes). */
+  private readonly pending: PendingMessages;
   /** Carries guildId always, and chatId while a chat runs. */
   private log: Logger;
   private readonly latency = new RecentSamples(50);
   /** Humans who have written in this session, to decide whether names are attached. */
   private readonly speakers = new Set<string>();
-  /**
-   * Bridged messages waiting for Voxta's `update` echo (their Voxta id; and the proof they are
-   * stored, which removes them from the store's pending messages).
-   */
-  private readonly awaitingEcho: AwaitingEcho[] = [];
-  /** Messages queued while Voxta reconnects or the chat (re)starts (marked ⏳ until written). */
-  private readonly pending: PendingUserMessage[] = [];
-  /** Last message id Voxta stored in this chat, as far as we have seen (anchor for the history check). */
-  private lastStoredMessageId: string | undefined;
-  /** Between a successful (re)start and the delivery of the held messages: new ones queue behind them. */
-  private holding = false;
   /** The chat being resumed while `starting` (undefined for a new chat). */
   private openingChatId: string | undefined;
   private readonly renderers = new Map<string, ReplyRenderer>();
@@ -172,18 +132,37 @@ export class GuildSession extends EventEmitter {
   private lastInput: 'text' | 'voice' = 'text';
   /** The Voxta connection declared audio input (voice possible without reopening). */
   private voxtaHasAudio = false;
-  /** The voice channel we left because it was empty (we come back when a human joins it). */
-  private awayFromVoice: string | undefined;
-  private emptyTimer: NodeJS.Timeout | undefined;
-  private rejoining = false;
   /** Playback completes sent by this guild's earlier (closed) Voxta sessions. */
   private completesSentBefore = 0;
-  private decodeErrorsBefore = 0;
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
     this.guildId = deps.guildId;
     this.log = deps.log.child({ guildId: deps.guildId });
+    const post = (text: string): Promise<void> => this.post(text);
+    this.pending = new PendingMessages({
+      guildId: deps.guildId,
+      store: deps.store,
+      log: () => this.log,
+      channel: () => this.channel(),
+      post,
+      link: (discordId, voxtaId, chatId) => this.link(discordId, voxtaId, chatId),
+    });
+    this.voiceAttachment = new VoiceAttachment({
+      guildId: deps.guildId,
+      guild: deps.guild,
+      store: deps.store,
+      admission: deps.admission,
+      config: deps.config,
+      joinVoice: deps.joinVoice,
+      log: () => this.log,
+      voxta: () => this.voxta,
+      bridging: () => this.bridging,
+      post,
+      mirror: (kind, name, text) => this.mirror(kind, name, text),
+      presenceChanged: () => this.scheduleContextUpdate(),
+      idleLeaveMs: deps.voiceIdleLeaveMs,
+    });
   }
 
   get state(): GuildSessionState {
@@ -205,7 +184,7 @@ export class GuildSession extends EventEmitter {
   private boundTextChannelId: string | undefined;
 
   get voiceChannelId(): string | undefined {
-    return this.voice?.channelId;
+    return this.voiceAttachment.channelId;
   }
 
   get voxtaState(): VoxtaSessionState | 'none' {
@@ -276,7 +255,7 @@ export class GuildSession extends EventEmitter {
     this.announced.clear();
     // Decide about voice before connecting: the Voxta connection declares audio input only when
     // this guild will stream it (Voxta's speech pipeline is shared by all its chats).
-    const plan = voiceChannelId ? this.planVoice(guild, voiceChannelId) : { join: false, note: undefined };
+    const plan = voiceChannelId ? this.voiceAttachment.plan(guild, voiceChannelId) : { join: false, note: undefined };
     const voxta = this.deps.createVoxta(this.guildId, { voice: plan.join });
     this.voxtaHasAudio = plan.join;
     this.attachVoxta(voxta);
@@ -288,7 +267,7 @@ export class GuildSession extends EventEmitter {
         characterName: started!.characterName,
         chatId: started!.chatId,
         textChannelId,
-        voiceChannelId: this.voice?.channelId ?? (plan.join ? voiceChannelId : undefined),
+        voiceChannelId: this.voiceAttachment.channelId ?? (plan.join ? voiceChannelId : undefined),
         active: true,
       });
     try {
@@ -306,19 +285,19 @@ export class GuildSession extends EventEmitter {
       this.log.info({ from: 'starting', to: 'idle', why: `${kind} failed` }, 'guild session state');
       this.emit('state', 'idle', 'starting');
       this.log.warn({ err: errorInfo(err) }, `guild session: ${kind} failed`);
-      if (!keepPendingOnFailure) this.abandonPending();
+      if (!keepPendingOnFailure) this.pending.abandon();
       throw err;
     }
     // Messages typed from now until the held ones are delivered queue behind them.
-    this.holding = true;
+    this.pending.holding = true;
     const history = voxta.chat?.messages ?? [];
-    this.lastStoredMessageId = history.at(-1)?.messageId;
+    this.pending.lastStoredMessageId = history.at(-1)?.messageId;
     this.voxta = voxta;
     this.log = this.deps.log.child({ guildId: this.guildId, chatId: started.chatId });
     this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
     this.deps.metrics.sessionsStarted.inc({ kind });
-    const voiceNote = plan.join && voiceChannelId ? await this.connectVoice(voiceChannelId) : plan.note;
+    const voiceNote = plan.join && voiceChannelId ? await this.voiceAttachment.connect(voiceChannelId) : plan.note;
     let record: GuildSessionRecord;
     try {
       record = save();
@@ -353,12 +332,12 @@ export class GuildSession extends EventEmitter {
       return this.stop(reason, opts);
     }
     this.transition('stopping', reason);
-    this.awayFromVoice = undefined;
+    this.voiceAttachment.forgetAway();
     if (opts.notice) await this.announce(opts.notice);
     this.stopTyping();
     if (this.contextTimer) clearTimeout(this.contextTimer);
     this.contextTimer = undefined;
-    await this.leaveVoice(reason);
+    await this.voiceAttachment.leave(reason);
     // A reply still streaming is cut here: it says so.
     for (const r of this.renderers.values()) await r.finish({ interrupted: true }).catch(() => undefined);
     this.renderers.clear();
@@ -377,9 +356,9 @@ export class GuildSession extends EventEmitter {
     this.deps.admission.releaseChat(this.guildId);
     // Kept active (shutdown, Voxta gone): the held messages stay stored and are delivered when
     // the chat is resumed. Stopped for good: they will not be delivered, and the channel is told.
-    if (!opts.keepActive) this.abandonPending();
-    this.holding = false;
-    this.awaitingEcho.length = 0;
+    if (!opts.keepActive) this.pending.abandon();
+    this.pending.holding = false;
+    this.pending.clearEchoes();
     this.speakers.clear();
     this.transition('idle', reason);
     this.log = this.deps.log.child({ guildId: this.guildId });
@@ -388,145 +367,47 @@ export class GuildSession extends EventEmitter {
 
   // ---- voice ---------------------------------------------------------------------------
 
-  /**
-   * Whether this guild may join voice now; takes the voice slot when it may. A refusal comes with
-   * the plain sentence the user sees (the chat then runs text-only: our documented choice, rather
-   * than refusing the whole /start).
-   */
-  private planVoice(guild: GuildPort, channelId: string): { join: boolean; note: string | undefined } {
-    if (!this.deps.joinVoice) return { join: false, note: 'Voice is not available in this build, so this chat is text-only.' };
-    const problem = guild.voiceProblem(channelId);
-    if (problem) return { join: false, note: `I cannot join: ${problem}, so this chat is text-only.` };
-    if (!this.deps.admission.tryAcquireVoice(this.guildId)) {
-      const max = this.deps.admission.maxVoice;
-      const note =
-        max === 0
-          ? 'Voice is turned off on this bot (VOXTA_MAX_VOICE_SESSIONS=0), so this chat is text-only.'
-          : `Voice is busy in another server (Voxta can listen to ${max === 1 ? 'one voice channel' : `${max} voice channels`} at a time), so this chat is text-only for now.`;
-      return { join: false, note };
-    }
-    return { join: true, note: undefined };
-  }
-
-  /** Joins voice (slot already taken); returns a plain note when it could not (text-only then). */
-  private async connectVoice(channelId: string): Promise<string | undefined> {
-    const guild = this.deps.guild();
-    const voxta = this.voxta;
-    if (!this.deps.joinVoice || !guild || !voxta) {
-      this.deps.admission.releaseVoice(this.guildId);
-      return 'Voice is not available right now, so this chat is text-only.';
-    }
-    try {
-      const voice = await this.deps.joinVoice({
-        guildId: this.guildId,
-        channelId,
-        adapterCreator: guild.voiceAdapterCreator(),
-        botUserId: guild.botUserId,
-        voxta,
-        config: this.deps.config.voice,
-        isListenable: (userId) => this.isListenable(userId),
-        displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
-        notify: (text) => void this.post(text),
-        mirror: (kind, name, text) => this.mirror(kind, name, text),
-        gatewaySessionStartedAt: () => this.deps.guild()?.gatewaySessionStartedAt?.(),
-        humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).map((m) => m.id),
-      });
-      this.voice = voice;
-      voice.once('ended', (why: string) => {
-        if (this.voice !== voice) return;
-        this.voice = undefined;
-        this.retireVoiceStats(voice);
-        if (this.emptyTimer) clearTimeout(this.emptyTimer);
-        this.emptyTimer = undefined;
-        this.deps.admission.releaseVoice(this.guildId);
-        this.log.info({ why: String(why ?? '') }, 'guild session: voice ended, going on text-only');
-        void this.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.');
-      });
-      this.scheduleContextUpdate();
-      this.checkOccupancy();
-      return undefined;
-    } catch (err) {
-      this.deps.admission.releaseVoice(this.guildId);
-      this.log.warn({ err: errorInfo(err), channelId }, 'guild session: joining voice failed');
-      return 'I could not join the voice channel (check my Connect and Speak permissions there), so this chat is text-only.';
-    }
-  }
-
   /** `/join`: joins (or moves to) a voice channel in a running session. */
   async joinVoiceChannel(channelId: string): Promise<string | undefined> {
     if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
-    if (this.voice?.channelId === channelId) return undefined;
-    this.awayFromVoice = undefined;
+    if (this.voiceAttachment.channelId === channelId) return undefined;
+    this.voiceAttachment.forgetAway();
     const guild = this.deps.guild();
     if (!guild) throw new UserFacingError('The bot is not in this server any more.');
     if (!this.voxtaHasAudio) {
       // The Voxta connection was opened text-only; reopen the same chat with audio input.
-      const plan = this.planVoice(guild, channelId);
+      const plan = this.voiceAttachment.plan(guild, channelId);
       if (!plan.join) return plan.note;
       this.deps.admission.releaseVoice(this.guildId); // open() takes it again
       await this.stop('reopening with voice', { keepActive: true, stopChat: true });
       const out = await this.resume({ voiceChannelId: channelId });
       return out.voiceNote;
     }
-    await this.leaveVoice('moving');
-    const plan = this.planVoice(guild, channelId);
-    const note = plan.join ? await this.connectVoice(channelId) : plan.note;
+    await this.voiceAttachment.leave('moving');
+    const note = await this.voiceAttachment.planAndConnect(guild, channelId);
     const rec = this.record;
-    if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: this.voice ? channelId : undefined });
+    if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: this.voiceAttachment.connection ? channelId : undefined });
     return note;
   }
 
   /** `/leave`: leaves voice and goes on text-only. */
   async leaveVoiceChannel(): Promise<boolean> {
-    const wasAway = this.awayFromVoice !== undefined;
-    this.awayFromVoice = undefined;
-    if (!this.voice) return wasAway;
-    await this.leaveVoice('asked to leave');
+    const wasAway = this.voiceAttachment.isAway;
+    this.voiceAttachment.forgetAway();
+    if (!this.voiceAttachment.connection) return wasAway;
+    await this.voiceAttachment.leave('asked to leave');
     const rec = this.record;
     if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: undefined });
     return true;
   }
 
-  private async leaveVoice(reason: string): Promise<void> {
-    if (this.emptyTimer) clearTimeout(this.emptyTimer);
-    this.emptyTimer = undefined;
-    const voice = this.voice;
-    if (!voice) return;
-    this.voice = undefined;
-    this.retireVoiceStats(voice);
-    try {
-      await voice.leave(reason);
-    } catch (err) {
-      this.log.warn({ err: errorInfo(err) }, 'guild session: leaving voice failed');
-    }
-    this.deps.admission.releaseVoice(this.guildId);
-  }
-
-  private isListenable(userId: string): boolean {
-    const guild = this.deps.guild();
-    if (!guild || userId === guild.botUserId) return false;
-    if (this.deps.store.isVoiceOptedOut(this.guildId, userId)) return false;
-    const optOutRole = this.deps.config.voice.optOutRoleId;
-    if (optOutRole && guild.memberRoleIds(userId).includes(optOutRole)) return false;
-    const member = this.voice ? guild.voiceMembers(this.voice.channelId).find((m) => m.id === userId) : undefined;
-    return !member?.bot;
-  }
-
   voiceStats(): Record<string, number> | undefined {
-    return this.voice?.stats();
+    return this.voiceAttachment.stats();
   }
 
   /** Opus packets that failed to decode, over this guild's whole run (earlier joins too). */
   decodeErrorsTotal(): number {
-    return this.decodeErrorsBefore + (this.voice?.stats().decodeErrors ?? 0);
-  }
-
-  private retireVoiceStats(voice: GuildVoicePort): void {
-    try {
-      this.decodeErrorsBefore += voice.stats().decodeErrors ?? 0;
-    } catch {
-      // stats of a torn-down connection are not worth failing over
-    }
+    return this.voiceAttachment.decodeErrorsTotal();
   }
 
   private mirror(kind: 'member' | 'character', name: string, text: string): void {
@@ -546,7 +427,6 @@ export class GuildSession extends EventEmitter {
 
   // ---- text bridge ---------------------------------------------------------------------
 
-  /** A human's message in the bound channel. */
   /**
    * A human's message in the bound channel. With `resumePending` (the stored chat of this guild is
    * about to be resumed automatically) it is queued, marked ⏳, and delivered once the chat is back.
@@ -567,48 +447,17 @@ export class GuildSession extends EventEmitter {
     const voxta = this.voxta;
     // Stored until Voxta confirms it, so that a restart meanwhile does not lose it.
     const chatId = voxta?.chatId ?? (this._state === 'starting' ? this.openingChatId : this.record?.chatId);
-    const rowId = this.persistPending(msg.id, composed, chatId);
-    if (this._state === 'starting' || waitingForResume || !voxta || this.holding) {
-      if (waitingForResume && this.pending.length === 0) this.log.info('guild session: holding messages until the stored chat is resumed');
-      this.pending.push({ message: msg, sentText: composed, rowId });
-      void msg.react(PENDING_EMOJI).catch(() => undefined);
+    const rowId = this.pending.persist(msg.id, composed, chatId);
+    if (this._state === 'starting' || waitingForResume || !voxta || this.pending.holding) {
+      if (waitingForResume && this.pending.heldCount === 0) this.log.info('guild session: holding messages until the stored chat is resumed');
+      this.pending.mark(msg, composed, rowId);
       return;
     }
     if (voxta.state !== 'ready') {
       // The Voxta client queues and delivers in order after it is back; show the user it waits.
-      this.pending.push({ message: msg, sentText: composed, rowId });
-      void msg.react(PENDING_EMOJI).catch(() => undefined);
+      this.pending.mark(msg, composed, rowId);
     }
     this.deliver(voxta, msg.id, composed, 'text', rowId);
-  }
-
-  private persistPending(discordMessageId: string, text: string, chatId: string | undefined): number | undefined {
-    try {
-      return this.deps.store.addPendingMessage({ guildId: this.guildId, chatId, discordMessageId, text });
-    } catch (err) {
-      // Still delivered from memory; only a restart before Voxta confirms it would lose it.
-      this.log.warn({ err: errorInfo(err) }, 'guild session: storing a pending message failed');
-      return undefined;
-    }
-  }
-
-  private forgetPending(rowIds: Array<number | undefined>): void {
-    const ids = rowIds.filter((id): id is number => id !== undefined);
-    if (ids.length === 0) return;
-    try {
-      this.deps.store.deletePendingMessages(ids);
-    } catch (err) {
-      this.log.warn({ err: errorInfo(err) }, 'guild session: removing delivered pending messages failed');
-    }
-  }
-
-  private storedPending(): PendingMessage[] {
-    try {
-      return this.deps.store.listPendingMessages(this.guildId);
-    } catch (err) {
-      this.log.warn({ err: errorInfo(err) }, 'guild session: reading pending messages failed');
-      return [];
-    }
   }
 
   private capped(text: string): string {
@@ -622,97 +471,23 @@ export class GuildSession extends EventEmitter {
     this.lastInput = 'text';
     this.turnStartedAt = Date.now();
     this.deps.metrics.turns.inc({ source });
-    if (discordId) {
-      this.awaitingEcho.push({ discordId, text: unescapeUserText(text), sentText: text, rowId, sent: false });
-      if (this.awaitingEcho.length > 50) this.awaitingEcho.shift();
-    }
+    if (discordId) this.pending.expectEcho(discordId, text, rowId);
     try {
       voxta.send(text);
     } catch (err) {
       // No chat to deliver to (closed under us): say so instead of dropping it silently.
       this.log.warn({ err: errorInfo(err) }, 'guild session: a message could not be queued for Voxta');
-      this.forgetPending([rowId]);
+      this.pending.forget([rowId]);
       void this.post('That message could not reach the character: no chat is running. Start one with /start.');
     }
   }
 
-  /**
-   * The chat is (back) up: the messages stored as pending for it go out now, once, in order, before
-   * any new one. One written before a crash or shutdown whose echo we never saw is looked up in the
-   * chat history first (after the last message we had seen when it was written) and not sent again
-   * when it is there; the remaining window is two identical texts sent in a row around the crash,
-   * which may be taken as one. Messages held for another chat (a /start replaced it) are reported
-   * as not delivered.
-   */
+  /** The chat is (back) up: the held messages go out now, before any new one (see PendingMessages). */
   private deliverHeld(voxta: VoxtaSessionPort, chatId: string, history: readonly HistoryMessage[]): void {
-    this.holding = false;
+    this.pending.holding = false;
     // Stopped while joining voice: the rows were kept or abandoned by stop() already.
     if (this.voxta !== voxta || !this.bridging) return;
-    const rows = this.storedPending();
-    const lost: PendingMessage[] = [];
-    const done: number[] = [];
-    let from = 0;
-    const delivered = new Set<number>();
-    for (const row of rows) {
-      if (row.chatId !== undefined && row.chatId !== chatId) {
-        lost.push(row);
-        continue;
-      }
-      if (row.sent) {
-        const k = findUserMessage(history, row.text, Math.max(from, anchorIndex(history, row.afterMessageId) + 1));
-        if (k >= 0) {
-          from = k + 1;
-          done.push(row.id);
-          const voxtaId = history[k]?.messageId;
-          if (row.discordMessageId && voxtaId) this.link(row.discordMessageId, voxtaId, chatId);
-          this.unmarkPending(row.id);
-          continue;
-        }
-      }
-      delivered.add(row.id);
-      // Held by an earlier process: its ⏳ goes when the Voxta client writes it, like any other.
-      this.trackMark(row);
-      this.deliver(voxta, row.discordMessageId, row.text, 'text', row.id);
-    }
-    // Held in memory only (storing them failed): after the stored ones, in order.
-    for (const p of this.pending) if (p.rowId === undefined) this.deliver(voxta, p.message.id, p.sentText, 'text');
-    // Rows of the guild not held here any more (another chat): their ⏳ goes, ❌ instead.
-    for (const row of lost) {
-      this.trackMark(row);
-      this.unmarkPending(row.id, !row.sent);
-    }
-    this.forgetPending([...done, ...lost.map((r) => r.id)]);
-    if (done.length || delivered.size || lost.length) {
-      this.log.info({ delivered: delivered.size, alreadyInChat: done.length, notDelivered: lost.length }, 'guild session: held messages handled');
-    }
-    const notSent = lost.filter((r) => !r.sent);
-    if (notSent.length) void this.post(notDeliveredNotice(notSent));
-  }
-
-  /** The oldest stored pending message of this guild that is not tracked in memory and matches. */
-  private untrackedPending(match: (row: PendingMessage) => boolean): PendingMessage | undefined {
-    const tracked = new Set(this.awaitingEcho.map((a) => a.rowId));
-    return this.storedPending().find((r) => !tracked.has(r.id) && match(r));
-  }
-
-  /** A stored row's Discord message, for its status marks, when this process has no handle on it yet. */
-  private trackMark(row: PendingMessage): void {
-    if (!row.discordMessageId || this.pending.some((p) => p.rowId === row.id)) return;
-    const message = this.channel()?.markable(row.discordMessageId);
-    if (message) this.pending.push({ message, sentText: row.text, rowId: row.id });
-  }
-
-  private unmarkPending(rowId: number, failed = false): void {
-    const i = this.pending.findIndex((p) => p.rowId === rowId);
-    if (i < 0) return;
-    const [p] = this.pending.splice(i, 1);
-    void p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
-    if (failed) void p?.message.react('❌').catch(() => undefined);
-  }
-
-  /** Voxta is back: what it queued has been delivered; clear the ⏳ marks. */
-  private clearPendingMarks(): void {
-    for (const p of this.pending.splice(0)) void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+    this.pending.deliverHeld(chatId, history, (discordId, text, rowId) => this.deliver(voxta, discordId, text, 'text', rowId));
   }
 
   /**
@@ -720,32 +495,7 @@ export class GuildSession extends EventEmitter {
    * ❌, and the channel told which ones did not reach the character.
    */
   dropPending(): void {
-    this.abandonPending();
-  }
-
-  private abandonPending(): void {
-    const rows = this.storedPending();
-    this.forgetPending(rows.map((r) => r.id));
-    const inMemory = this.pending.splice(0);
-    for (const p of inMemory) {
-      void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
-      void p.message.react('❌').catch(() => undefined);
-    }
-    // Held by an earlier process (no handle here): marked through the channel by id.
-    const handled = new Set(inMemory.map((p) => p.rowId));
-    for (const row of rows) {
-      if (handled.has(row.id) || !row.discordMessageId) continue;
-      const m = this.channel()?.markable(row.discordMessageId);
-      void m?.unreact(PENDING_EMOJI).catch(() => undefined);
-      if (!row.sent) void m?.react('❌').catch(() => undefined);
-    }
-    // Only those never written to Voxta are surely undelivered (a written one may be in the chat).
-    const notSent: Array<{ text: string }> = rows.filter((r) => !r.sent);
-    for (const p of inMemory) if (p.rowId === undefined) notSent.push({ text: p.sentText });
-    if (notSent.length) {
-      this.log.info({ messages: notSent.length }, 'guild session: pending messages will not be delivered');
-      void this.post(notDeliveredNotice(notSent));
-    }
+    this.pending.abandon();
   }
 
   /** A bridged message was edited: edit the Voxta message it created. */
@@ -805,22 +555,7 @@ export class GuildSession extends EventEmitter {
     }
   };
   private readonly onVoxtaSent = (info: { text: string }): void => {
-    // Written on a live connection: from now on it may be in the chat even if we never see the echo.
-    const e = this.awaitingEcho.find((a) => a.sentText === info.text && !a.sent) ?? this.awaitingEcho.find((a) => a.sentText === info.text);
-    if (e) e.sent = true;
-    // (One no longer tracked in memory, after a long outage, is found by its text.)
-    const rowId = e ? e.rowId : this.untrackedPending((r) => !r.sent && r.text === info.text)?.id;
-    if (rowId !== undefined) {
-      try {
-        this.deps.store.markPendingMessageSent(rowId, this.lastStoredMessageId);
-      } catch (err) {
-        this.log.warn({ err: errorInfo(err) }, 'guild session: marking a pending message sent failed');
-      }
-    }
-    const i = this.pending.findIndex((p) => p.sentText === info.text);
-    if (i < 0) return;
-    const [p] = this.pending.splice(i, 1);
-    void p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
+    this.pending.written(info.text);
   };
   private readonly onVoxtaChatLost = (info: { chatId: string }): void => {
     this.log.warn({ chatId: info.chatId }, 'guild session: the chat could not be resumed after reconnecting');
@@ -829,11 +564,11 @@ export class GuildSession extends EventEmitter {
   };
   private readonly onVoxtaReconnected = (): void => {
     if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
-    this.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.lastStoredMessageId;
+    this.pending.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.pending.lastStoredMessageId;
     // Replies the lost connection was streaming will never end: show them as cut.
     for (const r of this.renderers.values()) void r.finish({ interrupted: true }).catch(() => undefined);
     this.renderers.clear();
-    this.clearPendingMarks();
+    this.pending.clearMarks();
     if (this.announced.has('reconnecting')) {
       this.announced.delete('reconnecting');
       this.announceOnce('resumed', 'Reconnected to Voxta; the chat goes on.');
@@ -916,27 +651,14 @@ export class GuildSession extends EventEmitter {
         break;
       }
       case 'update': {
-        this.lastStoredMessageId = m.messageId;
+        this.pending.lastStoredMessageId = m.messageId;
         if (m.role.toLowerCase() !== 'user') {
           // The stored text of a reply we showed changed (cut after an interruption, edited).
           const shown = this.recentReplies.get(m.messageId);
           if (shown && m.text) void shown.rewrite(m.text);
           break;
         }
-        const text = unescapeUserText(m.text);
-        const idx = this.awaitingEcho.findIndex((e) => e.text === text);
-        const hit = idx >= 0 ? this.awaitingEcho.splice(idx, 1)[0] : undefined;
-        const chatId = this.voxta?.chatId;
-        if (hit && chatId) this.link(hit.discordId, m.messageId, chatId);
-        // Stored in the chat: no longer pending. Voxta stores user messages in order, so those
-        // written before it are stored too (as the Voxta client itself assumes).
-        if (hit) {
-          const earlier = this.awaitingEcho.slice(0, idx).filter((e) => e.sent);
-          this.forgetPending([hit.rowId, ...earlier.map((e) => e.rowId)]);
-          for (const e of earlier) e.rowId = undefined;
-        } else {
-          this.forgetPending([this.untrackedPending((r) => r.sent && unescapeUserText(r.text) === text)?.id]);
-        }
+        this.pending.echoed(m.text, m.messageId, this.voxta?.chatId);
         break;
       }
       case 'chatSessionError':
@@ -955,7 +677,7 @@ export class GuildSession extends EventEmitter {
   private renderer(messageId: string): ReplyRenderer | undefined {
     let r = this.renderers.get(messageId);
     if (r) return r;
-    if (this.lastInput === 'voice' && this.voice && !this.mirrorTranscripts()) return undefined;
+    if (this.lastInput === 'voice' && this.voiceAttachment.connection && !this.mirrorTranscripts()) return undefined;
     const channel = this.channel();
     if (!channel) return undefined;
     r = new ReplyRenderer(channel, { log: this.log, editIntervalMs: this.deps.editIntervalMs });
@@ -991,64 +713,7 @@ export class GuildSession extends EventEmitter {
   /** Voice members changed (join/leave/move) in this guild: update Voxta's context, debounced. */
   voiceMembersChanged(channelIds: Array<string | undefined>): void {
     if (!this.bridging) return;
-    if (this.voice && channelIds.includes(this.voice.channelId)) {
-      this.scheduleContextUpdate();
-      this.checkOccupancy();
-    } else if (this.awayFromVoice && channelIds.includes(this.awayFromVoice)) {
-      this.checkOccupancy();
-    }
-  }
-
-  private humansIn(channelId: string): number {
-    const guild = this.deps.guild();
-    if (!guild) return 0;
-    return guild.voiceMembers(channelId).filter((m) => !m.bot && m.id !== guild.botUserId).length;
-  }
-
-  /**
-   * Nobody to talk to in voice: leave after a grace period (and come back when someone joins),
-   * so the bot does not sit in an empty channel holding Voxta's one voice slot.
-   */
-  private checkOccupancy(): void {
-    if (!this.bridging) return;
-    const voice = this.voice;
-    if (voice) {
-      const humans = this.humansIn(voice.channelId);
-      if (humans === 0 && !this.emptyTimer) {
-        this.emptyTimer = setTimeout(() => void this.leaveBecauseEmpty(voice.channelId), this.deps.voiceIdleLeaveMs ?? VOICE_IDLE_LEAVE_MS);
-        this.emptyTimer.unref();
-      } else if (humans > 0 && this.emptyTimer) {
-        clearTimeout(this.emptyTimer);
-        this.emptyTimer = undefined;
-      }
-      return;
-    }
-    const away = this.awayFromVoice;
-    if (away && this.humansIn(away) > 0 && !this.rejoining) void this.rejoinAfterAway(away);
-  }
-
-  private async leaveBecauseEmpty(channelId: string): Promise<void> {
-    this.emptyTimer = undefined;
-    if (!this.bridging || this.voice?.channelId !== channelId || this.humansIn(channelId) > 0) return;
-    await this.leaveVoice('voice channel empty');
-    this.awayFromVoice = channelId;
-    this.log.info({ channelId }, 'guild session: left the empty voice channel; will come back when someone joins');
-    await this.post(`Everyone left <#${channelId}>, so I left too. I will come back when someone joins it.`);
-  }
-
-  private async rejoinAfterAway(channelId: string): Promise<void> {
-    const guild = this.deps.guild();
-    if (!guild) return;
-    this.rejoining = true;
-    try {
-      this.awayFromVoice = undefined;
-      const plan = this.planVoice(guild, channelId);
-      const note = plan.join ? await this.connectVoice(channelId) : plan.note;
-      if (note) await this.post(note);
-      else this.checkOccupancy();
-    } finally {
-      this.rejoining = false;
-    }
+    this.voiceAttachment.membersChanged(channelIds);
   }
 
   private scheduleContextUpdate(): void {
@@ -1057,7 +722,7 @@ export class GuildSession extends EventEmitter {
       this.contextTimer = undefined;
       const voxta = this.voxta;
       if (!voxta || !this.bridging || !this.boundTextChannelId) return;
-      void voxta.updateContext(this.contexts(this.boundTextChannelId, this.voice?.channelId));
+      void voxta.updateContext(this.contexts(this.boundTextChannelId, this.voiceAttachment.channelId));
     }, this.deps.contextDebounceMs ?? CONTEXT_DEBOUNCE_MS);
     this.contextTimer.unref();
   }
@@ -1067,11 +732,8 @@ export class GuildSession extends EventEmitter {
     const guild = this.deps.guild();
     if (!guild) return [];
     const lines = [`You are talking with people on the Discord server "${guild.name}", in the text channel #${guild.channelName(textChannelId) ?? 'unknown'}.`];
-    if (voiceChannelId && this.voice) {
-      const present = guild
-        .voiceMembers(voiceChannelId)
-        .filter((m) => !m.bot && m.id !== guild.botUserId)
-        .map((m) => m.displayName);
+    if (voiceChannelId && this.voiceAttachment.connection) {
+      const present = this.voiceAttachment.present(voiceChannelId);
       lines.push(
         `You are also in the voice channel "${guild.channelName(voiceChannelId) ?? 'voice'}"; present there now: ${present.length ? present.join(', ') : 'nobody'}.`,
       );
@@ -1108,7 +770,7 @@ export class GuildSession extends EventEmitter {
 
   /** The bound text channel or the voice channel was deleted. */
   async channelDeleted(channelId: string): Promise<void> {
-    if (channelId === this.voice?.channelId) {
+    if (channelId === this.voiceAttachment.channelId) {
       await this.leaveVoiceChannel();
       await this.post('The voice channel was deleted; the chat goes on here in text.');
       return;
@@ -1124,10 +786,15 @@ export class GuildSession extends EventEmitter {
       state: this._state,
       record: this.record,
       voxtaState: this.voxtaState,
-      voice: this.voice ? { channelId: this.voice.channelId, state: this.voice.state } : undefined,
+      voice: this.voiceStatus(),
       latency: { p50: this.latency.percentile(50), p95: this.latency.percentile(95), samples: this.latency.count },
-      pendingMessages: Math.max(this.pending.length, this.storedPending().length),
+      pendingMessages: this.pending.count,
     };
+  }
+
+  private voiceStatus(): SessionStatus['voice'] {
+    const voice = this.voiceAttachment.connection;
+    return voice ? { channelId: voice.channelId, state: voice.state } : undefined;
   }
 
   /** Completes owed by the live session, and sent over this guild's whole run (closed sessions too). */
@@ -1137,30 +804,3 @@ export class GuildSession extends EventEmitter {
   }
 }
 
-
-/** Index of the history message with this id, or -1. */
-function anchorIndex(history: readonly HistoryMessage[], messageId: string | undefined): number {
-  return messageId === undefined ? -1 : history.findIndex((m) => m.messageId === messageId);
-}
-
-/** The first user message with this text at or after `from`, or -1 (escapes and spacing ignored). */
-function findUserMessage(history: readonly HistoryMessage[], text: string, from: number): number {
-  const want = unescapeUserText(text).replace(/\s+/g, ' ');
-  for (let k = from; k < history.length; k++) {
-    const h = history[k]!;
-    if (h.role.toLowerCase() === 'user' && unescapeUserText(h.text).replace(/\s+/g, ' ') === want) return k;
-  }
-  return -1;
-}
-
-/** "These messages did not reach the character: “a”, “b”." in one plain sentence. */
-export function notDeliveredNotice(messages: ReadonlyArray<{ text: string }>): string {
-  const shown = messages.slice(0, 5).map((m) => {
-    const t = unescapeUserText(m.text).replace(/\s+/g, ' ').trim();
-    return `“${t.length > 80 ? `${t.slice(0, 79)}…` : t}”`;
-  });
-  const more = messages.length > shown.length ? ` and ${messages.length - shown.length} more` : '';
-  return messages.length === 1
-    ? `This message did not reach the character and will not be delivered: ${shown[0]}.`
-    : `These ${messages.length} messages did not reach the character and will not be delivered: ${shown.join(', ')}${more}.`;
-}
