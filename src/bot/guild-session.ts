@@ -29,7 +29,7 @@ import type {
   VoxtaSessionPort,
   VoxtaSessionState,
 } from './ports.js';
-import { ReplyRenderer } from './reply-renderer.js';
+import { ReplyStream } from './reply-stream.js';
 import { credentialsRefusedNotice, isAuthRefusal } from './session-notices.js';
 import { UserFacingError } from './user-errors.js';
 import { VoiceAttachment } from './voice-attachment.js';
@@ -51,7 +51,6 @@ const TRANSITIONS: Record<GuildSessionState, readonly GuildSessionState[]> = {
 /** Longest user text sent as one message; see `text-bridge` notes in the README. */
 export const MAX_SEND_CHARS = 6000;
 const TRUNCATED_EMOJI = '✂️';
-const TYPING_REFRESH_MS = 8000;
 const CONTEXT_DEBOUNCE_MS = 1500;
 /** The same Voxta error is posted again only after this long. */
 const ERROR_REPEAT_MS = 5 * 60_000;
@@ -121,10 +120,8 @@ export class GuildSession extends EventEmitter {
   private readonly speakers = new Set<string>();
   /** The chat being resumed while `starting` (undefined for a new chat). */
   private openingChatId: string | undefined;
-  private readonly renderers = new Map<string, ReplyRenderer>();
-  /** Finished replies, newest last, kept briefly so a later `update` can correct them. */
-  private readonly recentReplies = new Map<string, ReplyRenderer>();
-  private typingTimer: NodeJS.Timeout | undefined;
+  /** The character's replies streaming into the bound channel. */
+  private readonly replies: ReplyStream;
   private contextTimer: NodeJS.Timeout | undefined;
   private turnStartedAt: number | undefined;
   private announced = new Set<string>();
@@ -147,6 +144,13 @@ export class GuildSession extends EventEmitter {
       channel: () => this.channel(),
       post,
       link: (discordId, voxtaId, chatId) => this.link(discordId, voxtaId, chatId),
+    });
+    this.replies = new ReplyStream({
+      channel: () => this.channel(),
+      log: () => this.log,
+      // A reply to a voice turn is heard; it is shown only when transcripts are mirrored.
+      showsReplies: () => !(this.lastInput === 'voice' && this.voiceAttachment.connection && !this.mirrorTranscripts()),
+      editIntervalMs: deps.editIntervalMs,
     });
     this.voiceAttachment = new VoiceAttachment({
       guildId: deps.guildId,
@@ -334,13 +338,12 @@ export class GuildSession extends EventEmitter {
     this.transition('stopping', reason);
     this.voiceAttachment.forgetAway();
     if (opts.notice) await this.announce(opts.notice);
-    this.stopTyping();
+    this.replies.stopTyping();
     if (this.contextTimer) clearTimeout(this.contextTimer);
     this.contextTimer = undefined;
     await this.voiceAttachment.leave(reason);
     // A reply still streaming is cut here: it says so.
-    for (const r of this.renderers.values()) await r.finish({ interrupted: true }).catch(() => undefined);
-    this.renderers.clear();
+    await this.replies.cutAll();
     const voxta = this.voxta;
     this.voxta = undefined;
     if (voxta) {
@@ -566,8 +569,7 @@ export class GuildSession extends EventEmitter {
     if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
     this.pending.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.pending.lastStoredMessageId;
     // Replies the lost connection was streaming will never end: show them as cut.
-    for (const r of this.renderers.values()) void r.finish({ interrupted: true }).catch(() => undefined);
-    this.renderers.clear();
+    this.replies.cutAllNow();
     this.pending.clearMarks();
     if (this.announced.has('reconnecting')) {
       this.announced.delete('reconnecting');
@@ -619,7 +621,7 @@ export class GuildSession extends EventEmitter {
   private handleVoxtaMessage(m: ServerMessage): void {
     switch (m.$type) {
       case 'replyGenerating':
-        this.startTyping();
+        this.replies.generating();
         break;
       case 'replyChunk': {
         if (this.turnStartedAt !== undefined) {
@@ -628,34 +630,22 @@ export class GuildSession extends EventEmitter {
           this.latency.add(ms);
           this.deps.metrics.turnLatency.observe(ms / 1000);
         }
-        const r = this.renderer(m.messageId);
-        if (r) {
-          this.stopTyping();
-          r.append(m.text);
-        }
+        this.replies.chunk(m.messageId, m.text);
         break;
       }
       case 'replyEnd':
       case 'replyCancelled': {
-        this.stopTyping();
-        const r = this.renderers.get(m.messageId);
-        if (r) {
-          this.renderers.delete(m.messageId);
-          this.recentReplies.set(m.messageId, r);
-          if (this.recentReplies.size > 20) this.recentReplies.delete(this.recentReplies.keys().next().value!);
-          const chatId = this.voxta?.chatId;
-          void r.finish({ interrupted: m.$type === 'replyCancelled' }).then((ids) => {
-            if (chatId) for (const id of ids) this.link(id, m.messageId, chatId);
-          });
-        }
+        const chatId = this.voxta?.chatId;
+        this.replies.ended(m.messageId, m.$type === 'replyCancelled', (ids) => {
+          if (chatId) for (const id of ids) this.link(id, m.messageId, chatId);
+        });
         break;
       }
       case 'update': {
         this.pending.lastStoredMessageId = m.messageId;
         if (m.role.toLowerCase() !== 'user') {
           // The stored text of a reply we showed changed (cut after an interruption, edited).
-          const shown = this.recentReplies.get(m.messageId);
-          if (shown && m.text) void shown.rewrite(m.text);
+          this.replies.corrected(m.messageId, m.text);
           break;
         }
         this.pending.echoed(m.text, m.messageId, this.voxta?.chatId);
@@ -673,39 +663,12 @@ export class GuildSession extends EventEmitter {
     }
   }
 
-  /** A renderer for the reply, unless it answers a voice turn while mirroring is off. */
-  private renderer(messageId: string): ReplyRenderer | undefined {
-    let r = this.renderers.get(messageId);
-    if (r) return r;
-    if (this.lastInput === 'voice' && this.voiceAttachment.connection && !this.mirrorTranscripts()) return undefined;
-    const channel = this.channel();
-    if (!channel) return undefined;
-    r = new ReplyRenderer(channel, { log: this.log, editIntervalMs: this.deps.editIntervalMs });
-    this.renderers.set(messageId, r);
-    return r;
-  }
-
   private link(discordMessageId: string, voxtaMessageId: string, chatId: string): void {
     try {
       this.deps.store.linkMessage({ discordMessageId, guildId: this.guildId, chatId, voxtaMessageId });
     } catch (err) {
       this.log.warn({ err: errorInfo(err) }, 'guild session: storing a message link failed');
     }
-  }
-
-  private startTyping(): void {
-    if (this.typingTimer) return;
-    const tick = (): void => {
-      void this.channel()?.sendTyping().catch(() => undefined);
-    };
-    tick();
-    this.typingTimer = setInterval(tick, TYPING_REFRESH_MS);
-    this.typingTimer.unref();
-  }
-
-  private stopTyping(): void {
-    if (this.typingTimer) clearInterval(this.typingTimer);
-    this.typingTimer = undefined;
   }
 
   // ---- context -------------------------------------------------------------------------
