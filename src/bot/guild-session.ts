@@ -9,6 +9,11 @@
  * Transitions are logged and emitted (`state`). Stored state follows the machine: a record is
  * `active` from the moment a chat has started until an explicit stop (so a restart resumes it),
  * and a failed start leaves the previous record as it was.
+ *
+ * The session decides what happens when; the details live with their own parts:
+ * `PendingMessages` (user messages until Voxta has stored them: ⏳/❌, SQLite rows, held delivery),
+ * `ReplyStream` (replies streamed into the channel), `VoiceAttachment` (the voice connection and
+ * its slot) and `session-notices` (the sentences for failures).
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';

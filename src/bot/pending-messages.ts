@@ -5,8 +5,7 @@
  * and the delivery of held ones once a chat is (back) up. The guild session decides *when*; this
  * class keeps the lists consistent and tells the channel what will not be delivered.
  */
-import type { Logger } from '../log.js';
-import { errorInfo } from '../log.js';
+import { errorInfo, type Logger } from '../log.js';
 import type { PendingMessage, Store } from '../store/store.js';
 import type { HistoryMessage } from '../voxta/messages.js';
 import { unescapeUserText } from '../voxta/user-text.js';

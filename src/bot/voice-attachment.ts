@@ -5,8 +5,7 @@
  * session decides when voice is wanted; this module owns the connection and the slot.
  */
 import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
-import { errorInfo } from '../log.js';
+import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
 import type { GuildPort, GuildVoiceJoiner, GuildVoicePort, VoxtaSessionPort } from './ports.js';
