@@ -3,8 +3,6 @@
  * dropping mid-chat, edits and deletions, two admins racing `/start`, deleted channels, removal
  * from a guild, the health endpoint, and shutdown on signals.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +10,7 @@ import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
 import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
 import { DB_FILE_NAME } from '../../src/store/store.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
+import { freePort, httpGet } from '../harness/http.js';
 
 let env: E2EEnv | undefined;
 afterEach(async () => {
@@ -44,26 +43,6 @@ function storedSession(e: E2EEnv): { active: number; chat_id: string | null } | 
   } finally {
     db.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function get(port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
 }
 
 describe('bot resilience end to end', () => {
@@ -135,16 +114,16 @@ describe('bot resilience end to end', () => {
   it('serves health, readiness and metrics; shuts down on SIGTERM with exit 0 keeping the chat for the next start', async () => {
     const port = await freePort();
     const { env, bot } = await boot({ HEALTH_PORT: String(port), HEALTH_HOST: '127.0.0.1' });
-    expect(await get(port, '/healthz')).toMatchObject({ status: 200 });
+    expect(await httpGet(port, '/healthz')).toMatchObject({ status: 200 });
     await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
     env.alice.say(env.text.id, 'hi');
     await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: hi'), 10_000);
-    const ready = await get(port, '/readyz');
+    const ready = await httpGet(port, '/readyz');
     expect(ready.status).toBe(200);
     expect(JSON.parse(ready.body)).toMatchObject({ ready: true, discord: 'ready', voxta: 'reachable', guilds: [{ guildId: env.guild.id, state: 'active', voxta: 'ready' }] });
     // The reply's playback complete goes out at replyEnd, a moment after its first words.
     await env.voxta!.waitFor(() => env.voxta!.heldSessions().length === 0 && env.voxta!.received.some((m) => m.payload.$type === 'speechPlaybackComplete'), 5000, 'the reply acknowledged');
-    const metrics = (await get(port, '/metrics')).body;
+    const metrics = (await httpGet(port, '/metrics')).body;
     expect(metrics).toContain('voxta_discord_sessions{state="active"} 1');
     expect(metrics).toContain('voxta_discord_turns_total{source="text"} 1');
     expect(metrics).toMatch(/voxta_discord_turn_latency_seconds_count 1/);

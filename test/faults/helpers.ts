@@ -2,8 +2,6 @@
  * Shared helpers of the fault and load suite (test/faults): booting the production bot against
  * both simulators, reading its health endpoint, and views of what each side saw.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
@@ -14,25 +12,7 @@ import { startE2E, type E2EEnv, type E2EOptions } from '../harness/env.js';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-export function httpGet(port: number, p: string): Promise<{ status: number; body: string; contentType: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, contentType: String(res.headers['content-type'] ?? '') }));
-      })
-      .on('error', reject);
-  });
-}
+export { freePort, httpGet } from '../harness/http.js';
 
 /** The value of one sample line of a Prometheus text exposition (`name{labels} value`), or undefined. */
 export function metricValue(text: string, sample: string): number | undefined {

@@ -8,14 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, readFile, rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ARIA_ID } from '../../sim/voxta/index.js';
 import { assembleRuntime, compiledImports, type RuntimeTree } from '../../scripts/assemble-runtime.js';
 import { startE2E, type E2EEnv } from '../harness/env.js';
+import { freePort, httpGet } from '../harness/http.js';
 
 /** We run as root here: drop to "nobody" like the image's `USER node`. Already unprivileged: stay so. */
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -34,26 +33,6 @@ afterEach(async () => {
 afterAll(async () => {
   if (tree) await rm(tree.root, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function get(port: number, p: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: p }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -209,7 +188,7 @@ describe('container runtime tree (Dockerfile last stage, non-root, against the s
 
         // The image's HEALTHCHECK command, verbatim, against the running process.
         const ready = await until('/readyz 200', 30_000, async () => {
-          const r = await get(port, '/readyz');
+          const r = await httpGet(port, '/readyz');
           return r.status === 200 ? r : undefined;
         });
         expect(JSON.parse(ready.body)).toMatchObject({ ready: true, discord: 'ready', voxta: 'reachable' });
