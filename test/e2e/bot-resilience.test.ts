@@ -6,10 +6,10 @@
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
+import type { InteractionHandle } from '../../sim/discord/index.js';
 import { ARIA_ID, HOLT_ID } from '../../sim/voxta/index.js';
 import { DB_FILE_NAME } from '../../src/store/store.js';
-import { startE2E, type E2EEnv } from '../harness/env.js';
+import { startE2E, fromBot, type E2EEnv } from '../harness/env.js';
 import { freePort, httpGet } from '../harness/http.js';
 
 let env: E2EEnv | undefined;
@@ -34,7 +34,6 @@ async function answer(handle: InteractionHandle) {
   return { content: m.content, embeds: m.embeds as Array<{ title?: string }>, ephemeral: m.ephemeral };
 }
 
-const fromBot = (e: E2EEnv) => (m: SimMessage) => m.authorId === e.discord.botUserId && m.interactionId === null;
 
 function storedSession(e: E2EEnv): { active: number; chat_id: string | null } | undefined {
   const db = new DatabaseSync(path.join(e.dataDir, DB_FILE_NAME), { readOnly: true });

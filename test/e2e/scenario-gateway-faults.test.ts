@@ -13,8 +13,7 @@
  *   running and people are still in the channel: it comes back to voice by itself.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SimMessage } from '../../sim/discord/index.js';
-import type { E2EEnv } from '../harness/env.js';
+import { fromBot, type E2EEnv } from '../harness/env.js';
 import { boot as bootWorld, replyIds, sends, tone } from '../voice/e2e-helpers.js';
 
 let env: E2EEnv | undefined;
@@ -24,7 +23,6 @@ afterEach(async () => {
 });
 
 const boot = (opts: Parameters<typeof bootWorld>[0] = {}) => bootWorld(opts, (e) => (env = e));
-const fromBot = (e: E2EEnv) => (m: SimMessage) => m.authorId === e.discord.botUserId && m.interactionId === null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const STORY = 'A longer answer that goes on for a few seconds, on purpose.';
 

@@ -5,9 +5,9 @@
  * earlier chat of the character.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InteractionHandle, SimMessage } from '../../sim/discord/index.js';
+import type { InteractionHandle } from '../../sim/discord/index.js';
 import { ARIA_ID } from '../../sim/voxta/index.js';
-import { startE2E, type E2EEnv } from '../harness/env.js';
+import { startE2E, fromBot, type E2EEnv } from '../harness/env.js';
 import { boot as bootWorld, replyIds, sends, tone } from '../voice/e2e-helpers.js';
 
 let env: E2EEnv | undefined;
@@ -18,7 +18,6 @@ afterEach(async () => {
 
 const register = (x: E2EEnv) => (env = x);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fromBot = (e: E2EEnv) => (m: SimMessage) => m.authorId === e.discord.botUserId && m.interactionId === null;
 
 /** What the invoker finally sees: text, or an embed's title. */
 async function answer(h: InteractionHandle): Promise<string> {

@@ -5,8 +5,7 @@
  * channel, the Voxta connection just vanishes).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SimMessage } from '../../sim/discord/index.js';
-import type { E2EEnv } from '../harness/env.js';
+import { fromBot, type E2EEnv } from '../harness/env.js';
 import { boot as bootWorld, replyIds, sends, tone } from '../voice/e2e-helpers.js';
 
 let env: E2EEnv | undefined;
@@ -16,7 +15,6 @@ afterEach(async () => {
 });
 
 const boot = (opts: Parameters<typeof bootWorld>[0] = {}) => bootWorld(opts, (e) => (env = e));
-const fromBot = (e: E2EEnv) => (m: SimMessage) => m.authorId === e.discord.botUserId && m.interactionId === null;
 
 async function restartScenario(signal: 'SIGTERM' | 'SIGKILL') {
   const { env, bot, sessionId } = await boot({

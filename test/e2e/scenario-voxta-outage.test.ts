@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SimMessage } from '../../sim/discord/index.js';
-import type { E2EEnv } from '../harness/env.js';
+import { fromBot, type E2EEnv } from '../harness/env.js';
 import { boot as bootWorld, replyIds, sends, tone } from '../voice/e2e-helpers.js';
 
 let env: E2EEnv | undefined;
@@ -17,7 +17,6 @@ afterEach(async () => {
 });
 
 const boot = (opts: Parameters<typeof bootWorld>[0] = {}) => bootWorld(opts, (e) => (env = e));
-const fromBot = (e: E2EEnv) => (m: SimMessage) => m.authorId === e.discord.botUserId && m.interactionId === null;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('scenario: the Voxta server drops mid-conversation (voice session)', () => {

@@ -19,6 +19,7 @@ import {
   type SimChannelHandle,
   type SimGuildHandle,
   type SimMemberHandle,
+  type SimMessage,
 } from '../../sim/discord/index.js';
 import { startVoxtaSim, type VoxtaSim, type VoxtaSimOptions } from '../../sim/voxta/index.js';
 import { spawnBot, type BotProcess, type SpawnBotOptions } from './bot-process.js';
@@ -53,6 +54,9 @@ export interface E2EEnv {
 }
 
 /** A quiet logger for the simulators (warnings and errors only unless SIM_LOG_LEVEL is set). */
+/** A message the bot posted on its own in a channel (not an interaction response). */
+export const fromBot = (e: E2EEnv) => (m: SimMessage): boolean => m.authorId === e.discord.botUserId && m.interactionId === null;
+
 export const simLog = pino({ level: process.env.SIM_LOG_LEVEL ?? 'warn' });
 
 export async function startE2E(opts: E2EOptions = {}): Promise<E2EEnv> {
