@@ -40,6 +40,11 @@ export class ChatStore {
     return [...this.chats.values()];
   }
 
+  /** Forgets a chat (deleted in Voxta's app); true when it existed. */
+  delete(id: string): boolean {
+    return this.chats.delete(id);
+  }
+
   /** Chats of a character, most recently used (or created) first. */
   forCharacter(characterId: string): ChatRecord[] {
     const lastUse = (c: ChatRecord): number => (c.lastSession ?? c.created).getTime();

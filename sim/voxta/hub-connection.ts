@@ -96,6 +96,24 @@ export class SimHubConnection extends EventEmitter<HubConnectionEvents> {
     this.socket.close(CloseCode.Normal);
   }
 
+  /**
+   * Sends a WebSocket close frame but keeps the TCP connection open and stops reading it, like a
+   * proxy or a restarting Voxta that never finishes the closing handshake. The client's socket
+   * stays CLOSING (the `ws` library waits up to 30 s before giving up), so SignalR still says
+   * `Connected` while every write fails.
+   */
+  halfClose(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    const raw = (this.socket as unknown as { _socket?: import('node:net').Socket })._socket;
+    if (!raw) return;
+    // Stop the ws library from answering the client's close frame (which would close TCP).
+    raw.removeAllListeners('data');
+    raw.pause();
+    // FIN + opcode 8 (close), unmasked (server → client), 2-byte payload: 1001 "going away".
+    raw.write(Buffer.from([0x88, 0x02, 0x03, 0xe9]));
+  }
+
   /** Kills the TCP connection without any close frame, like a crashed server or a cut cable. */
   terminate(): void {
     this.socket.terminate();

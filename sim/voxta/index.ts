@@ -166,6 +166,14 @@ export class VoxtaSim {
     for (const hub of this.hubsById.values()) hub.closeWithMessage(opts);
   }
 
+  /**
+   * Every hub connection gets a WebSocket close frame but its TCP connection is held open and no
+   * longer read (see SimHubConnection.halfClose): writes fail while SignalR still says Connected.
+   */
+  halfCloseHubConnections(): void {
+    for (const hub of this.hubsById.values()) hub.halfClose();
+  }
+
   dropAudioSockets(): void {
     this.audioSockets.dropAll();
   }
@@ -224,6 +232,26 @@ export class VoxtaSim {
       this.chatStore.append(chat, m.role, m.role === 'User' ? 'user' : characterId, m.text);
     }
     return chat;
+  }
+
+  /**
+   * Dead hub connections keep their chat locked (and their slot taken) until
+   * {@link releaseDeadChatLocks}, instead of for `chatLockReleaseDelayMs`.
+   */
+  holdDeadChatLocks(): void {
+    this.registry.holdDeadSessions();
+  }
+
+  releaseDeadChatLocks(): void {
+    this.registry.releaseHeld();
+  }
+
+  /**
+   * Deletes a chat as an admin would in Voxta's app: a session already open on it goes on, but
+   * resuming it afterwards fails with "Chat <id> not found".
+   */
+  deleteChat(chatId: string): boolean {
+    return this.chatStore.delete(chatId);
   }
 
   audio(sessionId: string): AudioRecord | undefined {

@@ -9,6 +9,9 @@ export class SessionRegistry {
   private readonly sessions = new Map<string, ChatSession>();
   private readonly slotWaiters = new Set<() => void>();
   private readonly removalTimers = new Set<NodeJS.Timeout>();
+  /** Dead connections' sessions kept (lock and slot) until the test releases them. */
+  private holding = false;
+  private readonly held = new Set<ChatSession>();
 
   add(session: ChatSession): void {
     this.sessions.set(session.sessionId, session);
@@ -37,8 +40,28 @@ export class SessionRegistry {
     for (const wake of [...this.slotWaiters]) wake();
   }
 
+  /**
+   * From now on a dead connection keeps its chat (lock and slot) until {@link releaseHeld}: a test
+   * that needs "the chat is still locked when the bot comes back" says so instead of racing a
+   * delay against a busy machine.
+   */
+  holdDeadSessions(): void {
+    this.holding = true;
+  }
+
+  /** Frees every session held by {@link holdDeadSessions} and stops holding. */
+  releaseHeld(): void {
+    this.holding = false;
+    for (const s of [...this.held]) this.remove(s);
+    this.held.clear();
+  }
+
   /** Removes `session` after `delayMs` (0 = now): how long a dead connection keeps its chat. */
   removeLater(session: ChatSession, delayMs: number): void {
+    if (this.holding) {
+      this.held.add(session);
+      return;
+    }
     if (delayMs <= 0) {
       this.remove(session);
       return;
@@ -54,6 +77,7 @@ export class SessionRegistry {
   clear(): void {
     for (const t of this.removalTimers) clearTimeout(t);
     this.removalTimers.clear();
+    this.held.clear();
     this.sessions.clear();
     for (const wake of [...this.slotWaiters]) wake();
   }

@@ -19,6 +19,7 @@ import { VoxtaRest } from '../voxta/rest.js';
 import { BotCore } from './bot-core.js';
 import { autocompleteContext, commandContext, guildPort, incomingMessage, isHumanGuildMessage, noteGatewaySession } from './discord-adapters.js';
 import { startHealthServer, type HealthServer } from './health.js';
+import { installProcessGuards } from './process-guards.js';
 import type { GuildVoiceJoiner } from './ports.js';
 
 const BASE_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildVoiceStates, GatewayIntentBits.GuildMessages];
@@ -39,6 +40,9 @@ export async function runBot(config: Config): Promise<RunningBot> {
   registerSecret(config.discord.token);
   registerSecret(config.voxta.apiKey);
   const log = createLogger({ level: config.logLevel });
+  // Counted into /metrics once the core exists; logged (and survived) from the start.
+  let countUnhandled: ((kind: string) => void) | undefined;
+  installProcessGuards(log, (kind) => countUnhandled?.(kind));
   log.debug({ report: generateDependencyReport() }, 'voice dependency report');
 
   let store: Store;
@@ -70,6 +74,8 @@ export async function runBot(config: Config): Promise<RunningBot> {
         logBindings: { guildId },
       }),
   });
+
+  countUnhandled = (kind) => core.metrics.unhandledErrors.inc({ kind });
 
   const health = await startHealthServer({
     port: config.health.port,

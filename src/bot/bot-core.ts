@@ -9,6 +9,7 @@ import { VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '..
 import { Admission } from './admission.js';
 import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
 import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
+import { OperationCancelledError } from './guild-operations.js';
 import { credentialsRefusedNotice, GuildSession, isAuthRefusal, type GuildSessionState } from './guild-session.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
 
@@ -25,6 +26,8 @@ export interface BotCoreDeps {
   voiceIdleLeaveMs?: number;
   /** Back-off for resuming stored sessions Voxta could not take at boot. */
   resumeRetryMs?: { first: number; max: number };
+  /** Retry period for a stored record that could not be written (tests shorten it). */
+  recordRetryMs?: number;
 }
 
 export class BotCore {
@@ -90,6 +93,7 @@ export class BotCore {
         editIntervalMs: this.deps.editIntervalMs,
         contextDebounceMs: this.deps.contextDebounceMs,
         voiceIdleLeaveMs: this.deps.voiceIdleLeaveMs,
+        recordRetryMs: this.deps.recordRetryMs,
       });
       s.on('voxtaFailed', (info?: { authRefused?: boolean }) => {
         // The session already told the channel; later attempts that meet the same refusal stay quiet.
@@ -127,13 +131,15 @@ export class BotCore {
   private async resumeStored(guildId: string, attempt: number): Promise<void> {
     this.resumeTimers.delete(guildId);
     if (this.shuttingDown) return;
-    const rec = this.store.getGuildSession(guildId);
+    const session = this.session(guildId);
+    const rec = session.record;
     if (!rec?.active) return;
+    // An admin's /start, /resume or /stop is in flight: it decides (and cancels this retry).
+    if (session.state !== 'idle' || session.busy) return;
     const guild = this.deps.guild(guildId);
     if (!guild) {
       this.log.info({ guildId }, 'resume: the bot is no longer in this guild; ending its session');
-      this.store.setGuildSessionActive(guildId, false);
-      this.session(guildId).dropPending();
+      await session.stop('not in the guild any more');
       return;
     }
     if (!guild.available) {
@@ -143,12 +149,9 @@ export class BotCore {
     }
     if (!guild.textChannel(rec.textChannelId)) {
       this.log.info({ guildId, channelId: rec.textChannelId }, 'resume: the bound text channel is gone; ending the session');
-      this.store.setGuildSessionActive(guildId, false);
-      this.session(guildId).dropPending();
+      await session.stop('bound text channel gone');
       return;
     }
-    const session = this.session(guildId);
-    if (session.state !== 'idle') return;
     const voiceChannelId = rec.voiceChannelId && guild.isVoiceChannel(rec.voiceChannelId) ? rec.voiceChannelId : null;
     try {
       const out = await session.resume({ voiceChannelId, keepPendingOnFailure: true });
@@ -156,11 +159,15 @@ export class BotCore {
       this.log.info({ guildId, chatId: out.record.chatId }, 'resume: chat resumed after restart');
       if (out.voiceNote) await session.post(out.voiceNote);
     } catch (err) {
+      if (err instanceof OperationCancelledError) {
+        // A /stop (or shutdown) got in first: it also cancelled the retries.
+        this.log.info({ guildId }, 'resume: cancelled');
+        return;
+      }
       if (err instanceof VoxtaNotFoundError) {
         this.log.warn({ guildId, err: errorInfo(err) }, 'resume: giving up on this guild');
-        this.store.setGuildSessionActive(guildId, false);
         await session.post(`I could not resume the chat with ${rec.characterName}: Voxta does not know that chat any more. Start a new one with /start.`);
-        session.dropPending();
+        await session.stop('the chat is gone');
         return;
       }
       if (isAuthRefusal(err)) {
@@ -193,9 +200,16 @@ export class BotCore {
     if (this.shuttingDown || this.resumeTimers.has(guildId)) return;
     const retry = this.deps.resumeRetryMs ?? { first: 5000, max: 60_000 };
     const delay = Math.min(retry.max, retry.first * 2 ** Math.max(0, attempt - 1));
-    const t = setTimeout(() => void this.resumeStored(guildId, attempt), delay);
+    const t = setTimeout(() => {
+      this.resumeStored(guildId, attempt).catch((err: unknown) => this.log.error({ guildId, err: errorInfo(err, true) }, 'resume: failed unexpectedly'));
+    }, delay);
     t.unref();
     this.resumeTimers.set(guildId, t);
+  }
+
+  /** An automatic resume of this guild is scheduled. */
+  autoResumePending(guildId: string): boolean {
+    return this.resumeTimers.has(guildId);
   }
 
   /** Cancels a pending automatic resume (the admin ran /start, /resume or /stop). */
@@ -210,15 +224,16 @@ export class BotCore {
 
   async humanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
     const s = this.sessions.get(guildId);
-    if (s && s.textChannelId === msg.channelId) {
+    if (s?.ownsChannel(msg.channelId)) {
       await s.handleHumanMessage(msg);
       return;
     }
     // The stored chat of this channel is waiting for its automatic resume (after a restart, or
     // while Voxta is away): hold the message for it instead of dropping it.
     if (this.shuttingDown || (s && s.state !== 'idle')) return;
-    const rec = this.store.getGuildSession(guildId);
-    if (rec?.active && rec.textChannelId === msg.channelId) await this.session(guildId).handleHumanMessage(msg, { resumePending: true });
+    const session = this.session(guildId);
+    const rec = session.record;
+    if (rec?.active && rec.textChannelId === msg.channelId) await session.handleHumanMessage(msg, { resumePending: true });
   }
 
   messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string): void {
@@ -231,7 +246,11 @@ export class BotCore {
     const s = this.sessions.get(guildId);
     if (!s || s.textChannelId !== channelId) {
       // Still drop a stale link so the map does not keep ids of deleted messages.
-      if (this.store.findMessageLink(messageId)) this.store.unlinkMessage(messageId);
+      try {
+        if (this.store.findMessageLink(messageId)) this.store.unlinkMessage(messageId);
+      } catch (err) {
+        this.log.warn({ guildId, err: errorInfo(err) }, 'forgetting a deleted message link failed');
+      }
       return;
     }
     s.handleMessageDelete(messageId);
@@ -243,21 +262,25 @@ export class BotCore {
 
   async channelDeleted(guildId: string, channelId: string): Promise<void> {
     const s = this.sessions.get(guildId);
-    if (s) {
+    if (s && s.state !== 'idle') {
       await s.channelDeleted(channelId);
       return;
     }
-    const rec = this.store.getGuildSession(guildId);
-    if (rec?.active && rec.textChannelId === channelId) this.store.setGuildSessionActive(guildId, false);
+    const session = s ?? this.session(guildId);
+    const rec = session.record;
+    if (rec?.active && rec.textChannelId === channelId) {
+      this.cancelAutoResume(guildId);
+      await session.stop('bound text channel deleted');
+    }
   }
 
   /** The bot was removed from a guild (or the guild was deleted): end the session, forget it. */
   async guildRemoved(guildId: string): Promise<void> {
     this.cancelAutoResume(guildId);
-    const s = this.sessions.get(guildId);
-    if (s) await s.stop('removed from the guild');
+    const s = this.session(guildId);
+    await s.stop('removed from the guild', { forget: true });
+    s.dispose();
     this.sessions.delete(guildId);
-    this.store.forgetGuild(guildId);
     this.log.info({ guildId }, 'removed from a guild; its session and stored state are gone');
   }
 
@@ -294,9 +317,11 @@ export class BotCore {
     for (const t of this.resumeTimers.values()) clearTimeout(t);
     this.resumeTimers.clear();
     await Promise.all(
-      [...this.sessions.values()].map((s) =>
-        s.stop('shutdown', { keepActive: true }).catch((err: unknown) => this.log.warn({ guildId: s.guildId, err: errorInfo(err) }, 'shutdown: stopping a session failed')),
-      ),
+      [...this.sessions.values()].map(async (s) => {
+        await s.stop('shutdown', { keepActive: true }).catch((err: unknown) => this.log.warn({ guildId: s.guildId, err: errorInfo(err) }, 'shutdown: stopping a session failed'));
+        // A record that could not be written is tried once more before the database closes.
+        s.dispose();
+      }),
     );
   }
 }

@@ -20,6 +20,10 @@ export interface BotMetrics {
   reconnects: Counter;
   sessionsStarted: Counter;
   commands: Counter;
+  /** Unhandled rejections and uncaught exceptions caught by the process guards. */
+  unhandledErrors: Counter;
+  /** Writes of a guild's stored record that failed (each is retried). */
+  storeWriteFailures: Counter;
   /** Wires the live-state gauges (done once the sources exist). */
   bind(sources: MetricsSources): void;
 }
@@ -43,6 +47,8 @@ export function createBotMetrics(): BotMetrics {
   const reconnects = registry.counter('voxta_discord_voxta_reconnects_total', 'Times a guild lost its Voxta connection.');
   const sessionsStarted = registry.counter('voxta_discord_sessions_started_total', 'Chats started or resumed, by kind.');
   const commands = registry.counter('voxta_discord_commands_total', 'Slash commands handled, by command and outcome.');
+  const unhandledErrors = registry.counter('voxta_discord_unhandled_errors_total', 'Unhandled promise rejections and uncaught exceptions (bugs), logged and survived, by kind.');
+  const storeWriteFailures = registry.counter('voxta_discord_store_write_failures_total', 'Writes of a guild session record to the database that failed (retried until they succeed).');
   // Gauges in name (the documented families), growing totals in value: they never go down when a
   // session or voice connection ends.
   registry.gauge('voxta_discord_voice_decode_errors', 'Opus packets from members that failed to decode, since start.', () => [
@@ -62,6 +68,8 @@ export function createBotMetrics(): BotMetrics {
     reconnects,
     sessionsStarted,
     commands,
+    unhandledErrors,
+    storeWriteFailures,
     bind(s) {
       src = s;
     },

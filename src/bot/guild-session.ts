@@ -3,12 +3,22 @@
  * voice connection, driven by an explicit state machine:
  *
  *   idle ──start/resume──▶ starting ──ok──▶ active ◀──resumed── reconnecting
- *    ▲                        │ fail                │  Voxta lost ──▶ │
- *    └────────── stopping ◀───┴────── stop / failed / channel gone ───┘
+ *    ▲                        │  ▲ reopen with voice │  Voxta lost ──▶ │
+ *    └────────── stopping ◀───┴──┴── stop / failed / channel gone ────┘
  *
- * Transitions are logged and emitted (`state`). Stored state follows the machine: a record is
- * `active` from the moment a chat has started until an explicit stop (so a restart resumes it),
- * and a failed start leaves the previous record as it was.
+ * Concurrency is designed, not hoped for: every state-changing operation (start, resume, stop,
+ * join, leave, the reopen with voice, and the events that stop or move a session) runs through one
+ * serial queue per guild (`GuildOperations`) with an `AbortSignal`, and a stop preempts whatever
+ * is in flight. An operation registers what it acquires on the session as it goes (the Voxta
+ * connection, the voice connection, the admission slots), every long await in it is abortable,
+ * and the one teardown (`teardown`) releases whatever is registered. So after `stop()` returns the
+ * bot is not in voice, both slots are free, the state is `idle` and the record is inactive (unless
+ * kept for a restart), whatever was in flight; a voice join that completes after the stop is left
+ * at once, and nothing is saved or announced for it.
+ *
+ * Stored state follows the machine through `SessionRecord` (a failed write is retried, never
+ * wedges the guild): a record is `active` from the moment a chat has started until an explicit
+ * stop (so a restart resumes it), and a failed start leaves the previous record as it was.
  *
  * The session decides what happens when; the details live with their own parts:
  * `PendingMessages` (user messages until Voxta has stored them: ⏳/❌, SQLite rows, held delivery),
@@ -19,10 +29,12 @@ import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { GuildSessionRecord, Store } from '../store/store.js';
+import { VoxtaNotFoundError } from '../voxta/errors.js';
 import type { ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
+import { abortable, abortReason, checkNotAborted, GuildOperations, OperationCancelledError } from './guild-operations.js';
 import { RecentSamples } from './metrics.js';
 import { PendingMessages } from './pending-messages.js';
 import type {
@@ -36,8 +48,9 @@ import type {
 } from './ports.js';
 import { ReplyStream } from './reply-stream.js';
 import { credentialsRefusedNotice, isAuthRefusal } from './session-notices.js';
+import { SessionRecord, type RecordProblem } from './session-record.js';
 import { UserFacingError } from './user-errors.js';
-import { VoiceAttachment } from './voice-attachment.js';
+import { VoiceAttachment, type VoicePlan } from './voice-attachment.js';
 
 // Moved into their own modules; still importable from here.
 export { credentialsRefusedNotice, isAuthRefusal, notDeliveredNotice } from './session-notices.js';
@@ -47,18 +60,22 @@ export type GuildSessionState = 'idle' | 'starting' | 'active' | 'reconnecting' 
 
 const TRANSITIONS: Record<GuildSessionState, readonly GuildSessionState[]> = {
   idle: ['starting'],
-  starting: ['active', 'stopping', 'idle'],
-  active: ['reconnecting', 'stopping'],
-  reconnecting: ['active', 'stopping'],
+  starting: ['active', 'stopping'],
+  // active → starting: the chat is reopened with voice (/join on a text-only chat).
+  active: ['reconnecting', 'stopping', 'starting'],
+  reconnecting: ['active', 'stopping', 'starting'],
   stopping: ['idle'],
 };
 
 /** Longest user text sent as one message; see `text-bridge` notes in the README. */
 export const MAX_SEND_CHARS = 6000;
 const TRUNCATED_EMOJI = '✂️';
+const NOT_DELIVERED_EMOJI = '❌';
 const CONTEXT_DEBOUNCE_MS = 1500;
 /** The same Voxta error is posted again only after this long. */
 const ERROR_REPEAT_MS = 5 * 60_000;
+/** A stop waits this long at most for Discord to take a notice or the last edits of a cut reply. */
+const STOP_POST_BOUND_MS = 3000;
 
 export interface GuildSessionDeps {
   guildId: string;
@@ -76,6 +93,8 @@ export interface GuildSessionDeps {
   contextDebounceMs?: number;
   /** Leave an empty voice channel after this long (tests shorten it). */
   voiceIdleLeaveMs?: number;
+  /** Retry period for a stored record that could not be written (tests shorten it). */
+  recordRetryMs?: number;
 }
 
 export interface StartRequest {
@@ -101,6 +120,17 @@ export interface StartOutcome {
   resumed: boolean;
 }
 
+export interface StopOptions {
+  /** Shutdown, or Voxta gone: the record stays active (resumed later), held messages stay stored. */
+  keepActive?: boolean;
+  /** Send `stopChat` before closing (default: unless `keepActive`). */
+  stopChat?: boolean;
+  /** One sentence posted in the bound channel first. */
+  notice?: string;
+  /** The bot left the guild: everything stored for it is forgotten. */
+  forget?: boolean;
+}
+
 export interface SessionStatus {
   state: GuildSessionState;
   record: GuildSessionRecord | undefined;
@@ -108,12 +138,42 @@ export interface SessionStatus {
   voice: { channelId: string; state: string } | undefined;
   latency: { p50: number | undefined; p95: number | undefined; samples: number };
   pendingMessages: number;
+  /** Why the stored record is behind (a database write failed), while it is. */
+  storeProblem: RecordProblem | undefined;
 }
+
+/** What a Voxta connection that is being brought up needs to open its chat. */
+interface BringUp {
+  kind: 'start' | 'resume';
+  textChannelId: string;
+  voiceChannelId: string | undefined;
+  /** The voice decision (its slot already taken when `join`). */
+  plan: VoicePlan;
+  begin: (voxta: VoxtaSessionPort) => Promise<{ characterId: string; characterName: string; chatId: string }>;
+}
+
+type TeardownOptions = StopOptions & {
+  /** A failed start: the stored record stays exactly as it was. */
+  keepRecord?: boolean;
+  /** Held messages stay stored (an automatic resume will try again). */
+  keepPending?: boolean;
+};
 
 export class GuildSession extends EventEmitter {
   readonly guildId: string;
   private _state: GuildSessionState = 'idle';
+  /** The Voxta connection of this session, registered as soon as it exists (a stop closes it). */
   private voxta: VoxtaSessionPort | undefined;
+  /** Listeners bound to `voxta` (to detach exactly those). */
+  private voxtaListeners: Array<[string, (...args: never[]) => void]> = [];
+  /** One state-changing operation at a time; a stop preempts. */
+  private readonly ops = new GuildOperations();
+  /** The stop in progress, which a second stop waits for. */
+  private stopInFlight: Promise<boolean> | undefined;
+  /** The stop in progress keeps the record active (shutdown, Voxta gone). */
+  private stoppingKeepsActive = false;
+  /** The stored record as this process intends it (failed writes retried). */
+  private readonly records: SessionRecord;
   /** Voice connection, its slot, and the empty-channel leave / come-back. */
   private readonly voiceAttachment: VoiceAttachment;
   /** User messages between "accepted" and "stored in the chat" (rows, ⏳/❌ marks, echoes). */
@@ -136,11 +196,19 @@ export class GuildSession extends EventEmitter {
   private voxtaHasAudio = false;
   /** Playback completes sent by this guild's earlier (closed) Voxta sessions. */
   private completesSentBefore = 0;
+  private boundTextChannelId: string | undefined;
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
     this.guildId = deps.guildId;
     this.log = deps.log.child({ guildId: deps.guildId });
+    this.records = new SessionRecord({
+      guildId: deps.guildId,
+      store: deps.store,
+      log: () => this.log,
+      retryMs: deps.recordRetryMs,
+      onWriteFailed: () => deps.metrics.storeWriteFailures.inc(),
+    });
     const post = (text: string): Promise<void> => this.post(text);
     this.pending = new PendingMessages({
       guildId: deps.guildId,
@@ -167,6 +235,7 @@ export class GuildSession extends EventEmitter {
       log: () => this.log,
       voxta: () => this.voxta,
       bridging: () => this.bridging,
+      enqueue: (kind, fn) => this.ops.run(kind, fn),
       post,
       mirror: (kind, name, text) => this.mirror(kind, name, text),
       presenceChanged: () => this.scheduleContextUpdate(),
@@ -178,8 +247,9 @@ export class GuildSession extends EventEmitter {
     return this._state;
   }
 
+  /** The stored record as this process intends it. */
   get record(): GuildSessionRecord | undefined {
-    return this.deps.store.getGuildSession(this.guildId);
+    return this.records.get();
   }
 
   /** True while messages in the bound channel go to Voxta. */
@@ -187,10 +257,19 @@ export class GuildSession extends EventEmitter {
     return this._state === 'active' || this._state === 'reconnecting';
   }
 
+  /** An operation runs or waits (an automatic resume should not get in its way). */
+  get busy(): boolean {
+    return this.ops.running !== undefined || this.ops.queued.length > 0;
+  }
+
   get textChannelId(): string | undefined {
     return this.bridging || this._state === 'starting' ? this.boundTextChannelId : undefined;
   }
-  private boundTextChannelId: string | undefined;
+
+  /** Messages in this channel are this session's business now (bridged, held, or refused visibly). */
+  ownsChannel(channelId: string): boolean {
+    return this._state !== 'idle' && channelId === this.boundTextChannelId;
+  }
 
   get voiceChannelId(): string | undefined {
     return this.voiceAttachment.channelId;
@@ -198,6 +277,11 @@ export class GuildSession extends EventEmitter {
 
   get voxtaState(): VoxtaSessionState | 'none' {
     return this.voxta?.state ?? 'none';
+  }
+
+  /** Resolves once no operation runs or waits (tests and shutdown). */
+  settled(): Promise<void> {
+    return this.ops.idle();
   }
 
   private transition(to: GuildSessionState, why: string): void {
@@ -212,201 +296,337 @@ export class GuildSession extends EventEmitter {
   // ---- lifecycle -------------------------------------------------------------------------
 
   /** Starts a new chat with a character. Throws {@link UserFacingError} or a Voxta error. */
-  async start(req: StartRequest): Promise<StartOutcome> {
-    return this.open('start', undefined, req.textChannelId, req.voiceChannelId, false, async (voxta) => {
-      const { chatId } = await voxta.startChat({ characterId: req.characterId, contexts: this.contexts(req.textChannelId, req.voiceChannelId) });
-      return { characterId: req.characterId, characterName: req.characterName, chatId };
-    });
+  start(req: StartRequest): Promise<StartOutcome> {
+    this.refuseSecondStart();
+    return this.ops.run('start', (signal) =>
+      this.open(signal, { chatIdToResume: undefined, keepPendingOnFailure: false }, {
+        kind: 'start',
+        textChannelId: req.textChannelId,
+        voiceChannelId: req.voiceChannelId,
+        plan: { join: false, note: undefined },
+        begin: async (voxta) => {
+          const { chatId } = await voxta.startChat({ characterId: req.characterId, contexts: this.contexts(req.textChannelId, req.voiceChannelId) });
+          return { characterId: req.characterId, characterName: req.characterName, chatId };
+        },
+      }),
+    );
   }
 
   /** Resumes the stored chat, or the given one. */
-  async resume(req: ResumeRequest = {}): Promise<StartOutcome> {
-    const stored = this.record;
-    const chatId = req.chatId ?? stored?.chatId;
-    if (!chatId || !stored) {
-      throw new UserFacingError('There is no earlier chat to resume in this server. Start one with /start.');
-    }
-    const textChannelId = req.textChannelId ?? stored.textChannelId;
-    const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
-    return this.open('resume', chatId, textChannelId, voiceChannelId, req.keepPendingOnFailure ?? false, async (voxta) => {
-      const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId) });
-      return { characterId: stored.characterId, characterName: stored.characterName, chatId: res.chatId || chatId };
+  resume(req: ResumeRequest = {}): Promise<StartOutcome> {
+    this.refuseSecondStart();
+    return this.ops.run('resume', (signal) => {
+      const stored = this.record;
+      const chatId = req.chatId ?? stored?.chatId;
+      if (!chatId || !stored) throw new UserFacingError('There is no earlier chat to resume in this server. Start one with /start.');
+      const textChannelId = req.textChannelId ?? stored.textChannelId;
+      const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
+      return this.open(signal, { chatIdToResume: chatId, keepPendingOnFailure: req.keepPendingOnFailure ?? false }, {
+        kind: 'resume',
+        textChannelId,
+        voiceChannelId,
+        plan: { join: false, note: undefined },
+        begin: async (voxta) => {
+          const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId) });
+          return { characterId: stored.characterId, characterName: stored.characterName, chatId: res.chatId || chatId };
+        },
+      });
     });
   }
 
-  private async open(
-    kind: 'start' | 'resume',
-    chatIdToResume: string | undefined,
-    textChannelId: string,
-    voiceChannelId: string | undefined,
-    keepPendingOnFailure: boolean,
-    begin: (voxta: VoxtaSessionPort) => Promise<{ characterId: string; characterName: string; chatId: string }>,
-  ): Promise<StartOutcome> {
-    if (this._state === 'starting') throw new UserFacingError('A chat is already being started in this server. Wait a moment, then check /status.');
-    if (this._state === 'stopping') throw new UserFacingError('The chat in this server is stopping. Try again in a moment.');
+  private refuseSecondStart(): void {
+    if (this._state === 'starting' || this.ops.has('start') || this.ops.has('resume')) {
+      throw new UserFacingError('A chat is already being started in this server. Wait a moment, then check /status.');
+    }
+  }
+
+  private async open(signal: AbortSignal, o: { chatIdToResume: string | undefined; keepPendingOnFailure: boolean }, up: BringUp): Promise<StartOutcome> {
+    checkNotAborted(signal);
     if (this._state !== 'idle') {
       const name = this.record?.characterName ?? 'a character';
       throw new UserFacingError(`A chat with ${name} is already running in this server. Use /stop first.`);
     }
     const guild = this.deps.guild();
     if (!guild) throw new UserFacingError('The bot is not in this server any more.');
-    const channel = guild.textChannel(textChannelId);
-    if (!channel) throw new UserFacingError('I cannot post in that text channel (it is gone, or I lack access). Pick another one.');
+    if (!guild.textChannel(up.textChannelId)) throw new UserFacingError('I cannot post in that text channel (it is gone, or I lack access). Pick another one.');
     if (!this.deps.admission.tryAcquireChat(this.guildId)) {
       throw new UserFacingError(
         `Voxta already runs ${this.deps.admission.maxChats} chat${this.deps.admission.maxChats === 1 ? '' : 's'}, the most it allows (VOXTA_MAX_CHATS). Try again when another server has stopped its chat.`,
       );
     }
-    // From here on this call owns the guild: a second /start sees 'starting' and is refused.
-    this.transition('starting', kind);
-    this.openingChatId = chatIdToResume;
-    this.boundTextChannelId = textChannelId;
+    // From here on this operation owns the guild's chat slot; the teardown gives it back.
+    this.transition('starting', up.kind);
+    this.openingChatId = o.chatIdToResume;
+    this.boundTextChannelId = up.textChannelId;
     this.announced.clear();
-    // Decide about voice before connecting: the Voxta connection declares audio input only when
-    // this guild will stream it (Voxta's speech pipeline is shared by all its chats).
-    const plan = voiceChannelId ? this.voiceAttachment.plan(guild, voiceChannelId) : { join: false, note: undefined };
-    const voxta = this.deps.createVoxta(this.guildId, { voice: plan.join });
-    this.voxtaHasAudio = plan.join;
-    this.attachVoxta(voxta);
-    let started: { characterId: string; characterName: string; chatId: string } | undefined;
-    const save = (): GuildSessionRecord =>
-      this.deps.store.saveGuildSession({
-        guildId: this.guildId,
-        characterId: started!.characterId,
-        characterName: started!.characterName,
-        chatId: started!.chatId,
-        textChannelId,
-        voiceChannelId: this.voiceAttachment.channelId ?? (plan.join ? voiceChannelId : undefined),
-        active: true,
-      });
+    let outcome: { chatId: string; voiceNote: string | undefined };
     try {
-      await voxta.connect();
-      started = await begin(voxta);
-      // Stored before the session counts as running: a chat we could not record would not be
-      // resumed after a restart, so it is better refused now.
-      save();
+      // Decide about voice before connecting: the Voxta connection declares audio input only when
+      // this guild will stream it (Voxta's speech pipeline is shared by all its chats).
+      const plan = up.voiceChannelId ? this.voiceAttachment.plan(guild, up.voiceChannelId) : up.plan;
+      outcome = await this.bringUp({ ...up, plan }, signal);
     } catch (err) {
-      this.detachVoxta(voxta);
-      // A chat that did start (but could not be stored) is stopped, not left running unseen.
-      await voxta.close({ stopChat: started !== undefined }).catch(() => undefined);
-      this.deps.admission.releaseChat(this.guildId);
-      this._state = 'idle';
-      this.log.info({ from: 'starting', to: 'idle', why: `${kind} failed` }, 'guild session state');
-      this.emit('state', 'idle', 'starting');
-      this.log.warn({ err: errorInfo(err) }, `guild session: ${kind} failed`);
-      if (!keepPendingOnFailure) this.pending.abandon();
+      // Aborted by a stop: that stop tears down what is registered (nothing is saved or said here).
+      if (signal.aborted) throw abortReason(signal);
+      this.log.warn({ err: errorInfo(err) }, `guild session: ${up.kind} failed`);
+      await this.teardown(`${up.kind} failed`, { keepRecord: true, keepPending: o.keepPendingOnFailure, stopChat: true });
       throw err;
     }
+    return this.commit(up.kind, outcome.chatId, outcome.voiceNote);
+  }
+
+  /**
+   * Opens a Voxta connection (registered at once), joins voice when planned, opens the chat and
+   * stores the record. Voice comes before the chat: a new chat opens with the character's
+   * greeting, which is then spoken instead of being acknowledged as text-only. Every await is
+   * abortable; what it acquired stays registered for the teardown.
+   */
+  private async bringUp(up: BringUp, signal: AbortSignal): Promise<{ chatId: string; voiceNote: string | undefined }> {
+    const voxta = this.deps.createVoxta(this.guildId, { voice: up.plan.join });
+    this.voxtaHasAudio = up.plan.join;
+    this.adoptVoxta(voxta);
+    await abortable(voxta.connect(), signal);
+    const voiceNote = up.plan.join && up.voiceChannelId ? await this.voiceAttachment.connect(up.voiceChannelId, signal) : up.plan.note;
+    checkNotAborted(signal);
+    const started = await abortable(up.begin(voxta), signal);
+    // Stored before the session counts as running: a chat we could not record would not be
+    // resumed after a restart, so it is better refused now.
+    const saved = this.records.trySave({
+      guildId: this.guildId,
+      characterId: started.characterId,
+      characterName: started.characterName,
+      chatId: started.chatId,
+      textChannelId: up.textChannelId,
+      voiceChannelId: this.voiceAttachment.channelId ?? (up.plan.join ? up.voiceChannelId : undefined),
+      active: true,
+    });
+    if (!saved.ok) {
+      throw new UserFacingError(`I could not save this chat in my database (${saved.error}), so I did not keep it running. Check the disk and DATA_DIR, then try again.`);
+    }
+    return { chatId: started.chatId, voiceNote };
+  }
+
+  /** The chat runs: state, announcements, the held messages. Nothing here can fail half-way. */
+  private commit(kind: 'start' | 'resume', chatId: string, voiceNote: string | undefined): StartOutcome {
+    const voxta = this.voxta!;
     // Messages typed from now until the held ones are delivered queue behind them.
     this.pending.holding = true;
     const history = voxta.chat?.messages ?? [];
     this.pending.lastStoredMessageId = history.at(-1)?.messageId;
-    this.voxta = voxta;
-    this.log = this.deps.log.child({ guildId: this.guildId, chatId: started.chatId });
-    this.log.info({ chatId: started.chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
+    this.log = this.deps.log.child({ guildId: this.guildId, chatId });
+    this.log.info({ chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
     this.deps.metrics.sessionsStarted.inc({ kind });
-    const voiceNote = plan.join && voiceChannelId ? await this.voiceAttachment.connect(voiceChannelId) : plan.note;
-    let record: GuildSessionRecord;
-    try {
-      record = save();
-    } catch (err) {
-      this.log.error({ err: errorInfo(err) }, 'guild session: storing the voice channel failed');
-      record = this.record!;
-    }
-    this.deliverHeld(voxta, started.chatId, history);
-    return { record, voiceNote, resumed: kind === 'resume' };
+    const listening = this.voiceAttachment.listeningNotice();
+    if (listening) this.tell(listening);
+    this.deliverHeld(voxta, chatId, history);
+    return { record: this.record!, voiceNote, resumed: kind === 'resume' };
   }
 
   /**
-   * Stops the chat and leaves voice. `keepActive` (shutdown) leaves the stored record active so
-   * the next start resumes it; otherwise it is marked inactive, kept for `/resume`.
+   * Stops the chat and leaves voice, cancelling whatever operation is in flight. `keepActive`
+   * (shutdown, Voxta gone) leaves the stored record active so it is resumed later; otherwise it
+   * is marked inactive, kept for `/resume`. Resolves true when a chat was running or starting.
+   * Never rejects: every step is guarded and the session always ends `idle` with its slots free.
    */
-  async stop(reason: string, opts: { keepActive?: boolean; stopChat?: boolean; notice?: string } = {}): Promise<boolean> {
-    if (this._state === 'idle' || this._state === 'stopping') {
-      if (!opts.keepActive && this._state === 'idle' && this.record?.active) this.deps.store.setGuildSessionActive(this.guildId, false);
+  stop(reason: string, opts: StopOptions = {}): Promise<boolean> {
+    // A second stop waits for the first, then applies its own wishes (e.g. /stop after a
+    // shutdown-style stop still marks the record inactive).
+    if (this.stopInFlight) return this.stopInFlight.then(() => this.stop(reason, opts));
+    const why = reason === 'shutdown' ? 'Cancelled: the bot is shutting down.' : 'Cancelled: the chat in this server was stopped meanwhile.';
+    const p = this.ops.preempt('stop', why, () => this.teardown(reason, opts)).catch((err: unknown) => {
+      this.log.error({ err: errorInfo(err, true) }, 'guild session: stop failed unexpectedly');
+      return false;
+    });
+    const tracked = p.finally(() => {
+      if (this.stopInFlight === tracked) this.stopInFlight = undefined;
+    });
+    this.stopInFlight = tracked;
+    return tracked;
+  }
+
+  /**
+   * The one teardown: releases everything registered (voice, the Voxta connection, the slots),
+   * settles the record and the held messages, and ends `idle`. Each step is guarded: a failure is
+   * logged with context and the next step still runs.
+   */
+  private async teardown(reason: string, opts: TeardownOptions): Promise<boolean> {
+    if (this._state === 'idle') {
+      // Nothing runs; the stored chat may still be waiting for an automatic resume.
+      if (opts.forget) this.records.forget();
+      else if (!opts.keepActive && !opts.keepRecord && this.record?.active) {
+        this.records.setActive(false);
+        if (!opts.keepPending) this.guard('dropping held messages', () => this.pending.abandon());
+      }
       return false;
     }
-    if (this._state === 'starting') {
-      // Let the start finish (it cannot be cancelled half-way on Voxta's side), then stop it.
-      await new Promise<void>((resolve) => {
-        const onState = (s: GuildSessionState): void => {
-          if (s !== 'starting') {
-            this.off('state', onState);
-            resolve();
-          }
-        };
-        this.on('state', onState);
-      });
-      return this.stop(reason, opts);
-    }
+    this.stoppingKeepsActive = opts.keepActive === true;
     this.transition('stopping', reason);
-    this.voiceAttachment.forgetAway();
-    if (opts.notice) await this.announce(opts.notice);
-    this.replies.stopTyping();
-    if (this.contextTimer) clearTimeout(this.contextTimer);
-    this.contextTimer = undefined;
-    await this.voiceAttachment.leave(reason);
-    // A reply still streaming is cut here: it says so.
-    await this.replies.cutAll();
-    const voxta = this.voxta;
-    this.voxta = undefined;
-    if (voxta) {
+    try {
+      this.voiceAttachment.forgetAway();
+      if (opts.notice) await this.bounded(this.post(opts.notice));
+      this.replies.stopTyping();
+      if (this.contextTimer) clearTimeout(this.contextTimer);
+      this.contextTimer = undefined;
+      await this.guardAsync('leaving voice', () => this.voiceAttachment.leave(reason));
+      // A reply still streaming is cut here: it says so.
+      await this.guardAsync('cutting the streaming replies', () => this.bounded(this.replies.cutAll()));
+      const voxta = this.voxta;
+      if (voxta) await this.closeVoxta(voxta, { stopChat: opts.stopChat ?? !opts.keepActive });
+      if (opts.forget) this.records.forget();
+      else if (!opts.keepActive && !opts.keepRecord) this.records.setActive(false);
+      // Kept active (shutdown, Voxta gone) or a failed automatic resume: the held messages stay
+      // stored and are delivered when the chat is resumed. Stopped for good: they will not be
+      // delivered, and the channel is told.
+      if (!opts.keepActive && !opts.keepPending) this.guard('dropping held messages', () => this.pending.abandon());
+      this.pending.holding = false;
+      this.pending.clearEchoes();
+      this.speakers.clear();
+    } finally {
+      // Whatever failed above, the slots are free and the machine is idle.
+      this.deps.admission.releaseChat(this.guildId);
+      this.voxtaHasAudio = false;
+      this.openingChatId = undefined;
+      this.stoppingKeepsActive = false;
+      this.transition('idle', reason);
+      this.log = this.deps.log.child({ guildId: this.guildId });
+    }
+    return true;
+  }
+
+  /** Detaches and closes a Voxta connection (bounded), settling the playback acknowledgements it owes. */
+  private async closeVoxta(voxta: VoxtaSessionPort, opts: { stopChat: boolean }): Promise<void> {
+    if (this.voxta === voxta) this.voxta = undefined;
+    this.detachVoxta(voxta);
+    this.guard('acknowledging owed playback', () => {
       // Replies that ended but were never acknowledged get their complete now (protocol §4c).
       voxta.playback.abortAll();
       this.completesSentBefore += voxta.playback.stats.completesSent;
-      this.detachVoxta(voxta);
-      // close() stops the chat first (bounded); on shutdown closing the connection is enough, and
-      // Voxta disposes the chat itself (protocol §5.4).
-      await voxta.close({ stopChat: opts.stopChat ?? !opts.keepActive }).catch((err: unknown) => this.log.warn({ err: errorInfo(err) }, 'guild session: closing the Voxta connection failed'));
+    });
+    // close() stops the chat first (bounded); on shutdown closing the connection is enough, and
+    // Voxta disposes the chat itself (protocol §5.4).
+    await this.guardAsync('closing the Voxta connection', () => voxta.close({ stopChat: opts.stopChat }));
+  }
+
+  /** Waits for `p`, but not longer than a stop should wait for Discord; never rejects. */
+  private async bounded(p: Promise<unknown>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, STOP_POST_BOUND_MS);
+      timer.unref();
+    });
+    await Promise.race([p.then(() => undefined, () => undefined), limit]);
+    clearTimeout(timer);
+  }
+
+  private guard(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.error({ err: errorInfo(err, true), step: what }, 'guild session: a stop step failed; going on');
     }
-    if (!opts.keepActive) this.deps.store.setGuildSessionActive(this.guildId, false);
-    this.deps.admission.releaseChat(this.guildId);
-    // Kept active (shutdown, Voxta gone): the held messages stay stored and are delivered when
-    // the chat is resumed. Stopped for good: they will not be delivered, and the channel is told.
-    if (!opts.keepActive) this.pending.abandon();
-    this.pending.holding = false;
-    this.pending.clearEchoes();
-    this.speakers.clear();
-    this.transition('idle', reason);
-    this.log = this.deps.log.child({ guildId: this.guildId });
-    return true;
+  }
+
+  private async guardAsync(what: string, fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.log.error({ err: errorInfo(err, true), step: what }, 'guild session: a stop step failed; going on');
+    }
   }
 
   // ---- voice ---------------------------------------------------------------------------
 
   /** `/join`: joins (or moves to) a voice channel in a running session. */
-  async joinVoiceChannel(channelId: string): Promise<string | undefined> {
-    if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
-    if (this.voiceAttachment.channelId === channelId) return undefined;
-    this.voiceAttachment.forgetAway();
-    const guild = this.deps.guild();
-    if (!guild) throw new UserFacingError('The bot is not in this server any more.');
-    if (!this.voxtaHasAudio) {
-      // The Voxta connection was opened text-only; reopen the same chat with audio input.
-      const plan = this.voiceAttachment.plan(guild, channelId);
-      if (!plan.join) return plan.note;
-      this.deps.admission.releaseVoice(this.guildId); // open() takes it again
-      await this.stop('reopening with voice', { keepActive: true, stopChat: true });
-      const out = await this.resume({ voiceChannelId: channelId });
-      return out.voiceNote;
-    }
-    await this.voiceAttachment.leave('moving');
-    const note = await this.voiceAttachment.planAndConnect(guild, channelId);
+  joinVoiceChannel(channelId: string): Promise<string | undefined> {
+    return this.ops.run('join', async (signal) => {
+      if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
+      if (this.voiceAttachment.channelId === channelId) return undefined;
+      this.voiceAttachment.forgetAway();
+      const guild = this.deps.guild();
+      if (!guild) throw new UserFacingError('The bot is not in this server any more.');
+      if (!this.voxtaHasAudio) return this.reopenWithVoice(guild, channelId, signal);
+      await this.voiceAttachment.leave('moving');
+      const note = await this.voiceAttachment.planAndConnect(guild, channelId, signal);
+      this.records.update({ voiceChannelId: this.voiceAttachment.connection ? channelId : undefined });
+      const listening = this.voiceAttachment.listeningNotice();
+      if (listening) this.tell(listening);
+      return note;
+    });
+  }
+
+  /**
+   * The Voxta connection was opened text-only: reopen the same chat with audio input, keeping the
+   * chat slot all along (another guild cannot take it in between). When the reopen fails the chat
+   * is not left half-alive: it is gone (record inactive, one notice), or it stays stored as active
+   * and the bot core resumes it with back-off (`voxtaFailed`), with one notice.
+   */
+  private async reopenWithVoice(guild: GuildPort, channelId: string, signal: AbortSignal): Promise<string | undefined> {
+    const plan = this.voiceAttachment.plan(guild, channelId);
+    if (!plan.join) return plan.note;
     const rec = this.record;
-    if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: this.voiceAttachment.connection ? channelId : undefined });
-    return note;
+    const chatId = this.voxta?.chatId ?? rec?.chatId;
+    const textChannelId = this.boundTextChannelId;
+    if (!rec || !chatId || !textChannelId) {
+      this.deps.admission.releaseVoice(this.guildId);
+      throw new UserFacingError('The running chat cannot be reopened with voice right now; try /stop and /resume.');
+    }
+    this.transition('starting', 'reopening with voice');
+    this.openingChatId = chatId;
+    // Messages typed from now on wait for the reopened chat.
+    this.pending.holding = true;
+    const old = this.voxta;
+    if (old) await this.closeVoxta(old, { stopChat: true });
+    let outcome: { chatId: string; voiceNote: string | undefined };
+    try {
+      outcome = await this.bringUp(
+        {
+          kind: 'resume',
+          textChannelId,
+          voiceChannelId: channelId,
+          plan,
+          begin: async (voxta) => {
+            const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, channelId) });
+            return { characterId: rec.characterId, characterName: rec.characterName, chatId: res.chatId || chatId };
+          },
+        },
+        signal,
+      );
+    } catch (err) {
+      if (signal.aborted) throw abortReason(signal);
+      this.log.warn({ err: errorInfo(err) }, 'guild session: reopening the chat with voice failed');
+      if (err instanceof VoxtaNotFoundError) {
+        await this.teardown('reopen failed: the chat is gone', {
+          notice: `I could not bring the chat with ${rec.characterName} into voice: it no longer exists on Voxta, so I stopped. Start a new one with /start.`,
+        });
+        throw new UserFacingError('The chat no longer exists on Voxta; start a new one with /start.');
+      }
+      // Resumed later with voice (the record names the channel), like after a restart.
+      this.records.update({ voiceChannelId: channelId });
+      const authRefused = isAuthRefusal(err);
+      await this.teardown('reopen failed', {
+        keepActive: true,
+        keepPending: true,
+        notice: authRefused
+          ? credentialsRefusedNotice(rec.characterName)
+          : `I could not reopen the chat with ${rec.characterName} with voice just now. I will keep trying to resume it; /stop cancels that.`,
+      });
+      this.emit('voxtaFailed', { authRefused });
+      throw new UserFacingError('Reopening the chat with voice failed; I will keep trying to resume it (see the channel).');
+    }
+    return this.commit('resume', outcome.chatId, outcome.voiceNote).voiceNote;
   }
 
   /** `/leave`: leaves voice and goes on text-only. */
-  async leaveVoiceChannel(): Promise<boolean> {
-    const wasAway = this.voiceAttachment.isAway;
-    this.voiceAttachment.forgetAway();
-    if (!this.voiceAttachment.connection) return wasAway;
-    await this.voiceAttachment.leave('asked to leave');
-    const rec = this.record;
-    if (rec) this.deps.store.saveGuildSession({ ...rec, voiceChannelId: undefined });
-    return true;
+  leaveVoiceChannel(): Promise<boolean> {
+    return this.ops.run('leave', async () => {
+      const wasAway = this.voiceAttachment.isAway;
+      this.voiceAttachment.forgetAway();
+      if (!this.voiceAttachment.connection) return wasAway;
+      await this.voiceAttachment.leave('asked to leave');
+      this.records.update({ voiceChannelId: undefined });
+      return true;
+    });
   }
 
   voiceStats(): Record<string, number> | undefined {
@@ -426,11 +646,16 @@ export class GuildSession extends EventEmitter {
     }
     // Character replies are already rendered from the reply stream; only spoken input is mirrored.
     if (kind !== 'member' || !this.mirrorTranscripts()) return;
-    void this.post(`🎙️ **${name}**: ${text}`);
+    this.tell(`🎙️ **${name}**: ${text}`);
   }
 
   mirrorTranscripts(): boolean {
-    return this.deps.store.getBooleanSetting(this.guildId, 'mirrorTranscripts', this.deps.config.voice.mirrorTranscripts);
+    try {
+      return this.deps.store.getBooleanSetting(this.guildId, 'mirrorTranscripts', this.deps.config.voice.mirrorTranscripts);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: reading the transcripts setting failed; using the default');
+      return this.deps.config.voice.mirrorTranscripts;
+    }
   }
 
   // ---- text bridge ---------------------------------------------------------------------
@@ -438,9 +663,15 @@ export class GuildSession extends EventEmitter {
   /**
    * A human's message in the bound channel. With `resumePending` (the stored chat of this guild is
    * about to be resumed automatically) it is queued, marked ⏳, and delivered once the chat is back.
+   * Every message this session owns is delivered once or visibly marked: while the chat is being
+   * stopped for good it gets ❌; while it is stopped to be resumed later it is held (⏳).
    */
   async handleHumanMessage(msg: IncomingTextMessage, opts: { resumePending?: boolean } = {}): Promise<void> {
-    const waitingForResume = opts.resumePending === true && this._state === 'idle';
+    const waitingForResume = (opts.resumePending === true && this._state === 'idle') || (this._state === 'stopping' && this.stoppingKeepsActive);
+    if (this._state === 'stopping' && !waitingForResume) {
+      if (msg.channelId === this.boundTextChannelId) msg.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
+      return;
+    }
     if (!waitingForResume && (msg.channelId !== this.boundTextChannelId || !(this.bridging || this._state === 'starting'))) return;
     this.speakers.add(msg.authorId);
     const multi = this.speakers.size > 1;
@@ -449,8 +680,8 @@ export class GuildSession extends EventEmitter {
     // capText marks a cut with " […]" (a message that itself ends so is not a cut).
     const truncated = composed.endsWith(' […]') && !msg.content.trimEnd().endsWith(' […]');
     if (truncated) {
-      void msg.react(TRUNCATED_EMOJI).catch(() => undefined);
-      void this.post(`Your message was longer than ${MAX_SEND_CHARS} characters; the character only got the first part.`);
+      msg.react(TRUNCATED_EMOJI).catch(() => undefined);
+      this.tell(`Your message was longer than ${MAX_SEND_CHARS} characters; the character only got the first part.`);
     }
     const voxta = this.voxta;
     // Stored until Voxta confirms it, so that a restart meanwhile does not lose it.
@@ -486,7 +717,7 @@ export class GuildSession extends EventEmitter {
       // No chat to deliver to (closed under us): say so instead of dropping it silently.
       this.log.warn({ err: errorInfo(err) }, 'guild session: a message could not be queued for Voxta');
       this.pending.forget([rowId]);
-      void this.post('That message could not reach the character: no chat is running. Start one with /start.');
+      this.tell('That message could not reach the character: no chat is running. Start one with /start.');
     }
   }
 
@@ -508,22 +739,31 @@ export class GuildSession extends EventEmitter {
 
   /** A bridged message was edited: edit the Voxta message it created. */
   handleMessageEdit(discordMessageId: string, authorName: string, newContent: string): boolean {
-    const link = this.deps.store.findMessageLink(discordMessageId);
+    const link = this.findLink(discordMessageId);
     if (!link || !this.voxta || link.chatId !== this.voxta.chatId) return false;
     const text = this.speakers.size > 1 ? attributeSpeaker(authorName, newContent, { maxChars: MAX_SEND_CHARS }) : this.capped(newContent);
     if (!text) return false;
-    void this.voxta.updateMessage(link.voxtaMessageId, text);
+    this.voxta.updateMessage(link.voxtaMessageId, text).catch(() => undefined);
     return true;
   }
 
   /** A bridged message was deleted: delete the Voxta message it created. */
   handleMessageDelete(discordMessageId: string): boolean {
-    const link = this.deps.store.findMessageLink(discordMessageId);
+    const link = this.findLink(discordMessageId);
     if (!link) return false;
-    this.deps.store.unlinkMessage(discordMessageId);
+    this.guard('forgetting a message link', () => this.deps.store.unlinkMessage(discordMessageId));
     if (!this.voxta || link.chatId !== this.voxta.chatId) return false;
-    void this.voxta.deleteMessage(link.voxtaMessageId);
+    this.voxta.deleteMessage(link.voxtaMessageId).catch(() => undefined);
     return true;
+  }
+
+  private findLink(discordMessageId: string): ReturnType<Store['findMessageLink']> {
+    try {
+      return this.deps.store.findMessageLink(discordMessageId);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: reading a message link failed');
+      return undefined;
+    }
   }
 
   /** `/say`: the character says exactly this text. */
@@ -547,80 +787,82 @@ export class GuildSession extends EventEmitter {
   }
 
   // ---- Voxta events --------------------------------------------------------------------
+  // Bound per connection (see adoptVoxta): a late event of a connection that is no longer this
+  // session's is never acted on.
 
-  private readonly onVoxtaMessage = (m: ServerMessage): void => {
-    try {
-      this.handleVoxtaMessage(m);
-    } catch (err) {
-      this.log.error({ err: errorInfo(err, true), type: m.$type }, 'guild session: handling a Voxta message failed');
-    }
-  };
-  private readonly onVoxtaState = (s: VoxtaSessionState): void => {
-    if (s === 'reconnecting' && this._state === 'active') {
-      this.transition('reconnecting', 'Voxta connection lost');
-      this.deps.metrics.reconnects.inc();
-      this.announceOnce('reconnecting', 'I lost the connection to Voxta and am reconnecting. Messages you send meanwhile will be delivered once it is back.');
-    }
-  };
-  private readonly onVoxtaSent = (info: { text: string }): void => {
-    this.pending.written(info.text);
-  };
-  private readonly onVoxtaChatLost = (info: { chatId: string }): void => {
-    this.log.warn({ chatId: info.chatId }, 'guild session: the chat could not be resumed after reconnecting');
-    if (!this.bridging) return;
-    void this.stop('chat lost', { notice: 'The chat no longer exists on Voxta (it may have been deleted there), so I stopped. Start a new one with /start.' });
-  };
-  private readonly onVoxtaReconnected = (): void => {
-    if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
-    this.pending.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.pending.lastStoredMessageId;
-    // Replies the lost connection was streaming will never end: show them as cut.
-    this.replies.cutAllNow();
-    this.pending.clearMarks();
-    if (this.announced.has('reconnecting')) {
-      this.announced.delete('reconnecting');
-      this.announceOnce('resumed', 'Reconnected to Voxta; the chat goes on.');
-      this.announced.delete('resumed');
-    }
-    this.scheduleContextUpdate();
-  };
-  private readonly onVoxtaFailed = (err: Error): void => {
-    this.log.warn({ err: errorInfo(err) }, 'guild session: Voxta connection failed for good');
-    if (!this.bridging) return;
-    // The record stays active: the bot core tries again to resume it (and so does the next start).
-    // Refused credentials get their own notice: "keep trying" would promise what a wrong key
-    // cannot give, and the admin has something to fix.
-    const authRefused = isAuthRefusal(err);
-    void this.stop('Voxta failed', {
-      keepActive: true,
-      notice: authRefused
-        ? credentialsRefusedNotice(this.record?.characterName ?? 'the character')
-        : 'I could not get the connection to Voxta back. I will keep trying to resume this chat; /stop cancels that.',
-    }).then(() => this.emit('voxtaFailed', { authRefused }));
-  };
-  private readonly onVoxtaChatClosed = (): void => {
-    if (!this.bridging) return;
-    // Closed on the Voxta side (its app, or an admin): nothing to talk to any more.
-    void this.stop('chat closed by Voxta', { notice: 'The chat was closed on the Voxta side. /resume opens it again.' });
-  };
-
-  private attachVoxta(v: VoxtaSessionPort): void {
-    v.on('message', this.onVoxtaMessage);
-    v.on('state', this.onVoxtaState);
-    v.on('reconnected', this.onVoxtaReconnected);
-    v.on('failed', this.onVoxtaFailed);
-    v.on('sent', this.onVoxtaSent);
-    v.on('chatLost', this.onVoxtaChatLost);
-    v.on('chatClosed', this.onVoxtaChatClosed);
+  private adoptVoxta(v: VoxtaSessionPort): void {
+    this.voxta = v;
+    const mine = (): boolean => this.voxta === v;
+    const on = <A extends unknown[]>(event: string, fn: (...args: A) => void): void => {
+      const l = (...args: A): void => {
+        if (mine()) fn(...args);
+      };
+      v.on(event as never, l as never);
+      this.voxtaListeners.push([event, l as unknown as (...args: never[]) => void]);
+    };
+    on('message', (m: ServerMessage) => {
+      try {
+        this.handleVoxtaMessage(m);
+      } catch (err) {
+        this.log.error({ err: errorInfo(err, true), type: m.$type }, 'guild session: handling a Voxta message failed');
+      }
+    });
+    on('state', (s: VoxtaSessionState) => {
+      if (s === 'reconnecting' && this._state === 'active') {
+        this.transition('reconnecting', 'Voxta connection lost');
+        this.deps.metrics.reconnects.inc();
+        this.announceOnce('reconnecting', 'I lost the connection to Voxta and am reconnecting. Messages you send meanwhile will be delivered once it is back.');
+      }
+    });
+    on('sent', (info: { text: string }) => this.pending.written(info.text));
+    on('chatLost', (info: { chatId: string }) => {
+      this.log.warn({ chatId: info.chatId }, 'guild session: the chat could not be resumed after reconnecting');
+      if (!this.bridging) return;
+      this.stopInBackground('chat lost', { notice: 'The chat no longer exists on Voxta (it may have been deleted there), so I stopped. Start a new one with /start.' });
+    });
+    on('reconnected', () => {
+      if (this._state === 'reconnecting') this.transition('active', 'Voxta resumed');
+      this.pending.lastStoredMessageId = this.voxta?.chat?.messages.at(-1)?.messageId ?? this.pending.lastStoredMessageId;
+      // Replies the lost connection was streaming will never end: show them as cut.
+      this.replies.cutAllNow();
+      this.pending.clearMarks();
+      if (this.announced.has('reconnecting')) {
+        this.announced.delete('reconnecting');
+        this.announceOnce('resumed', 'Reconnected to Voxta; the chat goes on.');
+        this.announced.delete('resumed');
+      }
+      this.scheduleContextUpdate();
+    });
+    on('failed', (err: Error) => {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: Voxta connection failed for good');
+      if (!this.bridging) return;
+      // The record stays active: the bot core tries again to resume it (and so does the next start).
+      // Refused credentials get their own notice: "keep trying" would promise what a wrong key
+      // cannot give, and the admin has something to fix.
+      const authRefused = isAuthRefusal(err);
+      this.stop('Voxta failed', {
+        keepActive: true,
+        notice: authRefused
+          ? credentialsRefusedNotice(this.record?.characterName ?? 'the character')
+          : 'I could not get the connection to Voxta back. I will keep trying to resume this chat; /stop cancels that.',
+      })
+        .then(() => this.emit('voxtaFailed', { authRefused }))
+        .catch((e: unknown) => this.log.error({ err: errorInfo(e, true) }, 'guild session: after Voxta failed'));
+    });
+    on('chatClosed', () => {
+      if (!this.bridging) return;
+      // Closed on the Voxta side (its app, or an admin): nothing to talk to any more.
+      this.stopInBackground('chat closed by Voxta', { notice: 'The chat was closed on the Voxta side. /resume opens it again.' });
+    });
   }
 
   private detachVoxta(v: VoxtaSessionPort): void {
-    v.off('message', this.onVoxtaMessage);
-    v.off('state', this.onVoxtaState);
-    v.off('reconnected', this.onVoxtaReconnected);
-    v.off('failed', this.onVoxtaFailed);
-    v.off('sent', this.onVoxtaSent);
-    v.off('chatLost', this.onVoxtaChatLost);
-    v.off('chatClosed', this.onVoxtaChatClosed);
+    for (const [event, l] of this.voxtaListeners.splice(0)) v.off(event as never, l as never);
+  }
+
+  /** A stop started by an event (nobody waits for it): its outcome is logged. */
+  private stopInBackground(reason: string, opts: StopOptions = {}): void {
+    this.stop(reason, opts).catch((err: unknown) => this.log.error({ err: errorInfo(err, true), reason }, 'guild session: stop failed'));
   }
 
   private handleVoxtaMessage(m: ServerMessage): void {
@@ -660,7 +902,7 @@ export class GuildSession extends EventEmitter {
         // The same error every turn (a dead LLM service) is repeated at most every few minutes.
         if (Date.now() - (this.errorAnnouncedAt.get(m.message) ?? -Infinity) >= ERROR_REPEAT_MS) {
           this.errorAnnouncedAt.set(m.message, Date.now());
-          void this.post(`Voxta reported a problem: ${m.message.slice(0, 300)}`);
+          this.tell(`Voxta reported a problem: ${m.message.slice(0, 300)}`);
         }
         break;
       default:
@@ -690,7 +932,7 @@ export class GuildSession extends EventEmitter {
       this.contextTimer = undefined;
       const voxta = this.voxta;
       if (!voxta || !this.bridging || !this.boundTextChannelId) return;
-      void voxta.updateContext(this.contexts(this.boundTextChannelId, this.voiceAttachment.channelId));
+      voxta.updateContext(this.contexts(this.boundTextChannelId, this.voiceAttachment.channelId)).catch(() => undefined);
     }, this.deps.contextDebounceMs ?? CONTEXT_DEBOUNCE_MS);
     this.contextTimer.unref();
   }
@@ -726,26 +968,32 @@ export class GuildSession extends EventEmitter {
     }
   }
 
-  private announce(text: string): Promise<void> {
-    return this.post(text);
+  /** Posts without waiting (for notices whose order with what follows does not matter). */
+  private tell(text: string): void {
+    this.post(text).catch(() => undefined);
   }
 
   private announceOnce(key: string, text: string): void {
     if (this.announced.has(key)) return;
     this.announced.add(key);
-    void this.post(text);
+    this.tell(text);
   }
 
   /** The bound text channel or the voice channel was deleted. */
   async channelDeleted(channelId: string): Promise<void> {
-    if (channelId === this.voiceAttachment.channelId) {
-      await this.leaveVoiceChannel();
-      await this.post('The voice channel was deleted; the chat goes on here in text.');
-      return;
-    }
-    if (channelId === this.boundTextChannelId && (this.bridging || this._state === 'starting')) {
+    if (channelId === this.boundTextChannelId && this._state !== 'idle' && this._state !== 'stopping') {
       this.log.info({ channelId }, 'guild session: bound text channel deleted; stopping');
       await this.stop('text channel deleted');
+      return;
+    }
+    if (channelId === this.voiceAttachment.channelId) {
+      await this.ops.run('voice channel deleted', async () => {
+        if (channelId !== this.voiceAttachment.channelId) return;
+        this.voiceAttachment.forgetAway();
+        await this.voiceAttachment.leave('voice channel deleted');
+        this.records.update({ voiceChannelId: undefined });
+        await this.post('The voice channel was deleted; the chat goes on here in text.');
+      });
     }
   }
 
@@ -757,6 +1005,7 @@ export class GuildSession extends EventEmitter {
       voice: this.voiceStatus(),
       latency: { p50: this.latency.percentile(50), p95: this.latency.percentile(95), samples: this.latency.count },
       pendingMessages: this.pending.count,
+      storeProblem: this.records.problem,
     };
   }
 
@@ -770,5 +1019,11 @@ export class GuildSession extends EventEmitter {
     const st = this.voxta?.playback.stats;
     return { owed: st?.owed ?? 0, sent: this.completesSentBefore + (st?.completesSent ?? 0) };
   }
+
+  /** Stops retrying record writes (the process is stopping, or the guild is forgotten). */
+  dispose(): void {
+    this.records.dispose();
+  }
 }
 
+export { OperationCancelledError };

@@ -30,3 +30,8 @@ export function notDeliveredNotice(messages: ReadonlyArray<{ text: string }>): s
     ? `This message did not reach the character and will not be delivered: ${shown[0]}.`
     : `These ${messages.length} messages did not reach the character and will not be delivered: ${shown.join(', ')}${more}.`;
 }
+
+/** Said in the text channel once the bot is in voice and listening. */
+export function listeningNotice(voiceChannelId: string): string {
+  return `I'm listening in <#${voiceChannelId}>. Use /listen off to opt out.`;
+}

@@ -3,12 +3,19 @@
  * `GuildVoice`, going on text-only when the connection ends, leaving an empty channel after a grace
  * period and coming back when a human joins it, and the voice figures kept across joins. The guild
  * session decides when voice is wanted; this module owns the connection and the slot.
+ *
+ * Every change this module makes on its own (voice ended, the empty channel left, the channel
+ * rejoined) runs as an operation of the guild's queue (`deps.enqueue`), so it never interleaves
+ * with a start, a stop or a /join half-way; and a join takes the operation's `AbortSignal`, so a
+ * stop during a slow join leaves the channel at once instead of after the join completes.
  */
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
+import { checkNotAborted } from './guild-operations.js';
 import type { GuildPort, GuildVoiceJoiner, GuildVoicePort, VoxtaSessionPort } from './ports.js';
+import { listeningNotice } from './session-notices.js';
 
 /** How long the bot stays in a voice channel with no human in it. */
 export const VOICE_IDLE_LEAVE_MS = 120_000;
@@ -32,6 +39,8 @@ export interface VoiceAttachmentDeps {
   voxta: () => VoxtaSessionPort | undefined;
   /** True while the session bridges (voice is only kept up for a running chat). */
   bridging: () => boolean;
+  /** Runs a state change as an operation of the guild's queue (one at a time; a stop cancels it). */
+  enqueue: (kind: string, fn: (signal: AbortSignal) => Promise<void>) => Promise<void>;
   /** Posts one plain sentence in the bound channel (never throws). */
   post: (text: string) => Promise<void>;
   /** A voice turn, or a character's spoken reply, for the transcript mirror and turn figures. */
@@ -47,7 +56,7 @@ export class VoiceAttachment {
   /** The voice channel we left because it was empty (we come back when a human joins it). */
   private awayFrom: string | undefined;
   private emptyTimer: NodeJS.Timeout | undefined;
-  private rejoining = false;
+  private rejoinQueued = false;
   private decodeErrorsBefore = 0;
 
   constructor(private readonly deps: VoiceAttachmentDeps) {}
@@ -92,13 +101,17 @@ export class VoiceAttachment {
   }
 
   /** Plans and, when allowed, joins; returns a plain note when it did not (text-only then). */
-  async planAndConnect(guild: GuildPort, channelId: string): Promise<string | undefined> {
+  async planAndConnect(guild: GuildPort, channelId: string, signal: AbortSignal): Promise<string | undefined> {
     const plan = this.plan(guild, channelId);
-    return plan.join ? await this.connect(channelId) : plan.note;
+    return plan.join ? await this.connect(channelId, signal) : plan.note;
   }
 
-  /** Joins voice (slot already taken); returns a plain note when it could not (text-only then). */
-  async connect(channelId: string): Promise<string | undefined> {
+  /**
+   * Joins voice (slot already taken); returns a plain note when it could not (text-only then).
+   * Rejects only when `signal` fires (with its reason): the slot is given back and nothing is left
+   * in the channel.
+   */
+  async connect(channelId: string, signal: AbortSignal): Promise<string | undefined> {
     const { guildId, admission } = this.deps;
     const guild = this.deps.guild();
     const voxta = this.deps.voxta();
@@ -106,8 +119,9 @@ export class VoiceAttachment {
       admission.releaseVoice(guildId);
       return 'Voice is not available right now, so this chat is text-only.';
     }
+    let voice: GuildVoicePort;
     try {
-      const voice = await this.deps.joinVoice({
+      voice = await this.deps.joinVoice({
         guildId,
         channelId,
         adapterCreator: guild.voiceAdapterCreator(),
@@ -120,39 +134,42 @@ export class VoiceAttachment {
         mirror: (kind, name, text) => this.deps.mirror(kind, name, text),
         gatewaySessionStartedAt: () => this.deps.guild()?.gatewaySessionStartedAt?.(),
         humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).map((m) => m.id),
+        signal,
       });
-      this.voice = voice;
-      voice.once('ended', (why: string) => {
-        if (this.voice !== voice) return;
-        this.voice = undefined;
-        this.retireStats(voice);
-        this.cancelEmptyTimer();
-        admission.releaseVoice(guildId);
-        this.deps.log().info({ why: String(why ?? '') }, 'guild session: voice ended, going on text-only');
-        void this.deps.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.');
-      });
-      this.deps.presenceChanged();
-      this.checkOccupancy();
-      return undefined;
     } catch (err) {
       admission.releaseVoice(guildId);
+      checkNotAborted(signal);
       this.deps.log().warn({ err: errorInfo(err), channelId }, 'guild session: joining voice failed');
       return 'I could not join the voice channel (check my Connect and Speak permissions there), so this chat is text-only.';
     }
+    if (signal.aborted) {
+      // A joiner that resolved although cancelled: leave at once, and say nothing.
+      await this.leaveConnection(voice, 'cancelled while joining');
+      admission.releaseVoice(guildId);
+      checkNotAborted(signal);
+    }
+    this.voice = voice;
+    voice.once('ended', (why: string) => {
+      this.deps.enqueue('voice ended', async () => this.ended(voice, String(why ?? ''))).catch((err: unknown) => {
+        this.deps.log().debug({ err: errorInfo(err) }, 'guild session: voice-ended handling did not run (the session stopped)');
+      });
+    });
+    this.deps.presenceChanged();
+    this.checkOccupancy();
+    return undefined;
   }
 
-  /** Leaves voice (if in it) and gives the slot back. */
+  /** The one sentence that says the bot listens in the channel it is in now (posted by the caller). */
+  listeningNotice(): string | undefined {
+    return this.voice ? listeningNotice(this.voice.channelId) : undefined;
+  }
+
+  /** Leaves voice (if in it) and gives the slot back. Never throws. */
   async leave(reason: string): Promise<void> {
     this.cancelEmptyTimer();
     const voice = this.voice;
-    if (!voice) return;
     this.voice = undefined;
-    this.retireStats(voice);
-    try {
-      await voice.leave(reason);
-    } catch (err) {
-      this.deps.log().warn({ err: errorInfo(err) }, 'guild session: leaving voice failed');
-    }
+    if (voice) await this.leaveConnection(voice, reason);
     this.deps.admission.releaseVoice(this.deps.guildId);
   }
 
@@ -185,6 +202,17 @@ export class VoiceAttachment {
       .map((m) => m.displayName);
   }
 
+  /** Discord ended this voice connection (kicked, channel gone, recovery gave up): go on text-only. */
+  private async ended(voice: GuildVoicePort, why: string): Promise<void> {
+    if (this.voice !== voice) return;
+    this.voice = undefined;
+    this.retireStats(voice);
+    this.cancelEmptyTimer();
+    this.deps.admission.releaseVoice(this.deps.guildId);
+    this.deps.log().info({ why }, 'guild session: voice ended, going on text-only');
+    await this.deps.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.');
+  }
+
   /**
    * Nobody to talk to in voice: leave after a grace period (and come back when someone joins),
    * so the bot does not sit in an empty channel holding Voxta's one voice slot.
@@ -195,7 +223,13 @@ export class VoiceAttachment {
     if (voice) {
       const humans = this.present(voice.channelId).length;
       if (humans === 0 && !this.emptyTimer) {
-        this.emptyTimer = setTimeout(() => void this.leaveBecauseEmpty(voice.channelId), this.deps.idleLeaveMs ?? VOICE_IDLE_LEAVE_MS);
+        const channelId = voice.channelId;
+        this.emptyTimer = setTimeout(() => {
+          this.emptyTimer = undefined;
+          this.deps.enqueue('leave empty channel', async () => this.leaveBecauseEmpty(channelId)).catch((err: unknown) => {
+            this.deps.log().debug({ err: errorInfo(err) }, 'guild session: leaving the empty channel did not run (the session stopped)');
+          });
+        }, this.deps.idleLeaveMs ?? VOICE_IDLE_LEAVE_MS);
         this.emptyTimer.unref();
       } else if (humans > 0 && this.emptyTimer) {
         this.cancelEmptyTimer();
@@ -203,7 +237,15 @@ export class VoiceAttachment {
       return;
     }
     const away = this.awayFrom;
-    if (away && this.present(away).length > 0 && !this.rejoining) void this.rejoinAfterAway(away);
+    if (away && this.present(away).length > 0 && !this.rejoinQueued) {
+      this.rejoinQueued = true;
+      this.deps
+        .enqueue('rejoin', (signal) => this.rejoinAfterAway(away, signal))
+        .catch((err: unknown) => this.deps.log().debug({ err: errorInfo(err) }, 'guild session: rejoining did not run (the session stopped)'))
+        .finally(() => {
+          this.rejoinQueued = false;
+        });
+    }
   }
 
   private cancelEmptyTimer(): void {
@@ -212,7 +254,6 @@ export class VoiceAttachment {
   }
 
   private async leaveBecauseEmpty(channelId: string): Promise<void> {
-    this.emptyTimer = undefined;
     if (!this.deps.bridging() || this.voice?.channelId !== channelId || this.present(channelId).length > 0) return;
     await this.leave('voice channel empty');
     this.awayFrom = channelId;
@@ -220,24 +261,40 @@ export class VoiceAttachment {
     await this.deps.post(`Everyone left <#${channelId}>, so I left too. I will come back when someone joins it.`);
   }
 
-  private async rejoinAfterAway(channelId: string): Promise<void> {
+  private async rejoinAfterAway(channelId: string, signal: AbortSignal): Promise<void> {
     const guild = this.deps.guild();
-    if (!guild) return;
-    this.rejoining = true;
+    // Stopped, moved, or asked to leave since: nothing to come back to.
+    if (!guild || this.awayFrom !== channelId || this.voice || !this.deps.bridging() || this.present(channelId).length === 0) return;
+    this.awayFrom = undefined;
+    const note = await this.planAndConnect(guild, channelId, signal);
+    if (note) {
+      await this.deps.post(note);
+      return;
+    }
+    const listening = this.listeningNotice();
+    if (listening) await this.deps.post(listening);
+    this.checkOccupancy();
+  }
+
+  private async leaveConnection(voice: GuildVoicePort, reason: string): Promise<void> {
+    this.retireStats(voice);
     try {
-      this.awayFrom = undefined;
-      const note = await this.planAndConnect(guild, channelId);
-      if (note) await this.deps.post(note);
-      else this.checkOccupancy();
-    } finally {
-      this.rejoining = false;
+      await voice.leave(reason);
+    } catch (err) {
+      this.deps.log().warn({ err: errorInfo(err) }, 'guild session: leaving voice failed');
     }
   }
 
   private isListenable(userId: string): boolean {
     const guild = this.deps.guild();
     if (!guild || userId === guild.botUserId) return false;
-    if (this.deps.store.isVoiceOptedOut(this.deps.guildId, userId)) return false;
+    try {
+      if (this.deps.store.isVoiceOptedOut(this.deps.guildId, userId)) return false;
+    } catch (err) {
+      // A privacy promise: when the opt-out cannot be read, do not listen.
+      this.deps.log().warn({ err: errorInfo(err), userId }, 'guild session: reading voice opt-outs failed; not listening to this member');
+      return false;
+    }
     const optOutRole = this.deps.config.voice.optOutRoleId;
     if (optOutRole && guild.memberRoleIds(userId).includes(optOutRole)) return false;
     const member = this.voice ? guild.voiceMembers(this.voice.channelId).find((m) => m.id === userId) : undefined;

@@ -37,7 +37,27 @@ export function commandDefinitions(): RESTPostAPIChatInputApplicationCommandsJSO
 /** Past this, an unanswered interaction is deferred so Discord's 3 s limit is never missed. */
 export const SAFETY_DEFER_MS = 2000;
 
-export async function runCommand(ctx: CommandContext): Promise<void> {
+/**
+ * The context a handler sees: its `defer` and `reply` calls (and the safety defer) go to Discord
+ * one after another. Without this, a safety defer still in flight when the handler answers makes
+ * the answer a second initial response (Discord 40060) and the user sees a failure instead of it.
+ */
+function serialisedResponses(ctx: CommandContext): CommandContext {
+  let tail: Promise<unknown> = Promise.resolve();
+  const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+  // The original stays the prototype: its getters (`acknowledged`) and options still answer.
+  return Object.create(ctx, {
+    defer: { value: (o: { ephemeral: boolean }) => inTurn(() => (ctx.acknowledged ? Promise.resolve() : ctx.defer(o))) },
+    reply: { value: (r: Parameters<CommandContext['reply']>[0]) => inTurn(() => ctx.reply(r)) },
+  }) as CommandContext;
+}
+
+export async function runCommand(original: CommandContext): Promise<void> {
+  const ctx = serialisedResponses(original);
   const { core } = ctx;
   const log = core.log.child({ guildId: ctx.guildId, command: ctx.commandName, userId: ctx.invoker.id });
   const command = findCommand(ctx.commandName);
@@ -52,7 +72,7 @@ export async function runCommand(ctx: CommandContext): Promise<void> {
     return;
   }
   const safety = setTimeout(() => {
-    if (!ctx.acknowledged) void ctx.defer({ ephemeral: false }).catch(() => undefined);
+    ctx.defer({ ephemeral: false }).catch((err: unknown) => log.debug({ err: errorInfo(err) }, 'the safety defer failed'));
   }, SAFETY_DEFER_MS);
   try {
     await command.execute(ctx);

@@ -18,20 +18,25 @@ export const resume: Command = {
   async execute(ctx) {
     await ctx.defer({ ephemeral: false });
     const { core } = ctx;
-    const stored = core.store.getGuildSession(ctx.guildId);
+    const session = core.session(ctx.guildId);
+    const stored = session.record;
     if (!stored) throw new UserFacingError('There is no earlier chat to resume in this server. Start one with /start.');
     const chatId = ctx.string('chat')?.trim() || undefined;
     if (chatId && chatId !== stored.chatId) {
-      // Only chats of this server's character: another character's chat would mislabel everything.
+      // Only chats of this server's character: another character's chat would mislabel everything,
+      // and any chat id on the Voxta account (ids appear in /status and embeds) could be taken
+      // over from another server. An id that cannot be checked is refused.
       const chats = await core.catalog.chatsOf(stored.characterId).get().catch((err: unknown) => {
-        core.log.debug({ err: errorInfo(err) }, 'resume: listing chats failed');
+        core.log.info({ err: errorInfo(err) }, 'resume: listing chats failed; refusing the chat id it cannot verify');
         return undefined;
       });
-      if (chats && !chats.some((c) => c.id === chatId)) {
+      if (!chats) {
+        throw new UserFacingError(`I could not check that chat against ${stored.characterName}'s chats on Voxta right now. Try again in a moment, or run /resume without a chat to resume the last one.`);
+      }
+      if (!chats.some((c) => c.id === chatId)) {
         throw new UserFacingError(`No chat with that id for ${stored.characterName}. Pick one from the list as you type.`);
       }
     }
-    const session = core.session(ctx.guildId);
     core.cancelAutoResume(ctx.guildId);
     // The stored text channel, unless it is gone; then the one the command ran in.
     const textChannelId = core.guildHasTextChannel(ctx.guildId, stored.textChannelId) ? stored.textChannelId : ctx.channelId;
@@ -42,7 +47,7 @@ export const resume: Command = {
   },
 
   async autocomplete(ctx) {
-    const stored = ctx.core.store.getGuildSession(ctx.guildId);
+    const stored = ctx.core.session(ctx.guildId).record;
     if (!stored) return ctx.respond([]);
     await ctx.respond(await ctx.core.catalog.chatChoices(stored.characterId, stored.characterName, ctx.focused.value));
   },

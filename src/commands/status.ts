@@ -18,7 +18,7 @@ export const status: Command = {
     const { core } = ctx;
     const session = core.existingSession(ctx.guildId);
     const st = session?.status();
-    const rec = st?.record ?? core.store.getGuildSession(ctx.guildId);
+    const rec = st?.record ?? core.session(ctx.guildId).record;
     const state = st?.state ?? 'idle';
     const fields: NonNullable<APIEmbed['fields']> = [];
     fields.push({ name: 'Session', value: STATE_WORDS[state] ?? state, inline: true });
@@ -47,6 +47,13 @@ export const status: Command = {
       value: lat && lat.samples > 0 ? `median ${fmtMs(lat.p50)}, 95th percentile ${fmtMs(lat.p95)} (last ${lat.samples} turns)` : 'no turns yet',
       inline: false,
     });
+    if (st?.storeProblem) {
+      fields.push({
+        name: 'Database',
+        value: `Saving this server's chat state failed (${st.storeProblem.message.slice(0, 200)}); I keep retrying. Check the disk and DATA_DIR.`,
+        inline: false,
+      });
+    }
     if (st && st.pendingMessages > 0) fields.push({ name: 'Waiting to be delivered', value: `${st.pendingMessages} message(s)`, inline: true });
     fields.push({
       name: 'Message Content intent',

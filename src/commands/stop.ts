@@ -13,21 +13,21 @@ export const stop: Command = {
 
   async execute(ctx) {
     ctx.core.cancelAutoResume(ctx.guildId);
-    const session = ctx.core.existingSession(ctx.guildId);
-    if (!session || session.state === 'idle') {
-      const wasPending = ctx.core.store.getGuildSession(ctx.guildId)?.active;
-      if (wasPending) ctx.core.store.setGuildSessionActive(ctx.guildId, false);
-      // Messages held for the resume that will not happen now (stored ones too, from before a restart).
-      if (session || wasPending) ctx.core.session(ctx.guildId).dropPending();
-      await ctx.reply({
-        ephemeral: true,
-        content: wasPending ? 'No chat was running; I will no longer try to resume the last one.' : 'No chat is running in this server.',
-      });
+    const session = ctx.core.session(ctx.guildId);
+    const wasActive = session.record?.active === true;
+    const name = session.record?.characterName ?? 'the character';
+    // Always through the session: it cancels whatever is in flight or queued (a /start still
+    // joining voice, an automatic resume), and when nothing runs it forgets the pending resume
+    // and the messages held for it.
+    if (session.state !== 'idle' || session.busy) await ctx.defer({ ephemeral: false });
+    const wasRunning = await session.stop(`/stop by ${ctx.invoker.id}`);
+    if (wasRunning) {
+      await ctx.reply({ content: `Stopped the chat with ${name}. /resume picks it up again.` });
       return;
     }
-    await ctx.defer({ ephemeral: false });
-    const name = session.record?.characterName ?? 'the character';
-    await session.stop(`/stop by ${ctx.invoker.id}`);
-    await ctx.reply({ content: `Stopped the chat with ${name}. /resume picks it up again.` });
+    await ctx.reply({
+      ephemeral: true,
+      content: wasActive ? 'No chat was running; I will no longer try to resume the last one.' : 'No chat is running in this server.',
+    });
   },
 };

@@ -94,7 +94,15 @@ export interface StoreOptions {
   now?: () => number;
   /** Migrations to apply (tests); defaults to the project's. */
   migrations?: readonly Migration[];
+  /**
+   * How long a write waits for another connection's lock before failing with SQLITE_BUSY (default
+   * {@link DEFAULT_BUSY_TIMEOUT_MS}). node:sqlite is synchronous: the whole process, every guild's
+   * audio included, waits this long, so it is short; a failed write is retried by its caller.
+   */
+  busyTimeoutMs?: number;
 }
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 250;
 
 export class Store {
   readonly path: string;
@@ -112,7 +120,7 @@ export class Store {
     this.db.exec('PRAGMA journal_mode = WAL');
     this.db.exec('PRAGMA synchronous = NORMAL');
     this.db.exec('PRAGMA foreign_keys = ON');
-    this.db.exec('PRAGMA busy_timeout = 5000');
+    this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS))}`);
     this.migrate(opts.migrations ?? MIGRATIONS);
   }
 

@@ -80,6 +80,11 @@ export interface VoiceLinkOptions {
    * the close tells the second case apart, which is rejoined instead of ended.
    */
   gatewaySessionStartedAt?(): number | undefined;
+  /**
+   * Cancels the join: the connection is destroyed at once and `open()` rejects with the signal's
+   * reason (a stop while Discord is still setting up voice must not leave the bot in the channel).
+   */
+  signal?: AbortSignal;
 }
 
 /** How long after a 4014 a new gateway READY may still arrive to show a session reset. */
@@ -109,6 +114,12 @@ export interface VoiceLinkStats {
 }
 
 const REJOIN_WINDOW_MS = 10 * 60_000;
+
+/** The reason a cancelled join rejects with: the signal's own, so the caller recognises it. */
+export function cancelledBy(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  return r instanceof Error ? r : new Error('the voice join was cancelled');
+}
 
 const guarded = new WeakSet<object>();
 /** Connections we destroyed ourselves to rejoin: their last state changes are not ours to act on. */
@@ -144,13 +155,21 @@ export class VoiceLink extends EventEmitter<Events> {
   /** Joins and resolves once the connection is Ready; rejects (and leaves) after the timeout. */
   static async open(opts: VoiceLinkOptions): Promise<VoiceLink> {
     logDependencyReportOnce(opts.log);
+    const { signal } = opts;
+    if (signal?.aborted) throw cancelledBy(signal);
     const link = new VoiceLink(opts);
     try {
-      await entersState(link.conn, VoiceConnectionStatus.Ready, link.readyTimeoutMs);
+      const until = signal ? AbortSignal.any([signal, AbortSignal.timeout(link.readyTimeoutMs)]) : link.readyTimeoutMs;
+      await entersState(link.conn, VoiceConnectionStatus.Ready, until);
     } catch (err) {
       const status = link.conn.state.status;
       link.close();
+      if (signal?.aborted) throw cancelledBy(signal);
       throw new Error(`voice connection not ready after ${link.readyTimeoutMs} ms (last state: ${status})`, { cause: err });
+    }
+    if (signal?.aborted) {
+      link.close();
+      throw cancelledBy(signal);
     }
     link.setState('ready');
     return link;

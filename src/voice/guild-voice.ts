@@ -74,6 +74,8 @@ export interface GuildVoiceOptions {
   gatewaySessionStartedAt?(): number | undefined;
   /** Join timeout (default 20 s). */
   readyTimeoutMs?: number;
+  /** Cancels the join (the connection is destroyed at once; `join` rejects with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 export type GuildVoiceState = 'connecting' | 'ready' | 'recovering' | 'ended';
@@ -187,7 +189,10 @@ export class GuildVoice extends EventEmitter<Events> {
     this.watchdog.unref?.();
   }
 
-  /** Joins the voice channel and starts listening and speaking. Rejects if the connection never gets ready. */
+  /**
+   * Joins the voice channel and starts listening and speaking. Rejects if the connection never gets
+   * ready, or at once when `signal` fires (leaving nothing behind).
+   */
   static async join(opts: GuildVoiceOptions): Promise<GuildVoice> {
     const log = logger().child({ mod: 'voice', guildId: opts.guildId, channelId: opts.channelId });
     const link = await VoiceLink.open({
@@ -199,6 +204,7 @@ export class GuildVoice extends EventEmitter<Events> {
       debug: opts.debug ?? log.isLevelEnabled('trace'),
       readyTimeoutMs: opts.readyTimeoutMs,
       gatewaySessionStartedAt: opts.gatewaySessionStartedAt,
+      signal: opts.signal,
     });
     let voice: GuildVoice;
     try {
@@ -208,7 +214,7 @@ export class GuildVoice extends EventEmitter<Events> {
       throw err;
     }
     log.info({ bargeIn: opts.config.bargeIn }, 'voice: joined and listening');
-    opts.notify(`I'm listening in <#${opts.channelId}>. Use /listen off to opt out.`);
+    // The caller announces that it listens once the whole operation that joined has succeeded.
     return voice;
   }
 

@@ -345,9 +345,9 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   async #openAndAuthenticate(): Promise<WelcomeMessage> {
     const gen = await this.#link.open();
     this.#counts.connects++;
-    const waitWelcome = this.#replies.waitFor(gen, pickWelcome, this.#timeout('welcomeMs'), 'authenticate (welcome)');
-    await this.#link.write(authenticateMessage(this.#opts), gen);
-    const welcome = await waitWelcome;
+    const welcome = await this.#replies.ask(gen, pickWelcome, this.#timeout('welcomeMs'), 'authenticate (welcome)', () =>
+      this.#link.write(authenticateMessage(this.#opts), gen),
+    );
     this.#welcome = welcome;
     this.#warnOnApiVersion(welcome);
     this.#log.info({ server: welcome.voxtaServerVersion, apiVersion: welcome.apiVersion }, 'connected to Voxta');
@@ -476,7 +476,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#starting = true;
     this.#pendingSessionId = undefined;
     try {
-      const wait = this.#replies.waitFor<ChatInfo>(
+      return await this.#replies.ask<ChatInfo>(
         gen,
         (m) => {
           switch (m.$type) {
@@ -497,9 +497,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         },
         this.#timeout('chatStartMs'),
         payload.$type === 'startChat' ? 'startChat' : 'resumeChat',
+        () => this.#link.write(payload, gen),
       );
-      await this.#link.write(payload, gen);
-      return await wait;
     } finally {
       this.#starting = false;
       this.#pendingSessionId = undefined;
@@ -510,18 +509,20 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     const chat = this.#chat;
     if (!chat) return;
     const gen = this.#link.generation;
-    const wait = this.#replies.waitFor<true>(
+    await this.#replies.ask<true>(
       gen,
       (m) => {
         if (m.$type === 'chatClosed' && m.sessionId === chat.sessionId) return true;
-        if (m.$type === 'error') return classifyServerError(m.message, m.code);
+        // Only an error about this stop fails it: `error` carries no correlation, and a late
+        // message for the chat being disposed (a playback ack crossing the stop) is answered with
+        // "Chat session … not found" before `chatClosed` arrives.
+        if (m.$type === 'error' && /cannot stop chat session|another (chat|session) is (still|in progress)/i.test(m.message)) return classifyServerError(m.message, m.code);
         return undefined;
       },
       timeoutMs,
       'stopChat',
+      () => this.#link.write(clientMessage.stopChat(chat.sessionId), gen),
     );
-    await this.#link.write(clientMessage.stopChat(chat.sessionId), gen);
-    await wait;
     // #onMessage cleared the chat on chatClosed.
   }
 
@@ -577,9 +578,13 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   async #request<T>(message: ClientMessage, pick: (m: ServerMessage) => T | undefined, what: string): Promise<T> {
     await this.#ensureConnected();
     const gen = this.#link.generation;
-    const wait = this.#replies.waitFor<T>(gen, (m) => pick(m) ?? (m.$type === 'error' ? classifyServerError(m.message, m.code) : undefined), this.#timeout('requestMs'), what);
-    await this.#link.write(message, gen);
-    return wait;
+    return this.#replies.ask<T>(
+      gen,
+      (m) => pick(m) ?? (m.$type === 'error' ? classifyServerError(m.message, m.code) : undefined),
+      this.#timeout('requestMs'),
+      what,
+      () => this.#link.write(message, gen),
+    );
   }
 
   // ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 import { logger } from '../log.js';
 import type { VoxtaEndpoint } from './endpoint.js';
 import { asUnreachable, VoxtaAuthError, VoxtaError, VoxtaHttpError, VoxtaServerError } from './errors.js';
+import { BODY_CAPS, readBounded } from './http-body.js';
 
 export interface CharacterSummary {
   id: string;
@@ -33,6 +34,8 @@ export interface FetchOptions {
   /** Per-request deadline (default 15 s). */
   timeoutMs?: number;
   accept?: string;
+  /** Largest body accepted (bytes); a larger one is refused while it streams in. */
+  maxBytes?: number;
 }
 
 export interface FetchedBytes {
@@ -96,7 +99,7 @@ export class VoxtaRest {
   /** GET JSON from a server path. */
   async getJson(path: string, opts: FetchOptions = {}): Promise<unknown> {
     const res = await this.request(this.endpoint.httpUrl(path), { ...opts, accept: 'application/json' });
-    const text = await res.text();
+    const text = new TextDecoder().decode(await readBounded(res, opts.maxBytes ?? BODY_CAPS.json, `GET ${pathOf(res.url || path)}`));
     try {
       return JSON.parse(text);
     } catch {
@@ -111,7 +114,7 @@ export class VoxtaRest {
   async fetchBytes(url: string | URL, opts: FetchOptions = {}): Promise<FetchedBytes> {
     const target = typeof url === 'string' ? this.endpoint.resolve(url) : url;
     const res = await this.request(target, opts);
-    const buf = new Uint8Array(await res.arrayBuffer());
+    const buf = await readBounded(res, opts.maxBytes ?? BODY_CAPS.image, `GET ${pathOf(target)}`);
     return { bytes: buf, contentType: res.headers.get('content-type') ?? 'application/octet-stream', url: pathOf(target) };
   }
 

@@ -8,6 +8,7 @@
 import { logger } from '../log.js';
 import type { VoxtaEndpoint } from './endpoint.js';
 import { VoxtaHttpError } from './errors.js';
+import { BODY_CAPS } from './http-body.js';
 import { VoxtaRest, type FetchedBytes } from './rest.js';
 
 export type AudioUrlKind = { kind: 'none' } | { kind: 'silence'; ms: number } | { kind: 'fetch'; url: string };
@@ -41,7 +42,7 @@ export interface FetchSpeechOptions {
  */
 export async function fetchSpeech(endpointOrRest: VoxtaEndpoint | VoxtaRest, url: string, opts: FetchSpeechOptions = {}): Promise<FetchedBytes> {
   const rest = endpointOrRest instanceof VoxtaRest ? endpointOrRest : new VoxtaRest(endpointOrRest);
-  const fetchOpts = { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 20_000, accept: 'audio/x-wav, audio/wav;q=0.9, */*;q=0.1' };
+  const fetchOpts = { signal: opts.signal, timeoutMs: opts.timeoutMs ?? 20_000, accept: 'audio/x-wav, audio/wav;q=0.9, */*;q=0.1', maxBytes: BODY_CAPS.audio };
   try {
     return await rest.fetchBytes(url, fetchOpts);
   } catch (err) {

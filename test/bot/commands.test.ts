@@ -128,10 +128,13 @@ describe('/start', () => {
     await sim.start();
   });
 
-  it('stops a chat it could not store, and says something went wrong (no chat runs unseen)', async () => {
+  it('stops a chat it could not store, and says why in one sentence (no chat runs unseen)', async () => {
     h.store.close();
     const ctx = await start(guild, general.id, ARIA_ID);
-    expect(ctx.replies.at(-1)).toEqual({ ephemeral: true, content: 'Something went wrong on the bot’s side; the log has the details.' });
+    expect(ctx.replies.at(-1)).toEqual({
+      ephemeral: true,
+      content: 'I could not save this chat in my database (The database is closed), so I did not keep it running. Check the disk and DATA_DIR, then try again.',
+    });
     expect(h.core.session(guild.id).state).toBe('idle');
     expect(h.core.admission.chatCount).toBe(0);
     await waitUntil(() => sim.sessions().length === 0, 'the chat to be stopped');

@@ -135,11 +135,20 @@ export function makeConfig(voxtaUrl: string, dataDir: string, env: Record<string
 
 export function makeCore(
   voxtaUrl: string,
-  opts: { env?: Record<string, string>; dataDir?: string; guilds?: Map<string, FakeGuild>; rest?: VoxtaCatalogPort; joinVoice?: GuildVoiceJoiner; voiceIdleLeaveMs?: number } = {},
+  opts: {
+    env?: Record<string, string>;
+    dataDir?: string;
+    guilds?: Map<string, FakeGuild>;
+    rest?: VoxtaCatalogPort;
+    joinVoice?: GuildVoiceJoiner;
+    voiceIdleLeaveMs?: number;
+    recordRetryMs?: number;
+    busyTimeoutMs?: number;
+  } = {},
 ): CoreHarness {
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vd-bot-'));
   const config = makeConfig(voxtaUrl, dataDir, opts.env);
-  const store = Store.open(config.dataDir);
+  const store = Store.open(config.dataDir, { busyTimeoutMs: opts.busyTimeoutMs });
   const endpoint = VoxtaEndpoint.fromConfig(config.voxta);
   const guilds = opts.guilds ?? new Map<string, FakeGuild>();
   const sessions: VoxtaChatSession[] = [];
@@ -165,6 +174,7 @@ export function makeCore(
     editIntervalMs: 20,
     contextDebounceMs: 20,
     resumeRetryMs: { first: 100, max: 400 },
+    recordRetryMs: opts.recordRetryMs,
   });
   core.discordReady = true;
   return {
@@ -284,4 +294,55 @@ export function fakeVoiceJoiner(): { join: GuildVoiceJoiner; joined: FakeVoice[]
       return v as unknown as Awaited<ReturnType<GuildVoiceJoiner>>;
     },
   };
+}
+
+/**
+ * A voice joiner whose joins wait until the test releases them (a Discord voice join takes 1–20 s:
+ * gateway, UDP, DAVE), so "a stop while the join is in flight" happens by construction, not by
+ * timing. Like the real `GuildVoice.join`, a join rejects at once with the signal's reason when it
+ * is cancelled — unless `ignoreSignal` is set, which models a joiner that resolves late anyway.
+ */
+export function heldVoiceJoiner(opts: { ignoreSignal?: boolean } = {}): {
+  join: GuildVoiceJoiner;
+  joined: FakeVoice[];
+  /** Joins waiting for release, oldest first. */
+  waiting: Array<{ channelId: string; release(): void; fail(err: Error): void }>;
+  releaseAll(): void;
+} {
+  const joined: FakeVoice[] = [];
+  const waiting: Array<{ channelId: string; release(): void; fail(err: Error): void }> = [];
+  return {
+    joined,
+    waiting,
+    releaseAll: () => {
+      for (const w of waiting.splice(0)) w.release();
+    },
+    join: (o) =>
+      new Promise((resolve, reject) => {
+        const entry = {
+          channelId: o.channelId,
+          release: () => {
+            const v = new FakeVoice(o.channelId);
+            joined.push(v);
+            resolve(v as unknown as Awaited<ReturnType<GuildVoiceJoiner>>);
+          },
+          fail: (err: Error) => reject(err),
+        };
+        waiting.push(entry);
+        if (!opts.ignoreSignal && o.signal) {
+          const cancel = (): void => {
+            const i = waiting.indexOf(entry);
+            if (i >= 0) waiting.splice(i, 1);
+            reject(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('cancelled'));
+          };
+          if (o.signal.aborted) cancel();
+          else o.signal.addEventListener('abort', cancel, { once: true });
+        }
+      }),
+  };
+}
+
+/** Voice connections a test joiner made that were never left. */
+export function liveVoices(joined: FakeVoice[]): FakeVoice[] {
+  return joined.filter((v) => v.left === undefined);
 }

@@ -137,16 +137,21 @@ describe('bot resilience end to end', () => {
   }, 60_000);
 
   it('survives SIGKILL mid-conversation: the next start resumes the chat and nothing said is lost', async () => {
-    // Like real Voxta, the dead connection's chat stays locked for a moment after the kill.
-    const { env, bot } = await boot({}, { chatLockReleaseDelayMs: 1500 });
+    // Like real Voxta, the dead connection's chat stays locked after the kill: here until the test
+    // releases it, so the restarted bot meets the lock whatever the machine's speed.
+    const { env, bot } = await boot();
     await answer(await env.admin.runCommand(env.text.id, 'start', { character: ARIA_ID }));
     const chatId = env.voxta!.sessions()[0]!.chatId;
     env.alice.say(env.text.id, 'before the crash');
     await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: before the crash'), 10_000);
+    env.voxta!.holdDeadChatLocks();
     await bot.kill('SIGKILL');
     const again = await env.spawnBot({ env: { DISCORD_GUILD_ID: env.guild.id } });
     await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.startsWith('I could not resume the chat with Aria yet (the chat is still open from before'), 15_000);
-    env.alice.say(env.text.id, 'while resuming'); // held for the chat, not dropped
+    const held = env.alice.say(env.text.id, 'while resuming'); // held for the chat, not dropped
+    const marks = () => env.discord.messages(env.text.id).find((m) => m.id === held.id)!.reactions;
+    await env.voxta!.waitFor(() => marks().get('⏳')?.has(env.discord.botUserId), 5000, 'the held message marked ⏳');
+    env.voxta!.releaseDeadChatLocks();
     await again.waitForLog(/chat resumed after restart/, 30_000);
     expect(env.voxta!.sessions().map((s) => s.chatId)).toEqual([chatId]);
     await env.discord.waitForMessage(env.text.id, (m) => fromBot(env)(m) && m.content.includes('You said: while resuming'), 10_000);
