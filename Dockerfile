@@ -23,7 +23,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-# bin/run.mjs lets `npm start` and `npm run doctor` run the compiled code here (no src/, no tsx).
+# bin/run.mjs lets `npm start` and `npm run doctor` run the compiled code here (no src/, no tsx);
+# bin/check-node.cjs, its first import, checks the Node version against package.json "engines".
 COPY bin ./bin
 RUN mkdir -p /data && chown node:node /data
 USER node

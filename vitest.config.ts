@@ -1,4 +1,9 @@
+import { createRequire } from 'node:module';
 import { defineConfig } from 'vitest/config';
+
+// `npm test` checks the Node version before vitest starts; this covers `npx vitest` run directly:
+// on a Node older than package.json "engines", one plain line and exit 1 instead of failing suites.
+createRequire(import.meta.url)('./bin/check-node.cjs');
 
 export default defineConfig({
   test: {

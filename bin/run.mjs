@@ -4,7 +4,11 @@
  * the same npm scripts work in a checkout and in the container image:
  * - in a checkout, from the TypeScript sources through tsx (a dev dependency);
  * - in the image, which holds only the compiled `dist/` and production dependencies, from there.
+ *
+ * Its first import is the Node version preflight: on a Node older than package.json "engines" it
+ * prints one plain line and exits 1 before anything that needs the newer Node is loaded.
  */
+import './check-node.cjs';
 import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
