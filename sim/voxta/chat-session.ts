@@ -16,6 +16,7 @@ import type { CharacterRef, ChatSessionSummary, ClientPayload, ContextState, Ser
 import { Recognizer } from './recognizer.js';
 import type { Logger } from '../../src/log.js';
 import { speechDurationMs } from './tts.js';
+import { SessionVision, type VisionTicket } from './vision.js';
 
 /** Thrown by handlers for a message the server refuses: reported as `error` and as a completion error. */
 export class SimRejection extends Error {
@@ -33,6 +34,8 @@ export interface SessionOwner {
   sendUnchecked(payload: unknown): void;
   /** Fault injection: any hub record. */
   sendRecord(record: object): void;
+  /** What the client declared (vision reads `capabilities`). */
+  info?(): { capabilities?: Record<string, unknown> };
 }
 
 export type SessionState = 'starting' | 'active' | 'disposing';
@@ -55,7 +58,7 @@ export interface SessionInfo {
 }
 
 type ForegroundCommand =
-  | { kind: 'user'; text: string; doReply: boolean }
+  | { kind: 'user'; text: string; doReply: boolean; vision?: VisionTicket | undefined }
   | { kind: 'trigger' }
   | { kind: 'speech'; text: string }
   /** Resume of a chat whose last message is the user's: answer it. */
@@ -91,6 +94,7 @@ export class ChatSession {
   private utterances = 0;
   private readonly startedAt = new Date();
   private readonly recognizer: Recognizer;
+  private readonly vision: SessionVision;
 
   constructor(
     private readonly ctx: SimContext,
@@ -108,6 +112,20 @@ export class ChatSession {
         end: (voicedMs, partials) => this.onUtteranceEnd(voicedMs, partials),
       },
     );
+    this.vision = new SessionVision(ctx.vision, () => ctx.options.vision, {
+      sessionId: this.sessionId,
+      userKey,
+      chat,
+      capabilities: () => owner.info?.().capabilities,
+      emit: (m) => this.emit(m),
+      storeUserMessage: (text) => {
+        const m = ctx.chats.append(chat, 'User', userRefFor(userKey).id, text);
+        this.emit(this.updateMessage(m));
+        return m;
+      },
+      wake: () => this.runQueue(),
+      log: ctx.log.child({ sessionId: this.sessionId, mod: 'vision' }),
+    });
   }
 
   private logger: Logger | undefined;
@@ -231,12 +249,14 @@ export class ChatSession {
   private onSend(p: ClientPayload): void {
     const text = p.text ?? '';
     if (typeof text !== 'string') throw new SimRejection('send "text" must be a string');
+    const vision = this.vision.onSend(p, text, (message) => new SimRejection(message));
+    if (vision.handled) return;
     if (text.startsWith('/')) {
       const command = text.slice(1).split(/[\s:]/, 1)[0] ?? '';
       this.emit({ $type: 'chatSessionError', sessionId: this.sessionId, message: `Command ${command} is not supported`, retry: false });
       return;
     }
-    if (text === '' || text === '*') {
+    if ((text === '' || text === '*') && !vision.hasAttachments) {
       // A trigger reply is dropped while anything is in progress, as Voxta does.
       if (this.busy()) {
         this.log.debug('dropped trigger reply: a reply or speech is in progress');
@@ -250,7 +270,7 @@ export class ChatSession {
     }
     // Non-empty user text aborts the reply being generated and interrupts speech first.
     this.interrupt();
-    this.enqueue({ kind: 'user', text, doReply: p.doReply !== false });
+    this.enqueue({ kind: 'user', text, doReply: p.doReply !== false, vision: vision.ticket });
   }
 
   private onPlaybackStart(p: ClientPayload): void {
@@ -327,7 +347,8 @@ export class ChatSession {
   }
 
   private runQueue(): void {
-    while (this.state === 'active' && !this.reply && !this.heldMessageId && this.queue.length > 0) {
+    // A user message waits for its pictures (capture upload, attachment decoding) first.
+    while (this.state === 'active' && !this.reply && !this.heldMessageId && this.queue.length > 0 && !waitsForPictures(this.queue[0]!)) {
       this.run(this.queue.shift()!);
     }
   }
@@ -335,7 +356,7 @@ export class ChatSession {
   private run(cmd: ForegroundCommand): void {
     const turn = ++this.turn;
     if (cmd.kind === 'user') {
-      const m = this.ctx.chats.append(this.chat, 'User', userRefFor(this.userKey).id, cmd.text);
+      const m = this.vision.storeUserText(cmd.text, () => this.ctx.chats.append(this.chat, 'User', userRefFor(this.userKey).id, cmd.text));
       this.emit(this.updateMessage(m));
       this.emit({ $type: 'chatFlow', sessionId: this.sessionId, state: 'ProcessingUserMessage' });
       if (!cmd.doReply) {
@@ -366,6 +387,7 @@ export class ChatSession {
         return;
       }
     }
+    if (cmd.kind === 'user') chunks = [...chunks, ...this.vision.sentences(cmd.vision)];
     this.startReply(chunks.filter((c) => c.length > 0));
   }
 
@@ -570,6 +592,7 @@ export class ChatSession {
     this.reply = null;
     this.queue.length = 0;
     this.recognizer.reset();
+    this.vision.dispose();
     if (reason === 'stop' && this.recording) {
       this.emit({ $type: 'recordingRequest', sessionId: this.sessionId, enabled: false });
     }
@@ -617,6 +640,11 @@ export class ChatSession {
       tokens: estimateTokens(m.text),
     };
   }
+}
+
+/** A user message whose pictures are still arriving. */
+function waitsForPictures(cmd: ForegroundCommand): boolean {
+  return cmd.kind === 'user' && cmd.vision?.pending === true;
 }
 
 /** A service description with a stable id derived from its name. */

@@ -10,6 +10,7 @@ import type { UserRef } from './messages.js';
 import type { SimRecorder } from './recorder.js';
 import type { SessionRegistry } from './session-registry.js';
 import type { TtsRegistry } from './tts.js';
+import { resolveVisionOptions, type ResolvedVisionOptions, type SimVision, type SimVisionOptions } from './vision.js';
 
 export type TranscriptSource = string[] | ((info: { sessionId: string; index: number; voicedMs: number }) => string | null);
 
@@ -50,6 +51,8 @@ export interface VoxtaSimOptions {
   faults?: Partial<SimFaults>;
   maxRecordedFrames?: number;
   log?: boolean;
+  /** Vision service switch, capture requests, uploads (vision.ts). Off by default. */
+  vision?: SimVisionOptions;
 }
 
 /** The live options object (`sim.options`): every field present, mutable at run time. */
@@ -86,6 +89,7 @@ export interface ResolvedOptions {
   apiVersion: string;
   maxRecordedFrames: number;
   log: boolean;
+  vision: ResolvedVisionOptions;
 }
 
 export interface SimFaults {
@@ -135,6 +139,7 @@ export function resolveOptions(o: VoxtaSimOptions = {}): ResolvedOptions {
     apiVersion: o.apiVersion ?? '2025-08',
     maxRecordedFrames: o.maxRecordedFrames ?? 12_000,
     log: o.log ?? false,
+    vision: resolveVisionOptions(o.vision),
   };
 }
 
@@ -160,6 +165,7 @@ export interface SimContext {
   readonly registry: SessionRegistry;
   readonly log: Logger;
   readonly transcripts: TranscriptCursor;
+  readonly vision: SimVision;
 }
 
 export function findCharacter(options: ResolvedOptions, id: string): SimCharacter | undefined {

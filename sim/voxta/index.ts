@@ -37,6 +37,7 @@ import { handleHttp, sendJson } from './rest.js';
 import { SessionRegistry } from './session-registry.js';
 import { TtsRegistry, type TtsServed } from './tts.js';
 import { UserConnection, type HubConnectionInfo } from './user-connection.js';
+import { SimVision, type VisionRequestRecord, type VisionUpload } from './vision.js';
 
 export type { VoxtaSimOptions, ResolvedOptions, SimFaults, TranscriptSource } from './context.js';
 export type { SimCharacter, ReplyContext } from './characters.js';
@@ -47,6 +48,7 @@ export type { ChatRecord, ChatMessageRecord } from './chat-store.js';
 export type { SessionInfo } from './chat-session.js';
 export type { HubConnectionInfo } from './user-connection.js';
 export type { TtsServed } from './tts.js';
+export type { SimVisionOptions, VisionUpload, VisionRequestRecord } from './vision.js';
 export type { ClientPayload, ServerMessage } from './messages.js';
 export { speechDurationMs, toneFrequencyFor } from './tts.js';
 export { decodeWav, encodeWav } from './wav.js';
@@ -92,6 +94,7 @@ export class VoxtaSim {
       registry: this.registry,
       log,
       transcripts: new TranscriptCursor(),
+      vision: new SimVision({ options: this.options, log, changed: () => this.recorder.emit('changed') }),
     };
     this.audioSockets = new AudioSockets(this.ctx);
   }
@@ -141,6 +144,7 @@ export class VoxtaSim {
     this.registry.clear();
     for (const c of this.connectionsById.values()) c.session = null;
     this.ctx.tts.clear();
+    this.ctx.vision.clear();
     this.negotiated.clear();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -201,6 +205,14 @@ export class VoxtaSim {
   }
   get recognitions(): RecognitionRecord[] {
     return this.recorder.recognitions;
+  }
+  /** Every picture received (capture uploads and send attachments), oldest first. */
+  get visionUploads(): VisionUpload[] {
+    return this.ctx.vision.uploads;
+  }
+  /** Every capture request the server sent, with its outcome. */
+  get visionRequests(): VisionRequestRecord[] {
+    return this.ctx.vision.requests;
   }
 
   seq(): number {
@@ -308,6 +320,7 @@ export class VoxtaSim {
         return;
       }
       if (url.pathname === NEGOTIATE_PATH) return this.onNegotiate(req, res);
+      if (this.ctx.vision.handleHttp(req, res, url, auth.userKey)) return;
       if (handleHttp(this.ctx, req, res, url)) return;
       sendJson(res, 404, { error: `Not found: ${url.pathname}` });
     } catch (err) {

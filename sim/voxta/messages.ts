@@ -125,6 +125,7 @@ export type ServerMessage =
   | { $type: 'speechRecognitionStart' }
   | { $type: 'speechRecognitionPartial'; text: string }
   | { $type: 'speechRecognitionEnd'; text: string | null; reason: 'Complete' | 'Empty' }
+  | { $type: 'visionCaptureRequest'; sessionId: string; visionCaptureRequestId: string; source: string }
   | { $type: 'futureThing'; sessionId: string; note: string };
 
 export type ServerMessageType = ServerMessage['$type'];

@@ -279,7 +279,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
    */
   send(text: string, opts: SendOptions = {}): void {
     if (this.#state === 'closed') throw new VoxtaStateError('This Voxta session is closed');
-    if (text.trim() === '') throw new VoxtaInputError('Cannot send an empty message (an empty send asks Voxta for a reply; use requestReply())');
+    // With attachments an empty text is still a user message (the picture alone), not a trigger-reply.
+    if (text.trim() === '' && !opts.attachments?.length) throw new VoxtaInputError('Cannot send an empty message (an empty send asks Voxta for a reply; use requestReply())');
     if (!this.#chat && !this.#owned && this.#pendingStarts === 0) throw new VoxtaStateError('No Voxta chat is running');
     this.#sends.enqueue(text, opts);
   }
@@ -688,6 +689,9 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         break;
       case 'speechRecognitionEnd':
         this.#safeEmit('speechRecognitionEnd', m);
+        break;
+      case 'visionCaptureRequest':
+        this.#safeEmit('visionCaptureRequest', m);
         break;
       case 'error':
         if (this.#replies.size === 0) this.#log.warn({ message: m.message }, 'Voxta reported an error');

@@ -5,11 +5,12 @@ import { classifyServerError, VoxtaAuthError } from './errors.js';
 import { clientMessage, type ClientMessage, type ServerMessage, type WelcomeMessage } from './messages.js';
 import type { Picked } from './pending-replies.js';
 import type { VoxtaChatSessionOptions } from './session-options.js';
+import { visionCapabilities } from './vision.js';
 
 export const EXPECTED_API_VERSION = '2025-08';
 export const CLIENT_NAME = 'Voxta.DiscordBot';
 
-export function authenticateMessage(opts: Pick<VoxtaChatSessionOptions, 'clientVersion' | 'audioInput' | 'acceptedAudioContentTypes'>): ClientMessage {
+export function authenticateMessage(opts: Pick<VoxtaChatSessionOptions, 'clientVersion' | 'audioInput' | 'acceptedAudioContentTypes' | 'vision'>): ClientMessage {
   return clientMessage.authenticate({
     client: CLIENT_NAME,
     clientVersion: opts.clientVersion ?? '0.1.0',
@@ -18,6 +19,7 @@ export function authenticateMessage(opts: Pick<VoxtaChatSessionOptions, 'clientV
       audioInput: opts.audioInput ?? 'WebSocketStream',
       audioOutput: 'Url',
       acceptedAudioContentTypes: opts.acceptedAudioContentTypes ?? ['audio/x-wav', 'audio/wav'],
+      ...visionCapabilities(opts.vision),
     },
   });
 }

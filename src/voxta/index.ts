@@ -32,5 +32,28 @@ export {
   type AudioInputStats,
   type VoxtaAudioInputOptions,
 } from './audio-input.js';
+export {
+  attachVisionResponder,
+  cancelVisionCapture,
+  captureCommand,
+  imageAttachment,
+  uploadVisionCapture,
+  visionCapabilities,
+  VisionResponder,
+  VISION_CONTENT_TYPES,
+  VISION_LIMITS,
+  type ComputerVisionSource,
+  type SendAttachment,
+  type VisionCaptureCapability,
+  type VisionContentType,
+  type VisionHttpOptions,
+  type VisionImage,
+  type VisionImageProvider,
+  type VisionOptions,
+  type VisionResponderOptions,
+  type VisionResponderStats,
+  type VisionSessionLike,
+  type VisionSource,
+} from './vision.js';
 export { classifyAudioUrl, fetchSpeech, unfetchedDurationSec, type AudioUrlKind, type FetchSpeechOptions } from './tts.js';
 export { sanitizeUserText, attributeSpeaker, capText, needsEscape, unescapeUserText, ESCAPE_PREFIX, MAX_USER_TEXT_CHARS, type AttributeOptions } from './user-text.js';

@@ -11,6 +11,7 @@
  * dropped with a debug log, never thrown.
  */
 import { logger } from '../log.js';
+import type { ComputerVisionSource, SendAttachment, VisionCaptureCapability, VisionSource } from './vision.js';
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
@@ -29,7 +30,9 @@ export interface Capabilities {
   audioInput: AudioInputCapability;
   audioOutput: AudioOutputCapability;
   acceptedAudioContentTypes: string[];
-  visionCapture?: 'None';
+  /** Vision (vision.ts): omitted unless the session declares sources. */
+  visionCapture?: VisionCaptureCapability;
+  visionSources?: VisionSource[];
 }
 
 export interface CharacterRef {
@@ -106,6 +109,8 @@ export interface SendOptions {
   doCharacterActionInference?: boolean;
   doUserActionInference?: boolean;
   characterId?: string;
+  /** Inline images (vision.ts `imageAttachment`). */
+  attachments?: SendAttachment[];
 }
 export interface SendMessage extends SendOptions {
   $type: 'send';
@@ -222,7 +227,7 @@ export const clientMessage = {
   send(sessionId: string, text: string, opts: SendOptions = {}): SendMessage {
     return withOptional<SendMessage>(
       { $type: 'send', sessionId, text, doReply: opts.doReply ?? true, doCharacterActionInference: opts.doCharacterActionInference ?? true },
-      { doUserActionInference: opts.doUserActionInference, characterId: opts.characterId },
+      { doUserActionInference: opts.doUserActionInference, characterId: opts.characterId, attachments: opts.attachments?.map((a) => ({ ...a })) },
     );
   },
   characterSpeechRequest(sessionId: string, text: string, characterId?: string): CharacterSpeechRequestMessage {
@@ -400,6 +405,11 @@ export interface SpeechRecognitionEndMessage extends S<'speechRecognitionEnd'> {
 export interface MissingResourcesErrorMessage extends S<'missingResourcesError'> {
   resources: unknown[];
 }
+/** Voxta asks this client for a picture of `source`; answer within 30 s (vision.ts). */
+export interface VisionCaptureRequestMessage extends S<'visionCaptureRequest'>, InSession {
+  visionCaptureRequestId: string;
+  source: ComputerVisionSource;
+}
 
 export type ServerMessage =
   | WelcomeMessage
@@ -431,7 +441,8 @@ export type ServerMessage =
   | SpeechRecognitionStartMessage
   | SpeechRecognitionPartialMessage
   | SpeechRecognitionEndMessage
-  | MissingResourcesErrorMessage;
+  | MissingResourcesErrorMessage
+  | VisionCaptureRequestMessage;
 
 export type ServerMessageType = ServerMessage['$type'];
 export type ServerMessageOf<T extends ServerMessageType> = Extract<ServerMessage, { $type: T }>;
@@ -498,6 +509,7 @@ const SPECS: Record<ServerMessageType, Spec> = {
   speechRecognitionPartial: { required: { text: 'string' } },
   speechRecognitionEnd: { optional: { text: 'string|null', reason: 'string' }, defaults: { text: null } },
   missingResourcesError: { optional: { resources: 'array' }, defaults: { resources: [] } },
+  visionCaptureRequest: { required: { sessionId: 'string', visionCaptureRequestId: 'string', source: 'string' } },
 };
 
 /**
@@ -520,7 +532,6 @@ const IGNORED_TYPES = new Set([
   'suggestions',
   'userInteractionRequest',
   'closeUserInteractionRequest',
-  'visionCaptureRequest',
   'wakeWordStatus',
   'audioFrame',
   'animationPlay',

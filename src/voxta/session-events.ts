@@ -19,6 +19,7 @@ import type {
   SpeechRecognitionEndMessage,
   SpeechRecognitionPartialMessage,
   SpeechRecognitionStartMessage,
+  VisionCaptureRequestMessage,
   WelcomeMessage,
 } from './messages.js';
 
@@ -80,6 +81,8 @@ export type VoxtaChatSessionEvents = {
   speechRecognitionStart: [message: SpeechRecognitionStartMessage];
   speechRecognitionPartial: [message: SpeechRecognitionPartialMessage];
   speechRecognitionEnd: [message: SpeechRecognitionEndMessage];
+  /** Voxta asks for a picture (only with the `vision` option); see vision.ts `attachVisionResponder`. */
+  visionCaptureRequest: [message: VisionCaptureRequestMessage];
   /** A queued user message was written to the live session. */
   sent: [info: SentInfo];
   reconnecting: [info: ReconnectingInfo];

@@ -5,6 +5,7 @@
 import type { Logger } from '../log.js';
 import type { VoxtaEndpoint } from './endpoint.js';
 import type { AudioInputCapability, ContextItem } from './messages.js';
+import type { VisionOptions } from './vision.js';
 
 export interface ReconnectOptions {
   /** First retry delay (default 500 ms). */
@@ -23,6 +24,8 @@ export interface VoxtaChatSessionOptions {
   /** `WebSocketStream` (default) lets the server use our microphone socket; `None` for text only. */
   audioInput?: AudioInputCapability;
   acceptedAudioContentTypes?: string[];
+  /** Declare that we answer Voxta's vision capture requests (vision.ts). Off when absent. */
+  vision?: VisionOptions;
   expectedApiVersion?: string;
   /** Playback acks by the session itself (default true; the voice pipeline turns it off). */
   autoAcknowledge?: boolean;

@@ -43,7 +43,12 @@ const rules: Array<{ dir: string; forbidden: RegExp[] }> = [
     dir: 'src/audio',
     forbidden: [/^discord\.js/, /^@discordjs\//, /^@microsoft\/signalr/, /^ws$/, /^src\/(voxta|bot|voice|commands|store)\//, /^sim\//],
   },
-  { dir: 'src/voxta', forbidden: [/^discord\.js/, /^@discordjs\//, /^src\/(bot|voice|commands|store|audio)\//, /^sim\//] },
+  // Pure image handling, like src/audio: neither Discord nor Voxta (nor the audio layer).
+  {
+    dir: 'src/image',
+    forbidden: [/^discord\.js/, /^@discordjs\//, /^@microsoft\/signalr/, /^ws$/, /^src\/(voxta|bot|voice|commands|store|audio)\//, /^sim\//],
+  },
+  { dir: 'src/voxta', forbidden: [/^discord\.js/, /^@discordjs\//, /^src\/(bot|voice|commands|store|audio|image)\//, /^sim\//] },
   { dir: 'src/store', forbidden: [/^discord\.js/, /^@discordjs\//, /^@microsoft\/signalr/, /^src\/(voxta|bot|voice|commands)\//, /^sim\//] },
   { dir: 'src/voice', forbidden: [/^src\/commands\//, /^sim\//] },
   { dir: 'src', forbidden: [/^sim\//, /^test\//] },
