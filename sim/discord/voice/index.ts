@@ -308,7 +308,9 @@ class SimVoiceServer implements VoiceServer {
         this.log.warn({ guildId: g.guildId, err: errorInfo(err) }, 'speaking before the DAVE group settled (frames may go out in clear)'),
       );
     }
-    g.session?.sendMemberSpeaking(member, 1);
+    // A suppressed (stage audience) member's client transmits nothing, not even op 5.
+    let spoke = !g.suppressed.has(member.userId);
+    if (spoke) g.session?.sendMemberSpeaking(member, 1);
     // Drift-free clock: packet i leaves at start + i·20 ms, whatever the timer jitter. The first
     // packet leaves one frame after op 5: UDP can overtake the TLS websocket, and the receiver
     // drops RTP from an SSRC it has not mapped yet (gotcha 5).
@@ -324,8 +326,9 @@ class SimVoiceServer implements VoiceServer {
         continue;
       }
       if (!g.session?.sendMemberFrame(member, packets[i]!)) unsent++;
+      spoke = true;
     }
-    g.session?.sendMemberSpeaking(member, 0);
+    if (spoke) g.session?.sendMemberSpeaking(member, 0);
     if (unsent > 0) this.log.warn({ guildId: g.guildId, userId: member.userId, unsent }, 'member frames not sent: no ready bot session');
   }
 
