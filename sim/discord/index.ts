@@ -553,7 +553,7 @@ export class DiscordSim {
     const event: TypingEvent = { channelId, userId, at: new Date() };
     this.state.typingEvents.push(event);
     this.state.emit('typing', event);
-    if (userId !== this.botUserId) {
+    if (userId !== this.botUserId && this.botCanView(channelId)) {
       const channel = this.state.channel(channelId);
       const member = this.state.member(channel.guildId, userId);
       this.dispatch('TYPING_START', { channel_id: channelId, guild_id: channel.guildId, user_id: userId, timestamp: Math.floor(event.at.getTime() / 1000), member: memberPayload(this.state, member) }, channel.guildId);
