@@ -115,7 +115,7 @@ describe('discord-sim attachments, link embeds and the CDN', () => {
     alice.say(text.id, 'read https://example.test/post', { linkEmbeds: [{ url: 'https://example.test/post', image, type: 'article', title: 'A post', delayMs: 10 }] });
     const [, article] = await update2;
     expect(article.embeds[0]).toMatchObject({ title: 'A post' });
-    expect(article.embeds[0]!.image?.proxyURL.startsWith(sim.cdnUrl)).toBe(true);
+    expect(article.embeds[0]!.image?.proxyURL?.startsWith(sim.cdnUrl)).toBe(true);
   });
 
   it('CDN faults: wrong Content-Type, 404 once, a slow body, and bodies larger than announced', async () => {

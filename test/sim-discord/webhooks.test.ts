@@ -176,7 +176,7 @@ describe('discord-sim webhooks with a real discord.js client', () => {
     // Moving needs the authenticated route; both channels get WEBHOOKS_UPDATE.
     const other = w.guild.addTextChannel('other');
     const moved: string[] = [];
-    c.on('webhooksUpdate', (ch: TextChannel) => moved.push(ch.id));
+    c.on('webhooksUpdate', (ch) => moved.push(ch.id));
     await hook.edit({ channel: other.id });
     await new Promise((r) => setTimeout(r, 100));
     expect(moved.sort()).toEqual([channel.id, other.id].sort());
