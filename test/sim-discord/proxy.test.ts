@@ -63,6 +63,8 @@ describe('discord-sim proxy bots (PluralKit, Tupperbox)', () => {
     const fetched = await c.fetchWebhook(result.webhookId);
     expect(fetched.owner?.id).toBe(PLURALKIT_USER_ID);
     expect(fetched.owner?.bot).toBe(true);
+    // Another application's webhook: its token is not given to our bot.
+    expect(fetched.token).toBeNull();
     await alice.sayProxied(text.id, 'again', { as: 'Luna', delayMs: 10, deleteDelayMs: 10 });
     expect(sim.webhooks(text.id)).toHaveLength(1);
     // The proxy bot is a member the bot can look up.

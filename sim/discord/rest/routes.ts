@@ -167,7 +167,9 @@ export function buildRoutes(ctx: RestContext): Route[] {
   );
 
   // ---- webhooks (management) ----
-  const hookOut = (w: Parameters<typeof webhookPayload>[1], withUser: boolean) => webhookPayload(state, w, { withUser, withToken: true });
+  // The token of another application's webhook (e.g. PluralKit's) is only shown to that application.
+  const hookOut = (w: Parameters<typeof webhookPayload>[1], withUser: boolean) =>
+    webhookPayload(state, w, { withUser, withToken: w.applicationId === null || w.applicationId === state.applicationId });
   add('POST', '/channels/:channelId/webhooks', (req) => ok(hookOut(ctx.webhooks.create(p(req, 'channelId'), bot, req.json), true)));
   add('GET', '/channels/:channelId/webhooks', (req) => ok(ctx.webhooks.listChannel(p(req, 'channelId'), bot).map((w) => hookOut(w, true))));
   add('GET', '/guilds/:guildId/webhooks', (req) => ok(ctx.webhooks.listGuild(guildOf(p(req, 'guildId')).id, bot).map((w) => hookOut(w, true))));
