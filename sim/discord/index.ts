@@ -489,7 +489,7 @@ export class DiscordSim {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     // Held voice joins find the simulator closed and stop.
-    this.voiceStates.releaseJoins();
+    this.voiceStates.stop();
     await this.gateway.close();
     await this.cdn.close();
     this.server.closeAllConnections();

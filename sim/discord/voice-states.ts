@@ -46,6 +46,7 @@ export class VoiceStates {
   /** Time between the bot's op 4 and VOICE_SERVER_UPDATE. */
   joinDelayMs: number;
   private gateClosed = false;
+  private stopped = false;
   private readonly gateWaiters = new Set<() => void>();
   /** Per guild: bumped by every change of the bot's voice state, so a superseded pending join does nothing. */
   private readonly generation = new Map<string, number>();
@@ -89,6 +90,12 @@ export class VoiceStates {
     const waiters = [...this.gateWaiters];
     this.gateWaiters.clear();
     for (const w of waiters) w();
+  }
+
+  /** The simulator is closing: pending joins are dropped, never completed. */
+  stop(): void {
+    this.stopped = true;
+    this.releaseJoins();
   }
 
   /** Joins in flight (op 4 received, VOICE_SERVER_UPDATE not sent). */
@@ -177,7 +184,7 @@ export class VoiceStates {
     this.gateway.dispatch('VOICE_STATE_UPDATE', voiceStatePayload(this.state, vs));
     const complete = () => {
       // A later op 4, a leave, a kick or a new gateway session superseded this join.
-      if (this.generation.get(guild.id) !== generation || guild.voiceStates.get(bot) !== vs) return;
+      if (this.stopped || this.generation.get(guild.id) !== generation || guild.voiceStates.get(bot) !== vs) return;
       // Every op 4 to a channel opens (or reopens) the voice session: rejoins need a fresh
       // VOICE_SERVER_UPDATE, exactly like a first join.
       const { token } = this.backend.openSession({ guildId: guild.id, channelId: channel.id, botUserId: bot, sessionId: session.id });
