@@ -74,6 +74,8 @@ export interface GatewayHooks {
 
 export interface GatewayOptions {
   token: string;
+  /** The bot's user id: GUILD_MEMBER_UPDATE about the bot itself is sent whatever the intents. */
+  botUserId: string;
   heartbeatIntervalMs: number;
   /** Privileged intents enabled "in the developer portal". */
   privileged: { messageContent: boolean; members: boolean; presences: boolean };
@@ -101,6 +103,12 @@ const DISPATCH_INTENT: Record<string, number> = {
   CHANNEL_CREATE: GatewayIntentBits.Guilds,
   CHANNEL_UPDATE: GatewayIntentBits.Guilds,
   CHANNEL_DELETE: GatewayIntentBits.Guilds,
+  THREAD_CREATE: GatewayIntentBits.Guilds,
+  THREAD_UPDATE: GatewayIntentBits.Guilds,
+  THREAD_DELETE: GatewayIntentBits.Guilds,
+  THREAD_LIST_SYNC: GatewayIntentBits.Guilds,
+  THREAD_MEMBER_UPDATE: GatewayIntentBits.Guilds,
+  WEBHOOKS_UPDATE: GatewayIntentBits.GuildWebhooks,
   GUILD_MEMBER_ADD: GatewayIntentBits.GuildMembers,
   GUILD_MEMBER_UPDATE: GatewayIntentBits.GuildMembers,
   GUILD_MEMBER_REMOVE: GatewayIntentBits.GuildMembers,
@@ -174,7 +182,10 @@ export class Gateway extends EventEmitter<GatewayEvents> {
    * payload per session (e.g. strip message content); returning undefined skips that session.
    */
   dispatch(t: string, d: unknown, transform?: (d: unknown, session: GatewaySession) => unknown): void {
-    const intent = DISPATCH_INTENT[t];
+    // Discord: "Guild Member Update is sent for current-user updates regardless of whether the
+    // GUILD_MEMBERS intent is set" (gateway.mdx, Caveats).
+    const aboutBot = t === 'GUILD_MEMBER_UPDATE' && (d as { user?: { id?: unknown } } | null)?.user?.id === this.opts.botUserId;
+    const intent = aboutBot ? undefined : DISPATCH_INTENT[t];
     const guildId = d && typeof d === 'object' ? (d as { guild_id?: unknown }).guild_id : undefined;
     if (typeof guildId === 'string' && this.hooks && !this.hooks.botInGuild(guildId)) return;
     for (const session of this.sessions.values()) {

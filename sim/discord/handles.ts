@@ -4,11 +4,13 @@
  * roles and permissions). Every action updates the world and sends the dispatches Discord sends.
  */
 import { parseWav } from '../../src/audio/wav.js';
+import { sniffImage } from './images.js';
 import type { DiscordSim } from './index.js';
 import type { AutocompleteChoice, InteractionHandle, OptionValue } from './interactions.js';
 import { channelPayload, memberPayload, rolePayload, userPayload } from './payloads.js';
-import { ALL_PERMISSIONS, Perm } from './permissions.js';
-import { SimError, type SimChannel, type SimGuild, type SimMessage } from './state.js';
+import { ALL_PERMISSIONS, Perm, hasAll } from './permissions.js';
+import type { ProxiedMessage, SayProxiedOptions } from './proxy.js';
+import { SimError, type SimAttachment, type SimChannel, type SimGuild, type SimMessage } from './state.js';
 
 export interface AddMemberOptions {
   username: string;
@@ -23,6 +25,36 @@ export interface AddMemberOptions {
   permissions?: bigint | 'admin' | 'member';
   bot?: boolean;
   locale?: string;
+}
+
+/** A file a member attaches to a message. */
+export interface MemberAttachment {
+  filename: string;
+  data: Buffer;
+  /** Default: what the bytes (images) or the file name say. */
+  contentType?: string;
+  description?: string;
+}
+
+/** A link in the message that Discord resolves into an embed a moment after the message was sent. */
+export interface LinkEmbed {
+  /** Must appear in the message content (Discord only embeds links it finds there). */
+  url: string;
+  /** The image Discord's media proxy fetched from that URL. */
+  image: Buffer;
+  /** Default: what the bytes say. */
+  contentType?: string;
+  /** 'image' (a direct image link: Discord puts it in `thumbnail`) or 'article' (a page with an og:image: `image`, plus a title). */
+  type?: 'image' | 'article';
+  title?: string;
+  /** Time until the MESSAGE_UPDATE that adds the embed (default 150 ms). */
+  delayMs?: number;
+}
+
+export interface SayOptions {
+  replyTo?: string;
+  attachments?: MemberAttachment[];
+  linkEmbeds?: LinkEmbed[];
 }
 
 export interface SpeakOptions {
@@ -56,12 +88,31 @@ export class SimGuildHandle {
     return new SimMemberHandle(this.sim, this.guild.id, this.guild.ownerId);
   }
 
-  addTextChannel(name: string, opts: { topic?: string } = {}): SimChannelHandle {
-    return this.addChannel(name, 'text', opts.topic);
+  addTextChannel(name: string, opts: { topic?: string; nsfw?: boolean } = {}): SimChannelHandle {
+    return this.addChannel(name, 'text', opts);
   }
 
-  addVoiceChannel(name: string): SimChannelHandle {
-    return this.addChannel(name, 'voice');
+  addVoiceChannel(name: string, opts: { nsfw?: boolean } = {}): SimChannelHandle {
+    return this.addChannel(name, 'voice', opts);
+  }
+
+  /** A stage channel: whoever joins is audience (`suppress: true`) until a stage moderator lets them speak. */
+  addStageChannel(name: string, opts: { topic?: string; nsfw?: boolean } = {}): SimChannelHandle {
+    return this.addChannel(name, 'stage', opts);
+  }
+
+  /** The bot as a member of this guild (e.g. to change its roles). */
+  get botMember(): SimMemberHandle {
+    return new SimMemberHandle(this.sim, this.guild.id, this.sim.botUserId);
+  }
+
+  /**
+   * A PluralKit-like proxy bot in this guild (a bot user with Manage Webhooks and Manage Messages):
+   * see {@link SimMemberHandle.sayProxied}. Default: PluralKit's real user id and name; pass e.g.
+   * `{ userId: '431544605209788416', name: 'Tupperbox' }` for Tupperbox.
+   */
+  addProxyBot(p: { userId?: string; name?: string } = {}): SimMemberHandle {
+    return this.sim.proxyBots.add(this.guild.id, p);
   }
 
   channel(name: string): SimChannelHandle {
@@ -112,8 +163,8 @@ export class SimGuildHandle {
     this.sim.dispatch('GUILD_ROLE_UPDATE', { guild_id: this.guild.id, role: rolePayload(role) }, this.guild.id);
   }
 
-  private addChannel(name: string, kind: 'text' | 'voice', topic?: string): SimChannelHandle {
-    const channel = this.sim.state.createChannel(this.guild.id, { name, kind, topic });
+  private addChannel(name: string, kind: 'text' | 'voice' | 'stage', opts: { topic?: string; nsfw?: boolean }): SimChannelHandle {
+    const channel = this.sim.state.createChannel(this.guild.id, { name, kind, topic: opts.topic, nsfw: opts.nsfw });
     this.sim.dispatch('CHANNEL_CREATE', channelPayload(channel), this.guild.id);
     return new SimChannelHandle(this.sim, channel);
   }
@@ -134,12 +185,55 @@ export class SimChannelHandle {
     return this.channel.name;
   }
 
-  get kind(): 'text' | 'voice' {
+  get kind(): SimChannel['kind'] {
     return this.channel.kind;
   }
 
   get guildId(): string {
     return this.channel.guildId;
+  }
+
+  /** Age-restricted (threads: their parent's setting). */
+  get nsfw(): boolean {
+    return this.sim.state.isNsfw(this.channel);
+  }
+
+  /** For a thread: the channel it is in. */
+  get parentId(): string | null {
+    return this.channel.parentId;
+  }
+
+  /** Marks the channel age-restricted or not (CHANNEL_UPDATE). Threads inherit their parent's. */
+  setNsfw(nsfw: boolean): void {
+    if (this.channel.kind === 'thread') throw new SimError('threads have no nsfw setting of their own: set it on the parent channel');
+    this.channel.nsfw = nsfw;
+    this.sim.dispatch('CHANNEL_UPDATE', channelPayload(this.channel), this.channel.guildId);
+  }
+
+  /**
+   * Starts a thread in this text channel (THREAD_CREATE to the bot if it can see it: every public
+   * thread of a channel it can view; a private one only if it is a member or has Manage Threads).
+   * `by` starts it (default: the guild owner); `members` are added to a private thread.
+   */
+  addThread(name: string, opts: { type?: 'public' | 'private'; by?: SimMemberHandle | string; members?: Array<SimMemberHandle | string> } = {}): SimChannelHandle {
+    const ownerId = typeof opts.by === 'string' ? opts.by : (opts.by?.id ?? this.sim.state.guild(this.channel.guildId).ownerId);
+    if (!hasAll(this.sim.state.channelPermissions(this.channel.id, ownerId), Perm.ViewChannel | (opts.type === 'private' ? Perm.CreatePrivateThreads : Perm.CreatePublicThreads))) {
+      throw new SimError(`user ${ownerId} may not start a ${opts.type ?? 'public'} thread in #${this.channel.name}`);
+    }
+    const thread = this.sim.state.createThread(this.channel.id, { name, ownerId, private: opts.type === 'private' });
+    for (const m of opts.members ?? []) thread.thread?.memberIds.add(typeof m === 'string' ? m : m.id);
+    this.sim.dispatchThread('THREAD_CREATE', thread, { newly_created: true });
+    return new SimChannelHandle(this.sim, thread);
+  }
+
+  /** Adds a member to this thread (a private thread becomes visible to them; the bot gets THREAD_CREATE, as on Discord). */
+  addThreadMember(userId: string): void {
+    const t = this.channel.thread;
+    if (!t) throw new SimError(`#${this.channel.name} is not a thread`);
+    if (t.memberIds.has(userId)) return;
+    const botSawIt = this.sim.botCanView(this.channel.id);
+    t.memberIds.add(userId);
+    if (userId === this.sim.botUserId || !botSawIt) this.sim.dispatchThread('THREAD_CREATE', this.channel, {});
   }
 
   /** Sets a permission overwrite for a role or member (CHANNEL_UPDATE). */
@@ -151,6 +245,7 @@ export class SimChannelHandle {
     this.sim.dispatch('CHANNEL_UPDATE', channelPayload(this.channel), this.channel.guildId);
   }
 
+  /** Deletes the channel (CHANNEL_DELETE) or thread (THREAD_DELETE). */
   delete(): void {
     this.sim.deleteChannel(this.channel.id);
   }
@@ -187,16 +282,52 @@ export class SimMemberHandle {
     return this.sim.state.guild(this.guildId).voiceStates.get(this.id)?.channelId ?? null;
   }
 
-  /** Types a message (MESSAGE_CREATE). Refused like the Discord client when the member may not send there. */
-  say(channelId: string, content: string, opts: { replyTo?: string } = {}): SimMessage {
+  /**
+   * Types a message (MESSAGE_CREATE). Refused like the Discord client when the member may not send
+   * there. `attachments` are uploaded with it (Attach Files needed); `linkEmbeds` are resolved by
+   * "Discord" after their delay into a MESSAGE_UPDATE that adds the embed (Embed Links needed).
+   */
+  say(channelId: string, content: string, opts: SayOptions = {}): SimMessage {
     const channel = this.textChannel(channelId);
-    const perms = this.sim.state.channelPermissions(channel.id, this.id);
-    if ((perms & (Perm.ViewChannel | Perm.SendMessages)) !== (Perm.ViewChannel | Perm.SendMessages)) {
+    const state = this.sim.state;
+    const perms = state.channelPermissions(channel.id, this.id);
+    if (!hasAll(perms, Perm.ViewChannel | state.sendPermission(channel))) {
       throw new SimError(`${this.username} cannot send messages in #${channel.name}`);
     }
-    if (content.length === 0 || [...content].length > 2000) throw new SimError('a message must have 1 to 2000 characters');
-    const msg = this.sim.state.newMessage({ channelId: channel.id, authorId: this.id, content, referencedMessageId: opts.replyTo ?? null });
-    return this.sim.messageService.post(msg);
+    const files = opts.attachments ?? [];
+    if (files.length && !hasAll(perms, Perm.AttachFiles)) throw new SimError(`${this.username} cannot attach files in #${channel.name}`);
+    if (files.length > 10) throw new SimError('a message can have at most 10 attachments');
+    if ((content.length === 0 && files.length === 0) || [...content].length > 2000) throw new SimError('a message must have 1 to 2000 characters (or an attachment)');
+    for (const e of opts.linkEmbeds ?? []) {
+      if (!content.includes(e.url)) throw new SimError(`link embed ${e.url} is not in the message content`);
+      if (!sniffImage(e.image) && !e.contentType) throw new SimError(`link embed image for ${e.url} is no PNG/JPEG/GIF/WebP: give contentType`);
+    }
+    const attachments: SimAttachment[] = files.map((f) => this.sim.messageService.storeAttachment(channel.id, f));
+    const msg = state.newMessage({ channelId: channel.id, authorId: this.id, content, attachments, referencedMessageId: opts.replyTo ?? null });
+    this.sim.messageService.post(msg);
+    // Discord does not unfurl links for someone without Embed Links.
+    if (opts.linkEmbeds?.length && hasAll(perms, Perm.EmbedLinks)) {
+      for (const e of opts.linkEmbeds) this.sim.resolveLinkEmbed(msg, e);
+    }
+    return msg;
+  }
+
+  /**
+   * Says `text` through the guild's proxy bot, as PluralKit does: the member's message is created,
+   * after `delayMs` (default 300) the proxy bot reposts it through its webhook in the channel as
+   * `as` (with `avatar`), then after `deleteDelayMs` (default 1000, PluralKit's) deletes the
+   * original. `order: 'deleteFirst'` deletes before reposting. Resolves once both happened.
+   */
+  sayProxied(channelId: string, text: string, opts: SayProxiedOptions): Promise<ProxiedMessage> {
+    return this.sim.proxyBots.proxy(this, channelId, text, opts);
+  }
+
+  /** Raises (or lowers) the member's hand on the stage they are in (VOICE_STATE_UPDATE). */
+  requestToSpeak(raise = true): void {
+    const v = this.sim.state.guild(this.guildId).voiceStates.get(this.id);
+    if (!v) throw new SimError(`${this.username} is not in voice`);
+    if (raise && !hasAll(this.sim.state.channelPermissions(v.channelId, this.id), Perm.RequestToSpeak)) throw new SimError(`${this.username} may not request to speak`);
+    this.sim.voiceStates.updateStageState(this.guildId, this.id, { requestToSpeakAt: raise ? new Date() : null });
   }
 
   /** Edits one of the member's own messages (MESSAGE_UPDATE). */
@@ -280,11 +411,18 @@ export class SimMemberHandle {
     await this.sim.voice.speak(this.guildId, this.id, pcm, { sampleRate, channels });
   }
 
-  /** Gives the member a role (GUILD_MEMBER_UPDATE). */
+  /** Gives the member a role (GUILD_MEMBER_UPDATE: only to a bot with the Guild Members intent, unless the member is the bot). */
   addRole(roleId: string): void {
     const member = this.sim.state.member(this.guildId, this.id);
     if (!this.sim.state.guild(this.guildId).roles.has(roleId)) throw new SimError(`unknown role ${roleId}`);
     if (!member.roleIds.includes(roleId)) member.roleIds.push(roleId);
+    this.sim.dispatch('GUILD_MEMBER_UPDATE', { ...memberPayload(this.sim.state, member), guild_id: this.guildId }, this.guildId);
+  }
+
+  /** Takes a role away (GUILD_MEMBER_UPDATE, same intent rule as {@link addRole}). */
+  removeRole(roleId: string): void {
+    const member = this.sim.state.member(this.guildId, this.id);
+    member.roleIds = member.roleIds.filter((r) => r !== roleId);
     this.sim.dispatch('GUILD_MEMBER_UPDATE', { ...memberPayload(this.sim.state, member), guild_id: this.guildId }, this.guildId);
   }
 

@@ -6,8 +6,13 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GatewayIntentBits } from 'discord-api-types/v10';
+import { GatewayIntentBits, PermissionFlagsBits } from 'discord-api-types/v10';
 import { logger, type Logger } from '../../src/log.js';
+import { CdnServer, type CdnFaultRule, type CdnRequestRecord } from './cdn.js';
+import type { LinkEmbed } from './handles.js';
+import { sniffImage } from './images.js';
+import { ProxyBots } from './proxy.js';
+import { WebhookService, type SimWebhookInfo } from './webhooks.js';
 import { Gateway, makeBotToken, type GatewayFrameRecord, type GatewaySession, type IdentifyRecord, type RequestGuildMembers } from './gateway.js';
 import { Interactions } from './interactions.js';
 import { MessageService } from './messages.js';
@@ -16,21 +21,25 @@ import { DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS } from './permiss
 import { DISCORD_LIKE_RATE_LIMITS, type RateLimitOptions } from './rest/http.js';
 import { buildRoutes } from './rest/routes.js';
 import { API_PREFIX, RestServer, type RecordedRequest } from './rest/server.js';
-import { SimError, SimState, type RegisteredCommand, type SimGuild, type SimMessage, type TypingEvent } from './state.js';
+import { SimError, SimState, type RegisteredCommand, type SimChannel, type SimGuild, type SimMessage, type TypingEvent } from './state.js';
 import { RecordingVoiceBackend, type VoiceBackend } from './voice-link.js';
-import { VoiceStates, type BotVoiceState } from './voice-states.js';
+import { VoiceStates, type BotVoiceState, type PendingVoiceJoin } from './voice-states.js';
 import { SimGuildHandle } from './handles.js';
 import { startVoiceServer, type VoiceServer } from './voice/index.js';
 
 export { CommandRejectedError, InteractionHandle, type AutocompleteChoice, type FinalReply, type InteractionResponseRecord, type OptionValue } from './interactions.js';
 export { RecordingVoiceBackend, type VoiceBackend, type VoiceCall } from './voice-link.js';
 export { ALL_PERMISSIONS, DEFAULT_BOT_PERMISSIONS, DEFAULT_EVERYONE_PERMISSIONS, Perm } from './permissions.js';
-export { SimError, type SimMessage, type SimAttachment, type RegisteredCommand, type TypingEvent } from './state.js';
+export { SimError, type SimMessage, type SimAttachment, type SimWebhookAuthor, type RegisteredCommand, type TypingEvent } from './state.js';
+export type { CdnFault, CdnFaultRule, CdnRequestRecord } from './cdn.js';
+export type { SimWebhookInfo } from './webhooks.js';
+export { MAX_WEBHOOKS_PER_CHANNEL } from './webhooks.js';
+export { PLURALKIT_USER_ID, type ProxiedMessage, type SayProxiedOptions } from './proxy.js';
 export type { RecordedRequest } from './rest/server.js';
 export { DISCORD_LIKE_RATE_LIMITS, type RateLimitOptions } from './rest/http.js';
 export type { GatewayFrameRecord, IdentifyRecord } from './gateway.js';
-export type { BotVoiceState } from './voice-states.js';
-export { SimGuildHandle, SimChannelHandle, SimMemberHandle, type AddMemberOptions, type SpeakOptions } from './handles.js';
+export type { BotVoiceState, PendingVoiceJoin } from './voice-states.js';
+export { SimGuildHandle, SimChannelHandle, SimMemberHandle, type AddMemberOptions, type SpeakOptions, type SayOptions, type MemberAttachment, type LinkEmbed } from './handles.js';
 export type { VoiceServer, BotAudioRecord, BotAudioPacket, SessionInfo } from './voice/index.js';
 
 export interface DiscordSimOptions {
@@ -65,7 +74,19 @@ export interface DiscordSimOptions {
   voice?: VoiceBackend | false;
   /** HELLO interval of the voice gateway (voice server option). */
   voiceHeartbeatIntervalMs?: number;
+  /** Time between the bot's op 4 and VOICE_SERVER_UPDATE (default 0); see also {@link DiscordSim.holdVoiceJoins}. */
+  voiceJoinDelayMs?: number;
   log?: Logger;
+}
+
+/** A participant's voice state as the simulator holds it (`sim.voiceState()`). */
+export interface SimVoiceStateInfo {
+  channelId: string;
+  sessionId: string;
+  selfMute: boolean;
+  selfDeaf: boolean;
+  suppress: boolean;
+  requestToSpeakTimestamp: string | null;
 }
 
 export async function startDiscordSim(opts: DiscordSimOptions = {}): Promise<DiscordSim> {
@@ -99,7 +120,14 @@ export class DiscordSim {
   readonly rest: RestServer;
   readonly interactions: Interactions;
   readonly voiceStates: VoiceStates;
+  /** The CDN (attachments, avatars, proxied link images); `sim.cdnUrl` for discord.js `rest.cdn`. */
+  readonly cdn: CdnServer;
+  /** @internal */
+  readonly webhookService: WebhookService;
+  /** @internal */
+  readonly proxyBots: ProxyBots;
   private readonly messagesService: MessageService;
+  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly server: Server;
   private port = 0;
   private readonly botPermissions: bigint;
@@ -121,6 +149,7 @@ export class DiscordSim {
     this.state = new SimState(this.botUserId, this.applicationId, opts.botUsername ?? 'VoxtaBot');
     this.gateway = new Gateway({
       token: this.token,
+      botUserId: this.botUserId,
       heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 41_250,
       privileged: {
         messageContent: opts.messageContent ?? true,
@@ -131,23 +160,29 @@ export class DiscordSim {
       resumeUrl: () => this.gatewayUrl,
       log,
     });
+    this.cdn = new CdnServer((id) => this.state.attachments.get(id), log);
     this.messagesService = new MessageService(this.state, this.gateway, {
       messageContent: opts.messageContent ?? true,
-      attachmentUrl: (channelId, id, filename) => `http://127.0.0.1:${this.port}/attachments/${channelId}/${id}/${encodeURIComponent(filename)}`,
+      attachmentUrl: (channelId, id, filename) => this.cdn.attachmentUrl(channelId, id, filename),
     });
+    const rateLimit = opts.rateLimit === 'discord' ? DISCORD_LIKE_RATE_LIMITS : (opts.rateLimit ?? { limit: 50, windowMs: 1000 });
+    this.webhookService = new WebhookService(this.state, this.gateway, this.messagesService, this.cdn, { channelMessageLimit: rateLimit.webhookMessagesPerChannel, log });
+    this.proxyBots = new ProxyBots(this);
     this.interactions = new Interactions(this.state, this.gateway, this.messagesService, { ackTimeoutMs: opts.interactionAckTimeoutMs ?? 3000, log });
-    this.voiceStates = new VoiceStates(this.state, this.gateway, voice, log);
+    this.voiceStates = new VoiceStates(this.state, this.gateway, voice, log, { joinDelayMs: opts.voiceJoinDelayMs });
     this.rest = new RestServer(
       buildRoutes({
         state: this.state,
         messages: this.messagesService,
         interactions: this.interactions,
+        webhooks: this.webhookService,
+        voiceStates: this.voiceStates,
         gatewayUrl: () => this.gatewayUrl,
         membersIntentEnabled: opts.membersIntent ?? true,
         typing: (channelId, userId) => this.recordTyping(channelId, userId),
         log,
       }),
-      { token: this.token, rateLimit: opts.rateLimit === 'discord' ? DISCORD_LIKE_RATE_LIMITS : (opts.rateLimit ?? { limit: 50, windowMs: 1000 }), log, attachment: (id) => this.state.attachments.get(id) },
+      { token: this.token, rateLimit, log },
     );
     this.gateway.setHooks({
       botInGuild: (guildId) => this.state.guilds.get(guildId)?.botPresent ?? false,
@@ -168,7 +203,8 @@ export class DiscordSim {
       this.server.listen(0, '127.0.0.1', () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;
-    this.log.info({ restUrl: this.restUrl }, 'discord-sim: listening');
+    await this.cdn.listen();
+    this.log.info({ restUrl: this.restUrl, cdnUrl: this.cdnUrl }, 'discord-sim: listening');
   }
 
   /** For `new Client({ rest: { api: sim.restUrl } })` and `DISCORD_API_URL`. */
@@ -178,6 +214,16 @@ export class DiscordSim {
 
   get gatewayUrl(): string {
     return `ws://127.0.0.1:${this.port}/gateway`;
+  }
+
+  /** The CDN's base URL, for `new Client({ rest: { api: sim.restUrl, cdn: sim.cdnUrl } })` (avatar URLs). */
+  get cdnUrl(): string {
+    return this.cdn.url;
+  }
+
+  /** Every request the CDN served (attachments, avatars, proxied images), in order. */
+  get cdnRequests(): CdnRequestRecord[] {
+    return this.cdn.requests;
   }
 
   /**
@@ -262,16 +308,113 @@ export class DiscordSim {
     this.dispatchGuildCreate(guild);
   }
 
-  /** Deletes a channel (CHANNEL_DELETE); whoever was in it (voice) is disconnected first. */
+  /**
+   * Deletes a channel (CHANNEL_DELETE) or a thread (THREAD_DELETE); whoever was in it (voice,
+   * stage) is disconnected first; its threads and webhooks go with it.
+   */
   deleteChannel(channelId: string): void {
     const channel = this.state.channel(channelId);
-    if (channel.kind === 'voice') this.voiceStates.channelDeleted(channel.guildId, channelId);
+    const guild = this.state.guild(channel.guildId);
+    if (channel.kind === 'thread') {
+      const visible = this.botCanView(channel.id);
+      channel.deleted = true;
+      guild.channels.delete(channelId);
+      if (visible && guild.botPresent) this.gateway.dispatch('THREAD_DELETE', { id: channel.id, guild_id: channel.guildId, parent_id: channel.parentId, type: channel.type });
+      return;
+    }
+    if (channel.kind === 'voice' || channel.kind === 'stage') this.voiceStates.channelDeleted(channel.guildId, channelId);
+    // Threads of a deleted channel disappear with it; discord.js drops them on CHANNEL_DELETE.
+    for (const t of this.state.threads(channel.guildId, channelId)) {
+      t.deleted = true;
+      guild.channels.delete(t.id);
+    }
+    this.webhookService.channelDeleted(channelId);
     channel.deleted = true;
-    this.state.guild(channel.guildId).channels.delete(channelId);
-    if (this.state.guild(channel.guildId).botPresent) this.gateway.dispatch('CHANNEL_DELETE', channelPayload(channel));
+    guild.channels.delete(channelId);
+    if (guild.botPresent) this.gateway.dispatch('CHANNEL_DELETE', channelPayload(channel));
+  }
+
+  /** A moderator deletes a webhook (WEBHOOKS_UPDATE); executing it afterwards is `10015 Unknown Webhook`. */
+  deleteWebhook(webhookId: string): void {
+    this.webhookService.deleteByModerator(webhookId);
+  }
+
+  // ---- scenario: stage channels ----
+
+  /** A stage moderator lets the user speak (suppress false); Discord's rules for the raised hand apply. */
+  approveSpeaker(guildId: string, userId: string): void {
+    this.setSuppressed(guildId, userId, false);
+  }
+
+  /**
+   * A stage moderator moves the user to the audience (true) or to the speakers (false):
+   * VOICE_STATE_UPDATE. Unsuppressed humans get `request_to_speak_timestamp` = now (bots do not),
+   * suppressed users lose theirs (Modify User Voice State in discord-api-docs).
+   */
+  setSuppressed(guildId: string, userId: string, suppressed: boolean): void {
+    const bot = this.state.users.get(userId)?.bot ?? false;
+    this.voiceStates.updateStageState(guildId, userId, suppressed ? { suppress: true, requestToSpeakAt: null } : { suppress: false, ...(bot ? {} : { requestToSpeakAt: new Date() }) });
+  }
+
+  /** Anyone's voice state (undefined when not in voice). */
+  voiceState(guildId: string, userId: string): SimVoiceStateInfo | undefined {
+    const v = this.state.guilds.get(guildId)?.voiceStates.get(userId);
+    if (!v) return undefined;
+    return { channelId: v.channelId, sessionId: v.sessionId, selfMute: v.selfMute, selfDeaf: v.selfDeaf, suppress: v.suppress, requestToSpeakTimestamp: v.requestToSpeakAt ? v.requestToSpeakAt.toISOString() : null };
+  }
+
+  // ---- scenario: voice join timing ----
+
+  /** Time between the bot's op 4 and VOICE_SERVER_UPDATE from now on. */
+  setVoiceJoinDelay(ms: number): void {
+    this.voiceStates.joinDelayMs = ms;
+  }
+
+  /**
+   * Closes the gate: the bot's voice joins get their VOICE_STATE_UPDATE but stop before
+   * VOICE_SERVER_UPDATE until {@link releaseVoiceJoins}, so a test can act while a join is in flight.
+   */
+  holdVoiceJoins(): void {
+    this.voiceStates.holdJoins();
+  }
+
+  /** Opens the gate: held joins complete (unless a later op 4 superseded them). */
+  releaseVoiceJoins(): void {
+    this.voiceStates.releaseJoins();
+  }
+
+  /** Joins in flight: op 4 received, VOICE_SERVER_UPDATE not sent yet. */
+  pendingVoiceJoins(): PendingVoiceJoin[] {
+    return this.voiceStates.pendingJoins();
+  }
+
+  /** Resolves once a voice join of the guild waits at the gate. */
+  waitForHeldVoiceJoin(guildId: string, timeoutMs = 5000): Promise<PendingVoiceJoin> {
+    return this.voiceStates.waitForHeldJoin(guildId, timeoutMs);
+  }
+
+  // ---- scenario: the CDN ----
+
+  /** Makes the CDN misbehave for matching requests (see {@link CdnFaultRule}). */
+  addCdnFault(rule: CdnFaultRule): void {
+    this.cdn.addFault(rule);
+  }
+
+  clearCdnFaults(): void {
+    this.cdn.clearFaults();
+  }
+
+  /** Ages every signed attachment URL: past their `ex`, the CDN answers 404 (a bot must re-fetch the message for a fresh URL). */
+  advanceCdnClock(seconds: number): void {
+    this.cdn.advanceClock(seconds);
   }
 
   // ---- scenario: observation ----
+
+  /** Webhooks (not deleted), of one channel or all: id, token, name, avatar bytes, creator. */
+  webhooks(channelId?: string): SimWebhookInfo[] {
+    return this.webhookService.list(channelId);
+  }
 
   /** Messages of a channel (bot's and members', not ephemeral ones), oldest first, with edit history. */
   messages(channelId: string, opts: { includeDeleted?: boolean } = {}): SimMessage[] {
@@ -343,7 +486,12 @@ export class DiscordSim {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    // Held voice joins find the simulator closed and stop.
+    this.voiceStates.stop();
     await this.gateway.close();
+    await this.cdn.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.realVoice?.stop();
@@ -367,12 +515,45 @@ export class DiscordSim {
     return this.messagesService;
   }
 
+  /** @internal Whether the bot can view a channel or thread (what Discord tells it about). */
+  botCanView(channelId: string): boolean {
+    const c = this.state.findChannel(channelId);
+    return c !== undefined && (this.state.channelPermissions(c.id, this.botUserId) & PermissionFlagsBits.ViewChannel) !== 0n;
+  }
+
+  /** @internal THREAD_CREATE / THREAD_UPDATE, only when the bot can see the thread (Discord's rule). */
+  dispatchThread(t: 'THREAD_CREATE' | 'THREAD_UPDATE', thread: SimChannel, extra: Record<string, unknown>): void {
+    if (!this.state.guild(thread.guildId).botPresent || !this.botCanView(thread.id)) return;
+    this.gateway.dispatch(t, { ...channelPayload(thread, true, this.state), ...extra });
+  }
+
+  /**
+   * @internal Discord unfurls a link a moment after the message: MESSAGE_UPDATE adding an embed
+   * whose image is served by the CDN's media proxy (`proxy_url`). No edited_timestamp.
+   */
+  resolveLinkEmbed(msg: SimMessage, e: LinkEmbed): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (this.closed || msg.deleted) return;
+      const info = sniffImage(e.image);
+      const contentType = e.contentType ?? info?.contentType ?? 'application/octet-stream';
+      const proxyUrl = this.cdn.putExternal(e.url, e.image, contentType);
+      const media = { url: e.url, proxy_url: proxyUrl, ...(info ? { width: info.width, height: info.height } : {}), content_type: contentType, flags: 0 };
+      const embed =
+        (e.type ?? 'image') === 'image'
+          ? { type: 'image', url: e.url, thumbnail: media }
+          : { type: 'article', url: e.url, ...(e.title ? { title: e.title } : {}), image: media };
+      this.messagesService.edit(msg, { embeds: [...msg.embeds, embed] }, { markEdited: false });
+    }, e.delayMs ?? 150);
+    this.timers.add(timer);
+  }
+
   /** @internal */
   recordTyping(channelId: string, userId: string): void {
     const event: TypingEvent = { channelId, userId, at: new Date() };
     this.state.typingEvents.push(event);
     this.state.emit('typing', event);
-    if (userId !== this.botUserId) {
+    if (userId !== this.botUserId && this.botCanView(channelId)) {
       const channel = this.state.channel(channelId);
       const member = this.state.member(channel.guildId, userId);
       this.dispatch('TYPING_START', { channel_id: channelId, guild_id: channel.guildId, user_id: userId, timestamp: Math.floor(event.at.getTime() / 1000), member: memberPayload(this.state, member) }, channel.guildId);

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { startDiscordSim, type DiscordSim, type OptionValue, type SimGuildHandle } from './index.js';
+import { PLURALKIT_USER_ID, startDiscordSim, type DiscordSim, type OptionValue, type SimGuildHandle } from './index.js';
 
 const REPL_HELP = `Commands (members by username, channels by name):
   say <member> <text…>                      the member types in #general
@@ -17,6 +17,8 @@ const REPL_HELP = `Commands (members by username, channels by name):
   join <member> [voice channel]             join voice (default: Voice)
   leave <member>                            leave voice
   speak <member> <file.wav>                 the member speaks a WAV file in the bot's voice channel
+  proxy <member> <name> <text…>             the member's message is proxied by PluralKit as <name>
+  thread <name>                             start a public thread in #general
   messages                                  the last messages in #general
   commands                                  registered commands
   help
@@ -77,8 +79,24 @@ function startRepl(sim: DiscordSim, guild: SimGuildHandle, textName: string, voi
           guild.member(args[0] ?? '').leaveVoice();
           print('left');
           return;
+        case 'proxy': {
+          const [who, as, ...words] = args;
+          // The PluralKit bot joins the guild on first use.
+          if (!sim.state.guild(guild.id).members.get(PLURALKIT_USER_ID)?.present) guild.addProxyBot();
+          const r = await guild.member(who ?? '').sayProxied(guild.channel(textName).id, words.join(' '), { as: as ?? 'Proxy' });
+          print(`proxied (${r.originalId} → ${r.proxiedId})`);
+          return;
+        }
+        case 'thread': {
+          const t = guild.channel(textName).addThread(args.join(' ') || 'thread');
+          print(`thread ${t.name} (${t.id})`);
+          return;
+        }
         case 'messages':
-          for (const m of sim.messages(guild.channel(textName).id).slice(-10)) print(`${sim.state.user(m.authorId).username}: ${m.content}${m.history.length ? ` (edited ${m.history.length}×)` : ''}`);
+          for (const m of sim.messages(guild.channel(textName).id).slice(-10)) {
+            const author = m.webhook ? `${m.webhook.username} [webhook]` : sim.state.user(m.authorId).username;
+            print(`${author}: ${m.content}${m.history.length ? ` (edited ${m.history.length}×)` : ''}`);
+          }
           return;
         case 'commands':
           print([...sim.commands(), ...sim.commands(guild.id)].map((c) => `/${c.name}`).join(' ') || '(none registered yet)');
@@ -135,6 +153,7 @@ async function main(): Promise<void> {
       'Offline Discord simulator running.',
       `  REST:      ${sim.restUrl}`,
       `  Gateway:   ${sim.gatewayUrl}`,
+      `  CDN:       ${sim.cdnUrl}`,
       `  Voice:     ${sim.voice.endpoint} (DAVE ${values.dave})`,
       `  Guild:     ${guild.name} (${guild.id})`,
       `  Channels:  #${text.name} (${text.id}), 🔊 ${voice.name} (${voice.id})`,

@@ -4,8 +4,9 @@
  * MESSAGE_CREATE/UPDATE/DELETE (with `content` stripped for sessions without the MessageContent
  * intent), and waiting for messages in tests.
  */
-import { GatewayIntentBits } from 'discord-api-types/v10';
+import { GatewayIntentBits, PermissionFlagsBits } from 'discord-api-types/v10';
 import type { Gateway, GatewaySession } from './gateway.js';
+import { contentTypeFromName, sniffImage } from './images.js';
 import { messagePayload } from './payloads.js';
 import { Errors, fieldError, type UploadedFile } from './rest/http.js';
 import type { SimAttachment, SimMessage, SimState } from './state.js';
@@ -121,23 +122,35 @@ export class MessageService {
   /** Stores uploaded files as attachments (served back at their `url`). */
   storeFiles(channelId: string, files: UploadedFile[], described: MessageBody['attachments'] = []): SimAttachment[] {
     return files.map((f, index) => {
-      const id = this.state.ids.next();
       // @discordjs/rest names parts `files[n]`; the matching `attachments[].id` is n.
       const n = /^files\[(\d+)\]$/.exec(f.field)?.[1] ?? String(index);
       const meta = described?.find((a) => String(a.id) === n);
-      const filename = meta?.filename ?? f.filename;
-      const att: SimAttachment = {
-        id,
-        filename,
-        size: f.data.length,
-        contentType: f.contentType,
-        description: meta?.description,
-        url: this.opts.attachmentUrl(channelId, id, filename),
-        data: f.data,
-      };
-      this.state.attachments.set(id, att);
-      return att;
+      return this.storeAttachment(channelId, { filename: meta?.filename ?? f.filename, data: f.data, contentType: f.contentType, description: meta?.description });
     });
+  }
+
+  /**
+   * One attachment as Discord stores it: a signed CDN URL, the content type (the uploader's, else
+   * what the bytes or the file name say) and, for images, the size measured from the bytes.
+   */
+  storeAttachment(channelId: string, f: { filename: string; data: Buffer; contentType?: string | undefined; description?: string | undefined }): SimAttachment {
+    const id = this.state.ids.next();
+    const image = sniffImage(f.data);
+    const url = this.opts.attachmentUrl(channelId, id, f.filename);
+    const att: SimAttachment = {
+      id,
+      filename: f.filename,
+      size: f.data.length,
+      contentType: f.contentType ?? image?.contentType ?? contentTypeFromName(f.filename),
+      description: f.description,
+      url,
+      proxyUrl: url,
+      width: image?.width,
+      height: image?.height,
+      data: f.data,
+    };
+    this.state.attachments.set(id, att);
+    return att;
   }
 
   /** Stores a message and dispatches MESSAGE_CREATE (ephemeral messages are never dispatched). */
@@ -147,15 +160,21 @@ export class MessageService {
     return msg;
   }
 
-  edit(msg: SimMessage, change: Parameters<SimState['editMessage']>[1]): SimMessage {
-    this.state.editMessage(msg, change);
+  edit(msg: SimMessage, change: Parameters<SimState['editMessage']>[1], opts: Parameters<SimState['editMessage']>[2] = {}): SimMessage {
+    this.state.editMessage(msg, change, opts);
     if (!msg.ephemeral) this.gateway.dispatch('MESSAGE_UPDATE', messagePayload(this.state, msg), (d, s) => this.forSession(d, s, msg));
     return msg;
   }
 
   remove(msg: SimMessage): void {
     this.state.deleteMessage(msg);
-    if (!msg.ephemeral) this.gateway.dispatch('MESSAGE_DELETE', { id: msg.id, channel_id: msg.channelId, guild_id: msg.guildId });
+    if (!msg.ephemeral && this.botCanView(msg.channelId)) this.gateway.dispatch('MESSAGE_DELETE', { id: msg.id, channel_id: msg.channelId, guild_id: msg.guildId });
+  }
+
+  /** Discord only tells the bot about messages in channels (and threads) it can view. */
+  private botCanView(channelId: string): boolean {
+    const channel = this.state.findChannel(channelId);
+    return channel !== undefined && (this.state.channelPermissions(channel.id, this.state.botUserId) & PermissionFlagsBits.ViewChannel) !== 0n;
   }
 
   /**
@@ -164,6 +183,7 @@ export class MessageService {
    * messages and messages that mention it.
    */
   private forSession(d: unknown, session: GatewaySession, msg: SimMessage): unknown {
+    if (!this.botCanView(msg.channelId)) return undefined;
     const allowed = this.opts.messageContent && (session.intents & GatewayIntentBits.MessageContent) !== 0;
     if (allowed || msg.authorId === this.state.botUserId || msg.mentionUserIds.includes(this.state.botUserId)) return d;
     return { ...(d as Record<string, unknown>), content: '', embeds: [], attachments: [], components: [] };

@@ -11,7 +11,8 @@ import type {
   APIUser,
   GatewayVoiceState,
 } from 'discord-api-types/v10';
-import type { SimAttachment, SimChannel, SimGuild, SimMember, SimMessage, SimRole, SimState, SimUser, SimVoiceState } from './state.js';
+import { PermissionFlagsBits } from 'discord-api-types/v10';
+import type { SimAttachment, SimChannel, SimGuild, SimMember, SimMessage, SimRole, SimState, SimUser, SimVoiceState, SimWebhook } from './state.js';
 
 export function userPayload(u: SimUser): APIUser {
   return {
@@ -43,14 +44,15 @@ export function rolePayload(r: SimRole): APIRole {
   } as unknown as APIRole;
 }
 
-export function channelPayload(c: SimChannel, includeGuildId = true): APIChannel {
+export function channelPayload(c: SimChannel, includeGuildId = true, state?: SimState): APIChannel {
+  if (c.kind === 'thread' && c.thread) return threadPayload(c, includeGuildId, state);
   const base = {
     id: c.id,
     type: c.type,
     name: c.name,
     position: c.position,
     parent_id: null,
-    nsfw: false,
+    nsfw: c.nsfw,
     flags: 0,
     permission_overwrites: c.overwrites.map((o) => ({
       id: o.id,
@@ -60,10 +62,50 @@ export function channelPayload(c: SimChannel, includeGuildId = true): APIChannel
     })),
     ...(includeGuildId ? { guild_id: c.guildId } : {}),
   };
-  if (c.kind === 'voice') {
-    return { ...base, bitrate: 64000, user_limit: 0, rtc_region: null, rate_limit_per_user: 0, last_message_id: null } as unknown as APIChannel;
+  if (c.kind === 'voice' || c.kind === 'stage') {
+    return {
+      ...base,
+      bitrate: c.kind === 'stage' ? 40000 : 64000,
+      user_limit: c.kind === 'stage' ? 10000 : 0,
+      rtc_region: null,
+      rate_limit_per_user: 0,
+      last_message_id: null,
+      ...(c.kind === 'stage' ? { topic: c.topic } : {}),
+    } as unknown as APIChannel;
   }
   return { ...base, topic: c.topic, rate_limit_per_user: 0, last_message_id: null } as unknown as APIChannel;
+}
+
+/**
+ * A thread as Discord sends it: parent, owner, counters and thread_metadata; no position,
+ * overwrites or nsfw of its own (it inherits them). `member` is the bot's thread membership.
+ */
+function threadPayload(c: SimChannel, includeGuildId: boolean, state: SimState | undefined): APIChannel {
+  const t = c.thread as NonNullable<SimChannel['thread']>;
+  const botId = state?.botUserId;
+  return {
+    id: c.id,
+    type: c.type,
+    name: c.name,
+    parent_id: c.parentId,
+    owner_id: t.ownerId,
+    last_message_id: null,
+    rate_limit_per_user: 0,
+    flags: 0,
+    message_count: t.messageCount,
+    member_count: Math.min(50, t.memberIds.size),
+    total_message_sent: t.totalMessageSent,
+    thread_metadata: {
+      archived: t.archived,
+      auto_archive_duration: t.autoArchiveDuration,
+      archive_timestamp: t.archiveTimestamp.toISOString(),
+      locked: t.locked,
+      create_timestamp: t.createdAt.toISOString(),
+      ...(t.private ? { invitable: true } : {}),
+    },
+    ...(botId && t.memberIds.has(botId) ? { member: { id: c.id, user_id: botId, join_timestamp: t.createdAt.toISOString(), flags: 0 } } : {}),
+    ...(includeGuildId ? { guild_id: c.guildId } : {}),
+  } as unknown as APIChannel;
 }
 
 export function memberPayload(state: SimState, m: SimMember, withUser = true): APIGuildMember {
@@ -84,7 +126,7 @@ export function memberPayload(state: SimState, m: SimMember, withUser = true): A
   return payload as APIGuildMember;
 }
 
-export function voiceStatePayload(state: SimState, v: SimVoiceState | { guildId: string; userId: string; sessionId: string; channelId: null; selfMute: boolean; selfDeaf: boolean; mute: boolean; deaf: boolean }): GatewayVoiceState {
+export function voiceStatePayload(state: SimState, v: SimVoiceState | (Omit<SimVoiceState, 'channelId'> & { channelId: null })): GatewayVoiceState {
   const guild = state.guild(v.guildId);
   const member = guild.members.get(v.userId);
   return {
@@ -98,8 +140,8 @@ export function voiceStatePayload(state: SimState, v: SimVoiceState | { guildId:
     self_deaf: v.selfDeaf,
     self_mute: v.selfMute,
     self_video: false,
-    suppress: false,
-    request_to_speak_timestamp: null,
+    suppress: v.suppress,
+    request_to_speak_timestamp: v.requestToSpeakAt ? v.requestToSpeakAt.toISOString() : null,
   } as GatewayVoiceState;
 }
 
@@ -109,22 +151,57 @@ export function attachmentPayload(a: SimAttachment): APIAttachment {
     filename: a.filename,
     size: a.size,
     url: a.url,
-    proxy_url: a.url,
+    proxy_url: a.proxyUrl,
     ...(a.contentType ? { content_type: a.contentType } : {}),
     ...(a.description ? { description: a.description } : {}),
+    ...(a.width !== undefined && a.height !== undefined ? { width: a.width, height: a.height } : {}),
   };
 }
 
+/**
+ * A webhook object. `withUser: false` for the token routes (Discord leaves out `user` there);
+ * `withToken: false` when the caller may not see it.
+ */
+export function webhookPayload(state: SimState, w: SimWebhook, opts: { withUser: boolean; withToken: boolean }): Record<string, unknown> {
+  const creator = state.users.get(w.creatorId);
+  return {
+    id: w.id,
+    type: 1,
+    guild_id: w.guildId,
+    channel_id: w.channelId,
+    name: w.name,
+    avatar: w.avatarHash,
+    application_id: w.applicationId,
+    ...(opts.withToken ? { token: w.token } : {}),
+    ...(opts.withUser && creator ? { user: userPayload(creator) } : {}),
+  };
+}
+
+/** The author of a webhook message: the webhook's id with the effective name and avatar (Discord marks it a bot). */
+function webhookAuthorPayload(m: SimMessage): APIUser {
+  const w = m.webhook as NonNullable<SimMessage['webhook']>;
+  return {
+    id: w.webhookId,
+    username: w.username,
+    global_name: null,
+    discriminator: '0000',
+    avatar: w.avatarHash,
+    bot: true,
+    flags: 0,
+    public_flags: 0,
+  } as unknown as APIUser;
+}
+
 export function messagePayload(state: SimState, m: SimMessage): APIMessage & { guild_id?: string; member?: Partial<APIGuildMember> } {
-  const author = state.user(m.authorId);
   const guild = state.guilds.get(m.guildId);
-  const member = guild?.members.get(m.authorId);
+  // Webhook messages have no member: their author is the webhook itself.
+  const member = m.webhook ? undefined : guild?.members.get(m.authorId);
   const referenced = m.referencedMessageId ? state.messages.get(m.referencedMessageId) : undefined;
   return {
     id: m.id,
     channel_id: m.channelId,
     guild_id: m.guildId,
-    author: userPayload(author),
+    author: m.webhook ? webhookAuthorPayload(m) : userPayload(state.user(m.authorId)),
     ...(member && member.present ? { member: memberPayload(state, member, false) } : {}),
     content: m.content,
     timestamp: m.createdAt.toISOString(),
@@ -158,7 +235,13 @@ export function messagePayload(state: SimState, m: SimMessage): APIMessage & { g
         }
       : {}),
     ...(m.interactionId ? { webhook_id: state.applicationId, application_id: state.applicationId } : {}),
+    ...(m.webhook ? { webhook_id: m.webhook.webhookId } : {}),
   } as APIMessage & { guild_id?: string };
+}
+
+/** Threads the bot can see (active, and for private ones: member or moderator), for GUILD_CREATE. */
+export function visibleThreads(state: SimState, g: SimGuild): SimChannel[] {
+  return state.threads(g.id).filter((t) => (state.channelPermissions(t.id, state.botUserId) & PermissionFlagsBits.ViewChannel) !== 0n);
 }
 
 /** The full GUILD_CREATE payload. `memberIds` are the members the bot is told about. */
@@ -205,8 +288,8 @@ export function guildCreatePayload(state: SimState, g: SimGuild, memberIds: read
       return rest;
     }),
     members: members.map((m) => memberPayload(state, m)),
-    channels: [...g.channels.values()].filter((c) => !c.deleted).map((c) => channelPayload(c, false)),
-    threads: [],
+    channels: [...g.channels.values()].filter((c) => !c.deleted && c.kind !== 'thread').map((c) => channelPayload(c, false)),
+    threads: visibleThreads(state, g).map((t) => channelPayload(t, true, state)),
     presences: [],
     stage_instances: [],
     guild_scheduled_events: [],

@@ -18,6 +18,7 @@ export const DEFAULT_EVERYONE_PERMISSIONS: bigint =
   Perm.SendMessages |
   Perm.SendMessagesInThreads |
   Perm.CreatePublicThreads |
+  Perm.CreatePrivateThreads |
   Perm.EmbedLinks |
   Perm.AttachFiles |
   Perm.AddReactions |
@@ -27,7 +28,8 @@ export const DEFAULT_EVERYONE_PERMISSIONS: bigint =
   Perm.Connect |
   Perm.Speak |
   Perm.Stream |
-  Perm.UseVAD;
+  Perm.UseVAD |
+  Perm.RequestToSpeak;
 
 /** What a well-configured voice bot is granted by its invite link in the simulator by default. */
 export const DEFAULT_BOT_PERMISSIONS: bigint =

@@ -5,7 +5,7 @@
  * dispatches and responses.
  */
 import { EventEmitter } from 'node:events';
-import { ChannelType } from 'discord-api-types/v10';
+import { ChannelType, PermissionFlagsBits } from 'discord-api-types/v10';
 import {
   ALL_PERMISSIONS,
   basePermissions,
@@ -23,6 +23,53 @@ export interface SimUser {
   locale: string;
 }
 
+/** What a webhook is (Discord's incoming webhook, type 1). */
+export interface SimWebhook {
+  id: string;
+  /** The secret that authenticates the token routes (68 characters, like Discord's). */
+  token: string;
+  guildId: string;
+  channelId: string;
+  name: string;
+  /** Avatar image bytes (null when none), its content type and Discord-style hash. */
+  avatar: Buffer | null;
+  avatarContentType: string | null;
+  avatarHash: string | null;
+  /** The user who created it (`user` in the webhook object). */
+  creatorId: string;
+  /** The application that created it (a bot's webhooks belong to its application). */
+  applicationId: string | null;
+  createdAt: Date;
+  deleted: boolean;
+}
+
+/** Who a webhook message appears to be from: the effective name and avatar of that one message. */
+export interface SimWebhookAuthor {
+  webhookId: string;
+  /** The `username` override, or the webhook's name. */
+  username: string;
+  /** The avatar shown: the webhook's own, or the `avatar_url` override's bytes when the simulator could resolve them. */
+  avatar: Buffer | null;
+  avatarHash: string | null;
+  /** The `avatar_url` override as sent (null when none). */
+  avatarUrl: string | null;
+}
+
+/** Thread-only state of a thread channel (Discord's thread_metadata, owner, members, counters). */
+export interface SimThreadInfo {
+  ownerId: string;
+  private: boolean;
+  archived: boolean;
+  locked: boolean;
+  autoArchiveDuration: 60 | 1440 | 4320 | 10080;
+  archiveTimestamp: Date;
+  createdAt: Date;
+  /** Thread members (explicit membership: the creator, people who posted, people added). */
+  memberIds: Set<string>;
+  messageCount: number;
+  totalMessageSent: number;
+}
+
 export interface SimRole {
   id: string;
   guildId: string;
@@ -35,18 +82,30 @@ export interface SimRole {
   managed: boolean;
 }
 
-export type SimChannelKind = 'text' | 'voice';
+export type SimChannelKind = 'text' | 'voice' | 'stage' | 'thread';
+
+export type SimChannelType = ChannelType.GuildText | ChannelType.GuildVoice | ChannelType.GuildStageVoice | ChannelType.PublicThread | ChannelType.PrivateThread;
 
 export interface SimChannel {
   id: string;
   guildId: string;
   name: string;
   kind: SimChannelKind;
-  type: ChannelType.GuildText | ChannelType.GuildVoice;
+  type: SimChannelType;
   position: number;
   overwrites: Overwrite[];
   topic: string | null;
+  /** Age-restricted. Threads have none of their own: they inherit their parent's. */
+  nsfw: boolean;
+  /** For threads: the text channel they live in. */
+  parentId: string | null;
+  thread: SimThreadInfo | null;
   deleted: boolean;
+}
+
+/** Voice and stage channels: where members and the bot can connect. */
+export function isVoiceChannel(c: SimChannel): boolean {
+  return c.kind === 'voice' || c.kind === 'stage';
 }
 
 export interface SimMember {
@@ -68,6 +127,10 @@ export interface SimVoiceState {
   selfDeaf: boolean;
   mute: boolean;
   deaf: boolean;
+  /** Stage channels: audience (true) or speaker (false). Always false in voice channels. */
+  suppress: boolean;
+  /** Stage channels: a raised hand. */
+  requestToSpeakAt: Date | null;
 }
 
 export interface SimGuild {
@@ -91,6 +154,10 @@ export interface SimAttachment {
   contentType: string | undefined;
   description: string | undefined;
   url: string;
+  proxyUrl: string;
+  /** Measured from the bytes for images (PNG, JPEG, GIF, WebP), like Discord does. */
+  width: number | undefined;
+  height: number | undefined;
   data: Buffer;
 }
 
@@ -129,6 +196,8 @@ export interface SimMessage {
   tts: boolean;
   /** Unicode emoji → ids of the users who reacted with it, in reaction order. */
   reactions: Map<string, Set<string>>;
+  /** Set for messages posted through a webhook (not interaction responses): the effective name and avatar. */
+  webhook: SimWebhookAuthor | null;
 }
 
 export interface RegisteredCommand {
@@ -183,6 +252,11 @@ export interface StateEvents {
   commandsChanged: [string | undefined];
 }
 
+/** User ids mentioned as `<@id>` / `<@!id>` in message content. */
+export function mentionedUserIds(content: string): string[] {
+  return [...content.matchAll(/<@!?(\d{15,21})>/g)].map((m) => m[1] as string);
+}
+
 export class SimError extends Error {
   constructor(message: string) {
     super(message);
@@ -201,6 +275,7 @@ export class SimState extends EventEmitter<StateEvents> {
   readonly guildCommands = new Map<string, RegisteredCommand[]>();
   readonly typingEvents: TypingEvent[] = [];
   readonly attachments = new Map<string, SimAttachment>();
+  readonly webhooks = new Map<string, SimWebhook>();
 
   constructor(
     readonly botUserId: string,
@@ -249,9 +324,10 @@ export class SimState extends EventEmitter<StateEvents> {
 
   // ---- creation ----
 
-  createUser(p: { username: string; globalName?: string | null; bot?: boolean; locale?: string }): SimUser {
+  createUser(p: { id?: string; username: string; globalName?: string | null; bot?: boolean; locale?: string }): SimUser {
+    if (p.id !== undefined && this.users.has(p.id)) throw new SimError(`user ${p.id} already exists`);
     const user: SimUser = {
-      id: this.ids.next(),
+      id: p.id ?? this.ids.next(),
       username: p.username,
       globalName: p.globalName ?? null,
       bot: p.bot ?? false,
@@ -307,22 +383,72 @@ export class SimState extends EventEmitter<StateEvents> {
     return role;
   }
 
-  createChannel(guildId: string, p: { name: string; kind: SimChannelKind; topic?: string }): SimChannel {
+  createChannel(guildId: string, p: { name: string; kind: 'text' | 'voice' | 'stage'; topic?: string; nsfw?: boolean }): SimChannel {
     const guild = this.guild(guildId);
+    const type = p.kind === 'text' ? ChannelType.GuildText : p.kind === 'voice' ? ChannelType.GuildVoice : ChannelType.GuildStageVoice;
     const channel: SimChannel = {
       id: this.ids.next(),
       guildId,
       name: p.name,
       kind: p.kind,
-      type: p.kind === 'text' ? ChannelType.GuildText : ChannelType.GuildVoice,
+      type,
       position: [...guild.channels.values()].filter((c) => c.kind === p.kind).length,
       overwrites: [],
       topic: p.topic ?? null,
+      nsfw: p.nsfw ?? false,
+      parentId: null,
+      thread: null,
       deleted: false,
     };
     guild.channels.set(channel.id, channel);
     this.channelIndex.set(channel.id, channel);
     return channel;
+  }
+
+  /** A thread in a text channel, started by `ownerId` (who becomes its first member). */
+  createThread(parentId: string, p: { name: string; ownerId: string; private: boolean; autoArchiveDuration?: SimThreadInfo['autoArchiveDuration'] }): SimChannel {
+    const parent = this.channel(parentId);
+    if (parent.kind !== 'text') throw new SimError(`threads can only be started in text channels (#${parent.name} is ${parent.kind})`);
+    const now = new Date();
+    const channel: SimChannel = {
+      id: this.ids.next(),
+      guildId: parent.guildId,
+      name: p.name,
+      kind: 'thread',
+      type: p.private ? ChannelType.PrivateThread : ChannelType.PublicThread,
+      position: 0,
+      overwrites: [],
+      topic: null,
+      nsfw: false,
+      parentId: parent.id,
+      thread: {
+        ownerId: p.ownerId,
+        private: p.private,
+        archived: false,
+        locked: false,
+        autoArchiveDuration: p.autoArchiveDuration ?? 4320,
+        archiveTimestamp: now,
+        createdAt: now,
+        memberIds: new Set([p.ownerId]),
+        messageCount: 0,
+        totalMessageSent: 0,
+      },
+      deleted: false,
+    };
+    this.guild(parent.guildId).channels.set(channel.id, channel);
+    this.channelIndex.set(channel.id, channel);
+    return channel;
+  }
+
+  /** Active (not deleted) threads of a guild, optionally of one parent channel. */
+  threads(guildId: string, parentId?: string): SimChannel[] {
+    return [...this.guild(guildId).channels.values()].filter((c) => c.kind === 'thread' && !c.deleted && (parentId === undefined || c.parentId === parentId));
+  }
+
+  /** Whether a channel is age-restricted (threads inherit it from their parent). */
+  isNsfw(channel: SimChannel): boolean {
+    if (channel.kind === 'thread' && channel.parentId) return this.channelIndex.get(channel.parentId)?.nsfw ?? false;
+    return channel.nsfw;
   }
 
   addMember(guildId: string, userId: string, roleIds: string[] = [], nick: string | null = null): SimMember {
@@ -347,12 +473,24 @@ export class SimState extends EventEmitter<StateEvents> {
     return basePermissions(this.permissionContext(guild), { userId, roleIds: member.roleIds });
   }
 
+  /**
+   * Permissions in a channel. Threads inherit their parent's overwrites; a private thread is only
+   * visible to its members and to moderators (Manage Threads), as on Discord.
+   */
   channelPermissions(channelId: string, userId: string): bigint {
     const channel = this.channel(channelId);
     const guild = this.guild(channel.guildId);
     const member = guild.members.get(userId);
     if (!member || !member.present) return 0n;
-    return channelPermissions(this.permissionContext(guild), { userId, roleIds: member.roleIds }, channel.overwrites);
+    const source = channel.kind === 'thread' && channel.parentId ? this.channel(channel.parentId) : channel;
+    const perms = channelPermissions(this.permissionContext(guild), { userId, roleIds: member.roleIds }, source.overwrites);
+    if (channel.thread?.private && !channel.thread.memberIds.has(userId) && (perms & PermissionFlagsBits.ManageThreads) === 0n) return 0n;
+    return perms;
+  }
+
+  /** The permission a message needs in this channel: Send Messages, or Send Messages in Threads in a thread. */
+  sendPermission(channel: SimChannel): bigint {
+    return channel.kind === 'thread' ? PermissionFlagsBits.SendMessagesInThreads : PermissionFlagsBits.SendMessages;
   }
 
   isAdministrator(guildId: string, userId: string): boolean {
@@ -363,6 +501,13 @@ export class SimState extends EventEmitter<StateEvents> {
 
   addMessage(msg: SimMessage): SimMessage {
     this.messages.set(msg.id, msg);
+    const thread = this.channelIndex.get(msg.channelId)?.thread;
+    if (thread && !msg.ephemeral) {
+      thread.messageCount += 1;
+      thread.totalMessageSent += 1;
+      // Posting in a thread makes the author a thread member (webhooks are not members).
+      if (!msg.webhook) thread.memberIds.add(msg.authorId);
+    }
     if (!msg.ephemeral) {
       let list = this.messagesByChannel.get(msg.channelId);
       if (!list) this.messagesByChannel.set(msg.channelId, (list = []));
@@ -372,10 +517,14 @@ export class SimState extends EventEmitter<StateEvents> {
     return msg;
   }
 
-  /** Applies an edit, keeping the previous version in `history`. */
+  /**
+   * Applies an edit, keeping the previous version in `history`. `markEdited: false` is for
+   * server-side changes that are not edits (Discord resolving a link embed sets no edited_timestamp).
+   */
   editMessage(
     msg: SimMessage,
     change: { content?: string; embeds?: unknown[]; attachments?: SimAttachment[]; components?: unknown[]; flags?: number },
+    opts: { markEdited?: boolean } = {},
   ): SimMessage {
     msg.history.push({ content: msg.content, embeds: msg.embeds, attachments: msg.attachments, at: msg.editedAt ?? msg.createdAt });
     if (change.content !== undefined) msg.content = change.content;
@@ -383,13 +532,15 @@ export class SimState extends EventEmitter<StateEvents> {
     if (change.attachments !== undefined) msg.attachments = change.attachments;
     if (change.components !== undefined) msg.components = change.components;
     if (change.flags !== undefined) msg.flags = change.flags;
-    msg.editedAt = new Date();
+    if (opts.markEdited ?? true) msg.editedAt = new Date();
     this.emit('messageUpdated', msg);
     return msg;
   }
 
   deleteMessage(msg: SimMessage): void {
     msg.deleted = true;
+    const thread = this.channelIndex.get(msg.channelId)?.thread;
+    if (thread && !msg.ephemeral) thread.messageCount = Math.max(0, thread.messageCount - 1);
     this.emit('messageDeleted', msg);
   }
 
@@ -411,6 +562,8 @@ export class SimState extends EventEmitter<StateEvents> {
     interactionId?: string | null;
     ephemeral?: boolean;
     tts?: boolean;
+    webhook?: SimWebhookAuthor | null;
+    mentionUserIds?: string[];
   }): SimMessage {
     const channel = this.channel(p.channelId);
     return {
@@ -428,12 +581,13 @@ export class SimState extends EventEmitter<StateEvents> {
       editedAt: null,
       history: [],
       deleted: false,
-      mentionUserIds: [...p.content.matchAll(/<@!?(\d{15,21})>/g)].map((m) => m[1] as string),
+      mentionUserIds: p.mentionUserIds ?? mentionedUserIds(p.content),
       referencedMessageId: p.referencedMessageId ?? null,
       interactionId: p.interactionId ?? null,
       ephemeral: p.ephemeral ?? false,
       tts: p.tts ?? false,
       reactions: new Map(),
+      webhook: p.webhook ?? null,
     };
   }
 

@@ -13,6 +13,11 @@ export interface VoiceBackend {
   closeSession(guildId: string): void;
   memberJoined(guildId: string, userId: string): void;
   memberLeft(guildId: string, userId: string): void;
+  /**
+   * Stage channels: whether a participant of the bot's channel (the bot or a member) is
+   * suppressed (audience). What a suppressed speaker sends is heard by no one.
+   */
+  setSuppressed(guildId: string, userId: string, suppressed: boolean): void;
   speak(guildId: string, userId: string, pcm: Int16Array, opts: { sampleRate: number; channels: 1 | 2 }): Promise<void>;
   stop(): Promise<void>;
 }
@@ -23,6 +28,7 @@ export type VoiceCall =
   | { call: 'closeSession'; guildId: string }
   | { call: 'memberJoined'; guildId: string; userId: string }
   | { call: 'memberLeft'; guildId: string; userId: string }
+  | { call: 'setSuppressed'; guildId: string; userId: string; suppressed: boolean }
   | { call: 'speak'; guildId: string; userId: string; samples: number; sampleRate: number; channels: 1 | 2 };
 
 /**
@@ -56,6 +62,10 @@ export class RecordingVoiceBackend implements VoiceBackend {
 
   memberLeft(guildId: string, userId: string): void {
     this.calls.push({ call: 'memberLeft', guildId, userId });
+  }
+
+  setSuppressed(guildId: string, userId: string, suppressed: boolean): void {
+    this.calls.push({ call: 'setSuppressed', guildId, userId, suppressed });
   }
 
   async speak(guildId: string, userId: string, pcm: Int16Array, opts: { sampleRate: number; channels: 1 | 2 }): Promise<void> {

@@ -1,16 +1,19 @@
 /**
  * Voice states on the gateway side: the bot's op 4 (join, move, leave), members joining and
- * leaving voice channels, and keeping the voice server told who is in the bot's channel.
+ * leaving voice and stage channels, stage speakers and audience (suppress, raised hands), and
+ * keeping the voice server told who is in the bot's channel and who is suppressed.
  *
- * Ordering follows what @discordjs/voice needs (gotcha 1): the voice server session is opened
- * first (for its token), then VOICE_STATE_UPDATE for the bot (with the gateway session id, as
- * Discord does), then VOICE_SERVER_UPDATE.
+ * Ordering follows what @discordjs/voice needs (gotcha 1): VOICE_STATE_UPDATE for the bot (with
+ * the gateway session id, as Discord does) first, then the voice server session is opened (for
+ * its token) and VOICE_SERVER_UPDATE sent. The time between the two is controllable (a delay,
+ * and a gate a test holds and releases) so "the voice join is still in flight" can be made to
+ * happen deterministically.
  */
 import type { Logger } from '../../src/log.js';
 import type { Gateway, GatewaySession, VoiceStateUpdateRequest } from './gateway.js';
 import { voiceStatePayload } from './payloads.js';
 import { Perm, hasAll } from './permissions.js';
-import { SimError, type SimState, type SimVoiceState } from './state.js';
+import { SimError, isVoiceChannel, type SimState, type SimVoiceState } from './state.js';
 import type { VoiceBackend } from './voice-link.js';
 
 export interface BotVoiceState {
@@ -18,24 +21,120 @@ export interface BotVoiceState {
   sessionId: string;
   selfMute: boolean;
   selfDeaf: boolean;
+  /** Stage channels: audience (true) or speaker. */
+  suppress: boolean;
+  requestToSpeakTimestamp: string | null;
+}
+
+/** A voice join the bot asked for whose VOICE_SERVER_UPDATE has not been sent yet. */
+export interface PendingVoiceJoin {
+  guildId: string;
+  channelId: string;
+  /** When the op 4 arrived. */
+  at: number;
+  /** Waiting at the gate (`holdVoiceJoins`), as opposed to still in its delay. */
+  held: boolean;
 }
 
 export class VoiceStates {
   /** Per guild: the members the voice server currently believes are in the bot's channel. */
   private readonly announced = new Map<string, Set<string>>();
+  /** Per guild: who the voice server believes is suppressed. */
+  private readonly reportedSuppressed = new Map<string, Set<string>>();
   /** Op 4 requests the bot sent, in order (what @discordjs/voice asked for). */
   readonly botRequests: Array<VoiceStateUpdateRequest & { at: number }> = [];
+  /** Time between the bot's op 4 and VOICE_SERVER_UPDATE. */
+  joinDelayMs: number;
+  private gateClosed = false;
+  private stopped = false;
+  private readonly gateWaiters = new Set<() => void>();
+  /** Per guild: bumped by every change of the bot's voice state, so a superseded pending join does nothing. */
+  private readonly generation = new Map<string, number>();
+  private readonly pending = new Map<string, PendingVoiceJoin>();
+  private readonly pendingListeners = new Set<() => void>();
 
   constructor(
     private readonly state: SimState,
     private readonly gateway: Gateway,
     private readonly backend: VoiceBackend,
     private readonly log: Logger,
-  ) {}
+    opts: { joinDelayMs?: number } = {},
+  ) {
+    this.joinDelayMs = opts.joinDelayMs ?? 0;
+  }
 
   botVoiceState(guildId: string): BotVoiceState | undefined {
     const v = this.state.guilds.get(guildId)?.voiceStates.get(this.state.botUserId);
-    return v ? { channelId: v.channelId, sessionId: v.sessionId, selfMute: v.selfMute, selfDeaf: v.selfDeaf } : undefined;
+    return v
+      ? {
+          channelId: v.channelId,
+          sessionId: v.sessionId,
+          selfMute: v.selfMute,
+          selfDeaf: v.selfDeaf,
+          suppress: v.suppress,
+          requestToSpeakTimestamp: v.requestToSpeakAt ? v.requestToSpeakAt.toISOString() : null,
+        }
+      : undefined;
+  }
+
+  // ---- the join gate ----
+
+  /** From now on the bot's voice joins stop before VOICE_SERVER_UPDATE until {@link releaseJoins}. */
+  holdJoins(): void {
+    this.gateClosed = true;
+  }
+
+  /** Opens the gate: held joins continue (each still checks that it was not superseded). */
+  releaseJoins(): void {
+    this.gateClosed = false;
+    const waiters = [...this.gateWaiters];
+    this.gateWaiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** The simulator is closing: pending joins are dropped, never completed. */
+  stop(): void {
+    this.stopped = true;
+    this.releaseJoins();
+  }
+
+  /** Joins in flight (op 4 received, VOICE_SERVER_UPDATE not sent). */
+  pendingJoins(): PendingVoiceJoin[] {
+    return [...this.pending.values()].map((p) => ({ ...p }));
+  }
+
+  /** Resolves once a join of the guild is held at the gate. */
+  waitForHeldJoin(guildId: string, timeoutMs: number): Promise<PendingVoiceJoin> {
+    const find = () => [...this.pending.values()].find((p) => p.guildId === guildId && p.held);
+    const hit = find();
+    if (hit) return Promise.resolve({ ...hit });
+    return new Promise<PendingVoiceJoin>((resolve, reject) => {
+      const check = () => {
+        const p = find();
+        if (!p) return;
+        cleanup();
+        resolve({ ...p });
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`discord-sim: no voice join of guild ${guildId} held at the gate within ${timeoutMs} ms (did the bot send op 4? is the gate held?)`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.pendingListeners.delete(check);
+      };
+      this.pendingListeners.add(check);
+    });
+  }
+
+  private pendingChanged(): void {
+    for (const l of [...this.pendingListeners]) l();
+  }
+
+  private bump(guildId: string): number {
+    const next = (this.generation.get(guildId) ?? 0) + 1;
+    this.generation.set(guildId, next);
+    return next;
   }
 
   /** Gateway op 4 from the bot. */
@@ -49,6 +148,7 @@ export class VoiceStates {
     const bot = this.state.botUserId;
     if (d.channel_id === null) {
       const prev = guild.voiceStates.get(bot);
+      this.bump(guild.id);
       if (!prev) return;
       guild.voiceStates.delete(bot);
       this.dispatchLeft(prev);
@@ -56,7 +156,7 @@ export class VoiceStates {
       return;
     }
     const channel = this.state.findChannel(d.channel_id);
-    if (!channel || channel.guildId !== guild.id || channel.kind !== 'voice') {
+    if (!channel || channel.guildId !== guild.id || !isVoiceChannel(channel)) {
       this.log.warn({ guildId: guild.id, channelId: d.channel_id }, 'discord-sim: op 4 for an unknown or non-voice channel; ignored');
       return;
     }
@@ -64,6 +164,8 @@ export class VoiceStates {
       this.log.warn({ channel: channel.name }, 'discord-sim: op 4 but the bot lacks Connect in that channel; ignored (Discord sends nothing)');
       return;
     }
+    const prev = guild.voiceStates.get(bot);
+    const sameChannel = prev?.channelId === channel.id;
     const vs: SimVoiceState = {
       guildId: guild.id,
       channelId: channel.id,
@@ -73,14 +175,48 @@ export class VoiceStates {
       selfDeaf: Boolean(d.self_deaf),
       mute: false,
       deaf: false,
+      // Everyone joins a stage as audience; staying in the same stage keeps the current state.
+      suppress: channel.kind === 'stage' ? (sameChannel ? (prev?.suppress ?? true) : true) : false,
+      requestToSpeakAt: sameChannel ? (prev?.requestToSpeakAt ?? null) : null,
     };
     guild.voiceStates.set(bot, vs);
-    // Every op 4 to a channel opens (or reopens) the voice session: rejoins need a fresh
-    // VOICE_SERVER_UPDATE, exactly like a first join.
-    const { token } = this.backend.openSession({ guildId: guild.id, channelId: channel.id, botUserId: bot, sessionId: session.id });
-    this.reconcileMembers(guild.id);
+    const generation = this.bump(guild.id);
     this.gateway.dispatch('VOICE_STATE_UPDATE', voiceStatePayload(this.state, vs));
-    this.gateway.dispatch('VOICE_SERVER_UPDATE', { token, guild_id: guild.id, endpoint: this.backend.endpoint });
+    const complete = () => {
+      // A later op 4, a leave, a kick or a new gateway session superseded this join.
+      if (this.stopped || this.generation.get(guild.id) !== generation || guild.voiceStates.get(bot) !== vs) return;
+      // Every op 4 to a channel opens (or reopens) the voice session: rejoins need a fresh
+      // VOICE_SERVER_UPDATE, exactly like a first join.
+      const { token } = this.backend.openSession({ guildId: guild.id, channelId: channel.id, botUserId: bot, sessionId: session.id });
+      this.reconcileMembers(guild.id);
+      this.gateway.dispatch('VOICE_SERVER_UPDATE', { token, guild_id: guild.id, endpoint: this.backend.endpoint });
+    };
+    if (this.joinDelayMs <= 0 && !this.gateClosed) {
+      complete();
+      return;
+    }
+    this.finishLater(guild.id, channel.id, generation, complete);
+  }
+
+  /** Waits the join delay, then the gate, then completes the join (unless superseded meanwhile). */
+  private finishLater(guildId: string, channelId: string, generation: number, complete: () => void): void {
+    const key = `${guildId}:${generation}`;
+    const entry: PendingVoiceJoin = { guildId, channelId, at: Date.now(), held: false };
+    this.pending.set(key, entry);
+    this.pendingChanged();
+    const run = async () => {
+      if (this.joinDelayMs > 0) await new Promise((r) => setTimeout(r, this.joinDelayMs));
+      while (this.gateClosed && this.generation.get(guildId) === generation) {
+        entry.held = true;
+        this.pendingChanged();
+        this.log.debug({ guildId, channelId }, 'discord-sim: voice join held at the gate');
+        await new Promise<void>((resolve) => this.gateWaiters.add(resolve));
+      }
+      this.pending.delete(key);
+      this.pendingChanged();
+      complete();
+    };
+    run().catch((err: unknown) => this.log.error({ err: String(err) }, 'discord-sim: delayed voice join failed'));
   }
 
   /**
@@ -92,6 +228,7 @@ export class VoiceStates {
     for (const guild of this.state.guilds.values()) {
       const v = guild.voiceStates.get(this.state.botUserId);
       if (!v || v.sessionId === sessionId) continue;
+      this.bump(guild.id);
       guild.voiceStates.delete(this.state.botUserId);
       this.backend.closeSession(guild.id);
       this.log.debug({ guildId: guild.id }, 'discord-sim: new gateway session; the old session left voice');
@@ -102,6 +239,7 @@ export class VoiceStates {
   disconnectBot(guildId: string): void {
     const guild = this.state.guild(guildId);
     const prev = guild.voiceStates.get(this.state.botUserId);
+    this.bump(guildId);
     if (!prev) return;
     guild.voiceStates.delete(this.state.botUserId);
     this.dispatchLeft(prev);
@@ -110,7 +248,7 @@ export class VoiceStates {
 
   memberJoin(guildId: string, userId: string, channelId: string, opts: { selfMute?: boolean; selfDeaf?: boolean } = {}): void {
     const channel = this.state.channel(channelId);
-    if (channel.guildId !== guildId || channel.kind !== 'voice') throw new SimError(`channel ${channel.name} is not a voice channel of guild ${guildId}`);
+    if (channel.guildId !== guildId || !isVoiceChannel(channel)) throw new SimError(`channel ${channel.name} is not a voice channel of guild ${guildId}`);
     this.state.member(guildId, userId);
     if (!hasAll(this.state.channelPermissions(channelId, userId), Perm.ViewChannel | Perm.Connect)) {
       throw new SimError(`member ${userId} lacks Connect in ${channel.name}`);
@@ -127,10 +265,30 @@ export class VoiceStates {
       selfDeaf: opts.selfDeaf ?? false,
       mute: false,
       deaf: false,
+      suppress: channel.kind === 'stage',
+      requestToSpeakAt: null,
     };
     guild.voiceStates.set(userId, vs);
     this.gateway.dispatch('VOICE_STATE_UPDATE', voiceStatePayload(this.state, vs));
     this.reconcileMembers(guildId);
+  }
+
+  // ---- stage channels ----
+
+  /**
+   * Changes a participant's stage state (suppress, raised hand): VOICE_STATE_UPDATE, and the voice
+   * server learns who is suppressed. Permission checks are the caller's (REST route or scenario).
+   */
+  updateStageState(guildId: string, userId: string, change: { suppress?: boolean; requestToSpeakAt?: Date | null }): SimVoiceState {
+    const guild = this.state.guild(guildId);
+    const v = guild.voiceStates.get(userId);
+    if (!v) throw new SimError(`user ${userId} is not in voice in guild ${guildId}`);
+    if (this.state.channel(v.channelId).kind !== 'stage') throw new SimError(`user ${userId} is not in a stage channel`);
+    if (change.suppress !== undefined) v.suppress = change.suppress;
+    if (change.requestToSpeakAt !== undefined) v.requestToSpeakAt = change.requestToSpeakAt;
+    this.gateway.dispatch('VOICE_STATE_UPDATE', voiceStatePayload(this.state, v));
+    this.reconcileMembers(guildId);
+    return v;
   }
 
   memberLeave(guildId: string, userId: string): void {
@@ -181,6 +339,22 @@ export class VoiceStates {
       if (!have.has(userId)) {
         have.add(userId);
         this.backend.memberJoined(guildId, userId);
+      }
+    }
+    // Suppression of everyone in the bot's channel, the bot included; only changes are reported.
+    let told = this.reportedSuppressed.get(guildId);
+    if (!told) this.reportedSuppressed.set(guildId, (told = new Set()));
+    for (const userId of [this.state.botUserId, ...want]) {
+      const suppressed = guild.voiceStates.get(userId)?.suppress ?? false;
+      if (suppressed === told.has(userId)) continue;
+      if (suppressed) told.add(userId);
+      else told.delete(userId);
+      this.backend.setSuppressed(guildId, userId, suppressed);
+    }
+    for (const userId of [...told]) {
+      if (userId !== this.state.botUserId && !want.has(userId)) {
+        told.delete(userId);
+        this.backend.setSuppressed(guildId, userId, false);
       }
     }
   }

@@ -45,14 +45,16 @@ describe('bot audio recording', () => {
     const { BotAudioRecorder } = await import('../../sim/discord/voice/bot-audio.js');
     const rec = new BotAudioRecorder();
     const opus = encodeDiscordFrames(toDiscordFrames(tone(440, 0.08), 48_000, 1)); // 4 frames
-    const base = { silence: false, sequence: 0, timestamp: 0, ssrc: 1 };
+    const base = { silence: false, heard: true, sequence: 0, timestamp: 0, ssrc: 1 };
     rec.add({ ...base, at: 1000, opus: opus[0]!, e2ee: true }, true);
-    rec.add({ ...base, at: 1020, opus: opus[1]!, e2ee: false }, false);
+    // Sent while the bot was suppressed on a stage: recorded, but heard by no one.
+    rec.add({ ...base, at: 1020, opus: opus[1]!, e2ee: false, heard: false }, false);
     rec.add({ ...base, at: 1540, opus: opus[2]!, e2ee: true }, false); // 500 ms pause before it
     rec.add({ ...base, at: 1560, opus: Buffer.from([0xf8, 0xff, 0xfe]), e2ee: false, silence: true }, false);
     const snap = rec.snapshot();
-    expect(snap).toMatchObject({ e2eeFrames: 1, clearFrames: 1, daveFailures: 1 });
+    expect(snap).toMatchObject({ e2eeFrames: 1, clearFrames: 1, daveFailures: 1, heardFrames: 2, unheardFrames: 1 });
     expect(snap.pcm()).toHaveLength(4 * FRAME_SAMPLES);
+    expect(snap.pcm(48_000, 1, { heardOnly: true })).toHaveLength(3 * FRAME_SAMPLES);
     expect(snap.pcm(48_000, 1, { timeline: true })).toHaveLength((4 + 25) * FRAME_SAMPLES);
     expect(snap.pcm(16_000, 2)).toHaveLength(4 * 320 * 2);
   });

@@ -3,6 +3,7 @@
  * member, an admin) and a REAL discord.js Client logged in to it in-process.
  */
 import { once } from 'node:events';
+import { crc32, deflateSync } from 'node:zlib';
 import { Client, Events, GatewayIntentBits, type ClientOptions } from 'discord.js';
 import { pino } from 'pino';
 import { startDiscordSim, type DiscordSim, type DiscordSimOptions, type SimChannelHandle, type SimGuildHandle, type SimMemberHandle } from '../../sim/discord/index.js';
@@ -58,4 +59,24 @@ export function nextEvent<T extends unknown[]>(emitter: { on(e: string, f: (...a
     };
     emitter.on(event, handler);
   });
+}
+
+/** A real (decodable) PNG of `width` × `height` pixels in one colour: avatars and image attachments. */
+export function pngBytes(width: number, height: number, rgb: [number, number, number] = [200, 60, 120]): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // colour type: RGB
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(width * 3).map((_, i) => rgb[i % 3] as number)]);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }

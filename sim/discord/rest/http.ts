@@ -44,6 +44,10 @@ export interface Route {
 
 /** A Discord API error: `{ message, code, errors? }` with an HTTP status. */
 export class RestError extends Error {
+  /** For 429s raised by a handler (limits the route table cannot see): seconds to wait and extra headers. */
+  retryAfterSec: number | undefined;
+  headers: Record<string, string> = {};
+
   constructor(
     readonly status: number,
     readonly code: number,
@@ -69,6 +73,10 @@ export const Errors = {
   unknownUser: () => new RestError(404, 10013, 'Unknown User'),
   unknownEmoji: () => new RestError(400, 10014, 'Unknown Emoji'),
   unknownWebhook: () => new RestError(404, 10015, 'Unknown Webhook'),
+  unknownVoiceState: () => new RestError(404, 10065, 'Unknown Voice State'),
+  invalidWebhookToken: () => new RestError(401, 50027, 'Invalid Webhook Token'),
+  wrongChannelType: () => new RestError(400, 50024, 'Cannot execute action on this channel type'),
+  maxWebhooks: () => new RestError(400, 30007, 'Maximum number of webhooks reached (15)'),
   unknownInteraction: () => new RestError(404, 10062, 'Unknown interaction'),
   unknownCommand: () => new RestError(404, 10063, 'Unknown application command'),
   alreadyAcknowledged: () => new RestError(400, 40060, 'Interaction has already been acknowledged.'),
@@ -164,6 +172,12 @@ export interface RateLimitOptions {
   windowMs: number;
   /** Per-route overrides, keyed `'METHOD /route/:template'`. */
   routes?: Record<string, { limit: number; windowMs: number } | null>;
+  /**
+   * Discord's extra limit on webhook executes per channel, whatever webhook posts there (about
+   * 30 messages per minute). Not part of any bucket's headers: exceeding it is a 429 with
+   * `X-RateLimit-Scope: shared`. Default: none.
+   */
+  webhookMessagesPerChannel?: { limit: number; windowMs: number };
 }
 
 /**
@@ -181,11 +195,17 @@ export const DISCORD_LIKE_RATE_LIMITS: RateLimitOptions = {
     'POST /channels/:channelId/typing': { limit: 5, windowMs: 5000 },
     'POST /webhooks/:webhookId/:token': { limit: 5, windowMs: 2000 },
     'PATCH /webhooks/:webhookId/:token/messages/:messageId': { limit: 5, windowMs: 2000 },
+    'PATCH /webhooks/:webhookId/:token': { limit: 5, windowMs: 2000 },
+    'DELETE /webhooks/:webhookId/:token/messages/:messageId': { limit: 5, windowMs: 2000 },
+    'POST /channels/:channelId/webhooks': { limit: 5, windowMs: 5000 },
+    'PATCH /webhooks/:webhookId': { limit: 5, windowMs: 2000 },
+    'DELETE /webhooks/:webhookId': { limit: 5, windowMs: 2000 },
     'PUT /applications/:appId/commands': { limit: 2, windowMs: 20_000 },
     'PUT /applications/:appId/guilds/:guildId/commands': { limit: 2, windowMs: 20_000 },
     // Discord does not rate limit interaction callbacks per bucket.
     'POST /interactions/:interactionId/:token/callback': null,
   },
+  webhookMessagesPerChannel: { limit: 30, windowMs: 60_000 },
 };
 
 /**
@@ -204,6 +224,11 @@ export class RateLimiter {
     if (override === null) return { headers: {}, limited: false, retryAfterSec: 0 };
     const { limit, windowMs } = override ?? this.opts;
     const major = params.channelId ?? params.guildId ?? (params.webhookId ? `${params.webhookId}/${params.token ?? ''}` : undefined) ?? params.interactionId ?? '';
+    return this.takeKey(routeKey, major, limit, windowMs, now);
+  }
+
+  /** One fixed window keyed `routeKey|major` (also used for limits outside the route table). */
+  takeKey(routeKey: string, major: string, limit: number, windowMs: number, now = Date.now()): { headers: Record<string, string>; limited: boolean; retryAfterSec: number } {
     const key = `${routeKey}|${major}`;
     let w = this.windows.get(key);
     if (!w || now >= w.resetAt) {

@@ -8,15 +8,19 @@ import type { Logger } from '../../../src/log.js';
 import { bulkOverwrite, deleteOne, upsertOne } from '../commands.js';
 import type { Interactions } from '../interactions.js';
 import { readMessageBody, type MessageService } from '../messages.js';
-import { channelPayload, guildRestPayload, memberPayload, messagePayload, rolePayload, userPayload } from '../payloads.js';
+import { channelPayload, guildRestPayload, memberPayload, messagePayload, rolePayload, userPayload, voiceStatePayload, webhookPayload } from '../payloads.js';
 import { Perm, hasAll } from '../permissions.js';
 import type { SimChannel, SimGuild, SimMessage, SimState } from '../state.js';
-import { Errors, type Route, type RouteHandler, type SimRequest } from './http.js';
+import type { VoiceStates } from '../voice-states.js';
+import type { WebhookService } from '../webhooks.js';
+import { Errors, fieldError, type Route, type RouteHandler, type SimRequest } from './http.js';
 
 export interface RestContext {
   state: SimState;
   messages: MessageService;
   interactions: Interactions;
+  webhooks: WebhookService;
+  voiceStates: VoiceStates;
   gatewayUrl(): string;
   /** Privileged "GUILD_MEMBERS" intent enabled in the portal (needed to list members). */
   membersIntentEnabled: boolean;
@@ -123,18 +127,77 @@ export function buildRoutes(ctx: RestContext): Route[] {
     (req) => ctx.interactions.callback(req.params.interactionId as string, req.params.token as string, req.json, req.files, req.query.get('with_response') === 'true'),
     false,
   );
-  add('POST', '/webhooks/:webhookId/:token', (req) => ctx.interactions.followUp(req.params.webhookId as string, req.params.token as string, req.json, req.files, req.query.get('wait') === 'true'), false);
-  add('GET', '/webhooks/:webhookId/:token/messages/:messageId', (req) => ctx.interactions.getMessage(req.params.webhookId as string, req.params.token as string, req.params.messageId as string), false);
+  // Interaction follow-ups use the application id as webhook id; real webhooks are in state.webhooks.
+  const p = (req: SimRequest, key: string) => req.params[key] as string;
+  add(
+    'POST',
+    '/webhooks/:webhookId/:token',
+    (req) =>
+      ctx.webhooks.isWebhook(p(req, 'webhookId'))
+        ? ctx.webhooks.execute(p(req, 'webhookId'), p(req, 'token'), req.json, req.files, req.query)
+        : ctx.interactions.followUp(p(req, 'webhookId'), p(req, 'token'), req.json, req.files, req.query.get('wait') === 'true'),
+    false,
+  );
+  add(
+    'GET',
+    '/webhooks/:webhookId/:token/messages/:messageId',
+    (req) =>
+      ctx.webhooks.isWebhook(p(req, 'webhookId'))
+        ? ctx.webhooks.getMessage(p(req, 'webhookId'), p(req, 'token'), p(req, 'messageId'), req.query)
+        : ctx.interactions.getMessage(p(req, 'webhookId'), p(req, 'token'), p(req, 'messageId')),
+    false,
+  );
   add(
     'PATCH',
     '/webhooks/:webhookId/:token/messages/:messageId',
-    (req) => ctx.interactions.editMessage(req.params.webhookId as string, req.params.token as string, req.params.messageId as string, req.json, req.files),
+    (req) =>
+      ctx.webhooks.isWebhook(p(req, 'webhookId'))
+        ? ctx.webhooks.editMessage(p(req, 'webhookId'), p(req, 'token'), p(req, 'messageId'), req.json, req.files, req.query)
+        : ctx.interactions.editMessage(p(req, 'webhookId'), p(req, 'token'), p(req, 'messageId'), req.json, req.files),
     false,
   );
-  add('DELETE', '/webhooks/:webhookId/:token/messages/:messageId', (req) => ctx.interactions.deleteMessage(req.params.webhookId as string, req.params.token as string, req.params.messageId as string), false);
+  add(
+    'DELETE',
+    '/webhooks/:webhookId/:token/messages/:messageId',
+    (req) =>
+      ctx.webhooks.isWebhook(p(req, 'webhookId'))
+        ? ctx.webhooks.deleteMessage(p(req, 'webhookId'), p(req, 'token'), p(req, 'messageId'), req.query)
+        : ctx.interactions.deleteMessage(p(req, 'webhookId'), p(req, 'token'), p(req, 'messageId')),
+    false,
+  );
+
+  // ---- webhooks (management) ----
+  // The token of another application's webhook (e.g. PluralKit's) is only shown to that application.
+  const hookOut = (w: Parameters<typeof webhookPayload>[1], withUser: boolean) =>
+    webhookPayload(state, w, { withUser, withToken: w.applicationId === null || w.applicationId === state.applicationId });
+  add('POST', '/channels/:channelId/webhooks', (req) => ok(hookOut(ctx.webhooks.create(p(req, 'channelId'), bot, req.json), true)));
+  add('GET', '/channels/:channelId/webhooks', (req) => ok(ctx.webhooks.listChannel(p(req, 'channelId'), bot).map((w) => hookOut(w, true))));
+  add('GET', '/guilds/:guildId/webhooks', (req) => ok(ctx.webhooks.listGuild(guildOf(p(req, 'guildId')).id, bot).map((w) => hookOut(w, true))));
+  add('GET', '/webhooks/:webhookId', (req) => ok(hookOut(ctx.webhooks.get(p(req, 'webhookId'), bot), true)));
+  add('GET', '/webhooks/:webhookId/:token', (req) => ok(hookOut(ctx.webhooks.getWithToken(p(req, 'webhookId'), p(req, 'token')), false)), false);
+  add('PATCH', '/webhooks/:webhookId', (req) => ok(hookOut(ctx.webhooks.modify(ctx.webhooks.byId(p(req, 'webhookId')), bot, req.json), true)));
+  add(
+    'PATCH',
+    '/webhooks/:webhookId/:token',
+    (req) => ok(hookOut(ctx.webhooks.modify(ctx.webhooks.byToken(p(req, 'webhookId'), p(req, 'token')), null, req.json), false)),
+    false,
+  );
+  add('DELETE', '/webhooks/:webhookId', (req) => {
+    ctx.webhooks.remove(ctx.webhooks.byId(p(req, 'webhookId')), bot);
+    return noContent();
+  });
+  add(
+    'DELETE',
+    '/webhooks/:webhookId/:token',
+    (req) => {
+      ctx.webhooks.remove(ctx.webhooks.byToken(p(req, 'webhookId'), p(req, 'token')), null);
+      return noContent();
+    },
+    false,
+  );
 
   // ---- channels and messages ----
-  add('GET', '/channels/:channelId', (req) => ok(channelPayload(channelOf(req.params.channelId as string))));
+  add('GET', '/channels/:channelId', (req) => ok(channelPayload(channelOf(req.params.channelId as string), true, state)));
   add('GET', '/channels/:channelId/messages', (req) => {
     const c = channelOf(req.params.channelId as string, Perm.ReadMessageHistory);
     const limit = Math.min(100, Math.max(1, Number(req.query.get('limit') ?? 50) || 50));
@@ -151,8 +214,9 @@ export function buildRoutes(ctx: RestContext): Route[] {
     return ok(messagePayload(state, messageOf(c, req.params.messageId as string)));
   });
   add('POST', '/channels/:channelId/messages', (req) => {
-    const c = channelOf(req.params.channelId as string, Perm.SendMessages);
-    if (c.kind !== 'text' && c.kind !== 'voice') throw Errors.unknownChannel();
+    const found = channelOf(req.params.channelId as string);
+    // Threads need Send Messages in Threads (Send Messages has no effect there).
+    const c = channelOf(found.id, state.sendPermission(found));
     const body = readMessageBody(req.json, req.files, { requireSomething: true });
     const perms = state.channelPermissions(c.id, bot);
     if (req.files.length && !hasAll(perms, Perm.AttachFiles)) throw Errors.missingPermissions();
@@ -222,7 +286,8 @@ export function buildRoutes(ctx: RestContext): Route[] {
     return noContent();
   });
   add('POST', '/channels/:channelId/typing', (req) => {
-    const c = channelOf(req.params.channelId as string, Perm.SendMessages);
+    const found = channelOf(req.params.channelId as string);
+    const c = channelOf(found.id, state.sendPermission(found));
     ctx.typing(c.id, bot);
     return noContent();
   });
@@ -231,7 +296,8 @@ export function buildRoutes(ctx: RestContext): Route[] {
   add('GET', '/guilds/:guildId', (req) => ok(guildRestPayload(state, guildOf(req.params.guildId as string))));
   add('GET', '/guilds/:guildId/channels', (req) => {
     const g = guildOf(req.params.guildId as string);
-    return ok([...g.channels.values()].filter((c) => !c.deleted).map((c) => channelPayload(c)));
+    // Like Discord: threads are not listed with the channels.
+    return ok([...g.channels.values()].filter((c) => !c.deleted && c.kind !== 'thread').map((c) => channelPayload(c)));
   });
   add('GET', '/guilds/:guildId/roles', (req) => ok([...guildOf(req.params.guildId as string).roles.values()].map(rolePayload)));
   add('GET', '/guilds/:guildId/members/:userId', (req) => {
@@ -252,10 +318,51 @@ export function buildRoutes(ctx: RestContext): Route[] {
     const g = guildOf(req.params.guildId as string);
     const userId = req.params.userId === '@me' ? bot : (req.params.userId as string);
     const v = g.voiceStates.get(userId);
-    if (!v) throw Errors.unknownMember();
-    return ok({ guild_id: g.id, channel_id: v.channelId, user_id: userId, session_id: v.sessionId, deaf: v.deaf, mute: v.mute, self_deaf: v.selfDeaf, self_mute: v.selfMute, self_video: false, suppress: false, request_to_speak_timestamp: null });
+    if (!v) throw Errors.unknownVoiceState();
+    const { member: _m, ...payload } = voiceStatePayload(state, v) as ReturnType<typeof voiceStatePayload> & { member?: unknown };
+    return ok(payload);
   };
   add('GET', '/guilds/:guildId/voice-states/:userId', voiceStateRoute);
+  /**
+   * Modify (Current) User Voice State, stage channels only (discord-api-docs resources/voice.mdx):
+   * unsuppressing needs Mute Members in the channel (suppressing yourself is always allowed);
+   * raising your hand needs Request to Speak; for others only `suppress`, with Mute Members.
+   * Unsuppressed non-bot users get a request_to_speak_timestamp of now; suppressed users lose theirs.
+   */
+  add('PATCH', '/guilds/:guildId/voice-states/:userId', (req) => {
+    const g = guildOf(req.params.guildId as string);
+    const self = req.params.userId === '@me' || req.params.userId === bot;
+    const userId = self ? bot : (req.params.userId as string);
+    const body = (req.json ?? {}) as { channel_id?: unknown; suppress?: unknown; request_to_speak_timestamp?: unknown };
+    const v = g.voiceStates.get(userId);
+    if (!v) throw Errors.unknownVoiceState();
+    if (body.channel_id !== undefined && body.channel_id !== v.channelId) throw Errors.invalidFormBody(fieldError('channel_id', 'CHANNEL_ID_INVALID', 'The user is not in this channel.'));
+    const channel = state.channel(v.channelId);
+    if (channel.kind !== 'stage') throw Errors.wrongChannelType();
+    const perms = state.channelPermissions(channel.id, bot);
+    if (body.suppress !== undefined && typeof body.suppress !== 'boolean') throw Errors.invalidFormBody(fieldError('suppress', 'BASE_TYPE_BOOLEAN', 'Must be either true or false.'));
+    const change: { suppress?: boolean; requestToSpeakAt?: Date | null } = {};
+    if (typeof body.suppress === 'boolean') {
+      if ((!self || body.suppress === false) && !hasAll(perms, Perm.MuteMembers)) throw Errors.missingPermissions();
+      change.suppress = body.suppress;
+      if (body.suppress) change.requestToSpeakAt = null;
+      else if (!self && !state.user(userId).bot) change.requestToSpeakAt = new Date();
+    }
+    if (body.request_to_speak_timestamp !== undefined) {
+      if (!self) throw Errors.invalidFormBody(fieldError('request_to_speak_timestamp', 'BASE_TYPE_BAD_FIELD', 'Only the current user can request to speak.'));
+      if (body.request_to_speak_timestamp === null) {
+        change.requestToSpeakAt = null;
+      } else {
+        if (typeof body.request_to_speak_timestamp !== 'string' || Number.isNaN(Date.parse(body.request_to_speak_timestamp))) {
+          throw Errors.invalidFormBody(fieldError('request_to_speak_timestamp', 'DATE_TIME_TYPE_PARSE', 'Could not interpret the value as a date-time.'));
+        }
+        if (!hasAll(perms, Perm.RequestToSpeak)) throw Errors.missingPermissions();
+        change.requestToSpeakAt = new Date(body.request_to_speak_timestamp);
+      }
+    }
+    ctx.voiceStates.updateStageState(g.id, userId, change);
+    return noContent();
+  });
 
   return routes;
 }

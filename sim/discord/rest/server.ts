@@ -8,7 +8,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../../src/log.js';
 import { errorInfo } from '../../../src/log.js';
-import type { SimAttachment } from '../state.js';
 import { Errors, RateLimiter, RestError, matchRoute, parseBody, readBody, sendJson, type RateLimitOptions, type Route, type SimRequest } from './http.js';
 
 export const API_PREFIX = '/api/v10';
@@ -35,7 +34,7 @@ export class RestServer extends EventEmitter<{ request: [RecordedRequest] }> {
 
   constructor(
     private readonly routes: Route[],
-    private readonly opts: { token: string; rateLimit: RateLimitOptions; log: Logger; attachment: (id: string) => SimAttachment | undefined },
+    private readonly opts: { token: string; rateLimit: RateLimitOptions; log: Logger },
   ) {
     super();
     this.limiter = new RateLimiter(opts.rateLimit);
@@ -49,10 +48,6 @@ export class RestServer extends EventEmitter<{ request: [RecordedRequest] }> {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://sim');
     const method = (req.method ?? 'GET').toUpperCase();
-    if (url.pathname.startsWith('/attachments/')) {
-      this.serveAttachment(url.pathname, res);
-      return;
-    }
     const record: RecordedRequest = {
       method,
       path: url.pathname.startsWith(API_PREFIX) ? url.pathname.slice(API_PREFIX.length) : url.pathname,
@@ -99,7 +94,11 @@ export class RestServer extends EventEmitter<{ request: [RecordedRequest] }> {
       if (err instanceof RestError) {
         record.status = err.status;
         record.error = { code: err.code, message: err.message };
-        const body = err.status === 429 ? { message: err.message, retry_after: Number(extraHeaders['retry-after'] ?? 1), global: false } : err.body();
+        if (err.status === 429 && err.retryAfterSec !== undefined) {
+          // A limit the handler enforced (not the route bucket): its own headers and wait.
+          extraHeaders = { ...extraHeaders, ...err.headers, 'retry-after': String(Math.ceil(err.retryAfterSec)) };
+        }
+        const body = err.status === 429 ? { message: err.message, retry_after: err.retryAfterSec ?? Number(extraHeaders['retry-after'] ?? 1), global: false } : err.body();
         if (err.status !== 404 || record.route !== null) {
           this.opts.log.debug({ route: `${method} ${record.route ?? record.path}`, status: err.status, code: err.code, msg: err.message }, 'discord-sim: REST error answer');
         }
@@ -118,16 +117,5 @@ export class RestServer extends EventEmitter<{ request: [RecordedRequest] }> {
   private unknownRoute(method: string, path: string): RestError {
     this.opts.log.warn({ method, path }, 'discord-sim: unknown REST route (404): the simulator does not implement it');
     return Errors.notFound();
-  }
-
-  private serveAttachment(pathname: string, res: ServerResponse): void {
-    const id = pathname.split('/')[3] ?? '';
-    const att = this.opts.attachment(id);
-    if (!att) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': att.contentType ?? 'application/octet-stream', 'content-length': String(att.data.length) });
-    res.end(att.data);
   }
 }

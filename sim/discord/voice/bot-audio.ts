@@ -10,6 +10,8 @@ export interface BotAudioPacket {
   /** The frame arrived DAVE-encrypted (0xFAFA trailer). */
   e2ee: boolean;
   silence: boolean;
+  /** Someone could hear it: false while the bot was suppressed (stage audience). */
+  heard: boolean;
   sequence: number;
   timestamp: number;
   ssrc: number;
@@ -25,13 +27,17 @@ export interface BotAudioRecord {
   daveFailures: number;
   /** Packets whose transport encryption did not verify (dropped, not in `packets`). */
   transportFailures: number;
+  /** Non-silence frames sent while the bot could be heard, and while it was suppressed (heard by no one). */
+  heardFrames: number;
+  unheardFrames: number;
   /**
    * Decodes every packet in order with a fresh decoder (mono by default: down-mixed). With
    * `timeline: true`, pauses in transmission (gaps in arrival time, e.g. between two replies)
    * come back as silence, so the result lines up with wall-clock time; otherwise packets are
-   * simply concatenated (best for comparing with the audio that was played).
+   * simply concatenated (best for comparing with the audio that was played). `heardOnly: true`
+   * leaves out what the bot sent while suppressed (what the listeners actually got).
    */
-  pcm(sampleRate?: OpusSampleRate, channels?: OpusChannels, opts?: { timeline?: boolean }): Int16Array;
+  pcm(sampleRate?: OpusSampleRate, channels?: OpusChannels, opts?: { timeline?: boolean; heardOnly?: boolean }): Int16Array;
 }
 
 const FRAME_MS = 20;
@@ -73,10 +79,14 @@ export class BotAudioRecorder {
   clearFrames = 0;
   daveFailures = 0;
   transportFailures = 0;
+  heardFrames = 0;
+  unheardFrames = 0;
 
   add(packet: BotAudioPacket, daveDecrypted: boolean): void {
     this.packets.push(packet);
     if (packet.silence) return;
+    if (packet.heard) this.heardFrames++;
+    else this.unheardFrames++;
     if (!packet.e2ee) this.clearFrames++;
     else if (daveDecrypted) this.e2eeFrames++;
     else this.daveFailures++;
@@ -90,9 +100,12 @@ export class BotAudioRecorder {
       clearFrames: this.clearFrames,
       daveFailures: this.daveFailures,
       transportFailures: this.transportFailures,
-      pcm: (sampleRate: OpusSampleRate = 48_000, channels: OpusChannels = 1, opts: { timeline?: boolean } = {}) => {
-        const { pcm } = decodePackets(packets.map((p) => p.opus), sampleRate, channels);
-        return opts.timeline ? withPauses(pcm, packets, (sampleRate / 50) * channels) : pcm;
+      heardFrames: this.heardFrames,
+      unheardFrames: this.unheardFrames,
+      pcm: (sampleRate: OpusSampleRate = 48_000, channels: OpusChannels = 1, opts: { timeline?: boolean; heardOnly?: boolean } = {}) => {
+        const chosen = opts.heardOnly ? packets.filter((p) => p.heard) : packets;
+        const { pcm } = decodePackets(chosen.map((p) => p.opus), sampleRate, channels);
+        return opts.timeline ? withPauses(pcm, chosen, (sampleRate / 50) * channels) : pcm;
       },
     };
   }

@@ -373,7 +373,8 @@ export class BotSession {
         daveDecrypted = true;
       }
     }
-    const record = { at: Date.now(), opus, e2ee, silence, sequence: decrypted.sequence, timestamp: decrypted.timestamp, ssrc: decrypted.ssrc };
+    const heard = !this.guild.suppressed.has(this.grant.botUserId);
+    const record = { at: Date.now(), opus, e2ee, silence, heard, sequence: decrypted.sequence, timestamp: decrypted.timestamp, ssrc: decrypted.ssrc };
     this.guild.audio.add(record, daveDecrypted);
     this.ctx.events.emit('botAudio', { guildId: this.guild.guildId, packet: record });
   }

@@ -29,6 +29,10 @@ export class GuildVoice {
   readonly audio = new BotAudioRecorder();
   readonly speaking: { at: number; speaking: number }[] = [];
   readonly frames: GatewayFrameRecord[] = [];
+  /** Stage audience: users (bot or members) whose audio nobody hears. */
+  readonly suppressed = new Set<string>();
+  /** Member frames not delivered because the member was suppressed, per user. */
+  readonly unheardMemberFrames = new Map<string, number>();
   /** Fault switches (see VoiceServer). */
   readonly faults = { corruptNext: 0, dropNext: 0, heartbeatAckDelayMs: 0 };
 

@@ -55,6 +55,9 @@ export interface VoiceServer {
   closeSession(guildId: string): void;
   memberJoined(guildId: string, userId: string): void;
   memberLeft(guildId: string, userId: string): void;
+  setSuppressed(guildId: string, userId: string, suppressed: boolean): void;
+  /** Frames a member spoke while suppressed (stage audience): never sent to the bot. */
+  unheardMemberFrames(guildId: string, userId: string): number;
   speak(guildId: string, userId: string, pcm: Int16Array, opts: { sampleRate: number; channels: 1 | 2 }): Promise<void>;
   sendRawOpus(guildId: string, userId: string, packets: Buffer[]): Promise<void>;
   botAudio(guildId: string): BotAudioRecord;
@@ -266,6 +269,16 @@ class SimVoiceServer implements VoiceServer {
     this.usedSsrcs.delete(member.ssrc);
   }
 
+  setSuppressed(guildId: string, userId: string, suppressed: boolean): void {
+    const g = this.guild(guildId);
+    if (suppressed) g.suppressed.add(userId);
+    else g.suppressed.delete(userId);
+  }
+
+  unheardMemberFrames(guildId: string, userId: string): number {
+    return this.guilds.get(guildId)?.unheardMemberFrames.get(userId) ?? 0;
+  }
+
   // ---- members speaking ----
 
   async speak(guildId: string, userId: string, pcm: Int16Array, opts: { sampleRate: number; channels: 1 | 2 }): Promise<void> {
@@ -295,7 +308,9 @@ class SimVoiceServer implements VoiceServer {
         this.log.warn({ guildId: g.guildId, err: errorInfo(err) }, 'speaking before the DAVE group settled (frames may go out in clear)'),
       );
     }
-    g.session?.sendMemberSpeaking(member, 1);
+    // A suppressed (stage audience) member's client transmits nothing, not even op 5.
+    let spoke = !g.suppressed.has(member.userId);
+    if (spoke) g.session?.sendMemberSpeaking(member, 1);
     // Drift-free clock: packet i leaves at start + i·20 ms, whatever the timer jitter. The first
     // packet leaves one frame after op 5: UDP can overtake the TLS websocket, and the receiver
     // drops RTP from an SSRC it has not mapped yet (gotcha 5).
@@ -305,9 +320,15 @@ class SimVoiceServer implements VoiceServer {
       const wait = start + i * FRAME_MS - performance.now();
       if (wait >= 1) await sleep(wait);
       if (this.stopped || g.members.get(member.userId) !== member) break; // server stopped, or the member left mid-sentence
+      if (g.suppressed.has(member.userId)) {
+        // A stage audience member's audio reaches no one (their client would not even send it).
+        g.unheardMemberFrames.set(member.userId, (g.unheardMemberFrames.get(member.userId) ?? 0) + 1);
+        continue;
+      }
       if (!g.session?.sendMemberFrame(member, packets[i]!)) unsent++;
+      spoke = true;
     }
-    g.session?.sendMemberSpeaking(member, 0);
+    if (spoke) g.session?.sendMemberSpeaking(member, 0);
     if (unsent > 0) this.log.warn({ guildId: g.guildId, userId: member.userId, unsent }, 'member frames not sent: no ready bot session');
   }
 
