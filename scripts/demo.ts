@@ -82,7 +82,7 @@ async function main(): Promise<number> {
     process.once(signal, () => {
       // The scene then fails at once (the bot is gone) and main() closes the rest.
       interrupted = signal;
-      void stage.bot.kill('SIGTERM');
+      stage.bot.kill('SIGTERM').catch(() => undefined);
     });
   }
   report.now(dim(`  Voxta:   ${voxtaUrl ? `${voxtaUrl} (from VOXTA_URL)` : `simulated in-process at ${stage.voxtaUrl} (set VOXTA_URL to use a real server)`}`));

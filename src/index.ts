@@ -20,4 +20,8 @@ async function main(): Promise<void> {
   await runBot(config);
 }
 
-void main();
+main().catch((err: unknown) => {
+  // Nothing is running yet that could report it: say it and exit.
+  console.error(err);
+  process.exit(1);
+});

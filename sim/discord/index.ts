@@ -192,7 +192,9 @@ export class DiscordSim {
       voiceStateUpdate: (session, d) => this.voiceStates.onBotRequest(session, d),
       requestGuildMembers: (session, d) => this.requestGuildMembers(session, d),
     });
-    this.server = createServer((req, res) => void this.rest.handle(req, res));
+    this.server = createServer((req, res) => {
+      this.rest.handle(req, res).catch((err: unknown) => this.log.error({ err: String(err) }, 'discord-sim: a REST request failed unexpectedly'));
+    });
     this.server.on('upgrade', (req, socket, head) => this.gateway.handleUpgrade(req, socket, head));
   }
 

@@ -172,8 +172,11 @@ async function main(): Promise<void> {
     await sim.close();
     process.exit(0);
   };
-  process.once('SIGINT', () => void stop());
-  process.once('SIGTERM', () => void stop());
+  const onSignal = (): void => {
+    stop().catch((err: unknown) => console.error(err));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 }
 
 void main().catch((err: unknown) => {

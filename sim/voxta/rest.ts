@@ -40,7 +40,9 @@ export function handleHttp(ctx: SimContext, req: IncomingMessage, res: ServerRes
   }
   if ((m = path.match(/^\/api\/tts\/gens\/([^/]+)$/))) {
     const id = decodeURIComponent(m[1] ?? '');
-    return get(req, res, () => void serveTts(ctx, res, id));
+    return get(req, res, () => {
+      serveTts(ctx, res, id).catch((err: unknown) => ctx.log.error({ err: String(err) }, 'voxta-sim: serving a TTS clip failed'));
+    });
   }
   return false;
 }

@@ -120,10 +120,17 @@ export async function runBot(config: Config): Promise<RunningBot> {
     'starting the bot',
   );
   // Say early when Voxta cannot be reached: otherwise the first sign is a failing /start.
-  void core.voxtaReachable().then((ok) => {
-    if (ok) log.info({ voxta: endpoint.baseUrl.href }, 'Voxta answers');
-    else log.warn({ voxta: endpoint.baseUrl.href }, 'Voxta does not answer at the moment; /start will fail until it does (run `npm run doctor` to check the set-up)');
-  });
+  core.voxtaReachable().then(
+    (ok) => {
+      if (ok) log.info({ voxta: endpoint.baseUrl.href }, 'Voxta answers');
+      else log.warn({ voxta: endpoint.baseUrl.href }, 'Voxta does not answer at the moment; /start will fail until it does (run `npm run doctor` to check the set-up)');
+    },
+    (err: unknown) => log.warn({ err: errorInfo(err) }, 'checking whether Voxta answers failed'),
+  );
+  /** Runs a Discord event's work; its failure is logged with the event's context, never unhandled. */
+  const handle = (what: string, context: Record<string, unknown>, work: Promise<unknown>): void => {
+    work.catch((err: unknown) => log.warn({ ...context, err: errorInfo(err, true) }, `${what} failed`));
+  };
 
   // ---- Discord client -----------------------------------------------------------------------
 
@@ -131,10 +138,10 @@ export async function runBot(config: Config): Promise<RunningBot> {
     c.once(Events.ClientReady, (ready) => {
       core.discordReady = true;
       log.info({ user: ready.user.tag, guilds: ready.guilds.cache.size, messageContent: core.messageContentAvailable }, 'logged in to Discord');
-      void (async () => {
+      (async () => {
         await registerCommands(ready, config, log);
-        await core.resumeAll().catch((err: unknown) => log.error({ err: errorInfo(err, true) }, 'resuming stored sessions failed'));
-      })();
+        await core.resumeAll();
+      })().catch((err: unknown) => log.error({ err: errorInfo(err, true) }, 'resuming stored sessions failed'));
     });
     c.on(Events.ShardDisconnect, (ev) => {
       core.discordReady = false;
@@ -150,14 +157,12 @@ export async function runBot(config: Config): Promise<RunningBot> {
 
     c.on(Events.InteractionCreate, (interaction: Interaction) => {
       if (!accepting) return;
-      void routeInteraction(core, interaction, log);
+      handle('handling an interaction', { guildId: interaction.guildId }, routeInteraction(core, interaction, log));
     });
     c.on(Events.MessageCreate, (message: Message) => {
       if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(message, c.user?.id)) return;
       const botId = c.user?.id ?? '';
-      void core.humanMessage(message.guildId, incomingMessage(message, botId)).catch((err: unknown) =>
-        log.warn({ guildId: message.guildId, err: errorInfo(err) }, 'bridging a message failed'),
-      );
+      handle('bridging a message', { guildId: message.guildId }, core.humanMessage(message.guildId, incomingMessage(message, botId)));
     });
     c.on(Events.MessageUpdate, (old, updated: Message | PartialMessage) => {
       if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(updated, c.user?.id)) return;
@@ -180,14 +185,14 @@ export async function runBot(config: Config): Promise<RunningBot> {
     c.on(Events.GuildDelete, (guild) => {
       // `available === false` is an outage, not a removal: keep everything.
       if (!accepting || guild.available === false) return;
-      void core.guildRemoved(guild.id);
+      handle('forgetting a guild the bot was removed from', { guildId: guild.id }, core.guildRemoved(guild.id));
     });
     c.on(Events.ChannelDelete, (channel) => {
       if (!accepting || !('guildId' in channel) || !channel.guildId) return;
-      void core.channelDeleted(channel.guildId, channel.id);
+      handle('handling a deleted channel', { guildId: channel.guildId, channelId: channel.id }, core.channelDeleted(channel.guildId, channel.id));
     });
     c.on(Events.ThreadDelete, (thread) => {
-      if (accepting) void core.channelDeleted(thread.guildId, thread.id);
+      if (accepting) handle('handling a deleted thread', { guildId: thread.guildId, channelId: thread.id }, core.channelDeleted(thread.guildId, thread.id));
     });
   };
 

@@ -100,7 +100,7 @@ export class PendingMessages {
   /** Shows the message as waiting (⏳) until it is written to Voxta. */
   mark(message: MarkableMessage, sentText: string, rowId: number | undefined): void {
     this.marked.push({ message, sentText, rowId });
-    void message.react(PENDING_EMOJI).catch(() => undefined);
+    message.react(PENDING_EMOJI).catch(() => undefined);
   }
 
   /** A message handed to the Voxta client: its echo will carry the Voxta id. */
@@ -131,7 +131,7 @@ export class PendingMessages {
     const i = this.marked.findIndex((p) => p.sentText === text);
     if (i < 0) return;
     const [p] = this.marked.splice(i, 1);
-    void p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
+    p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
   }
 
   /** Voxta's `update` echo of a user message: it is stored in the chat (`text` as Voxta holds it). */
@@ -198,12 +198,12 @@ export class PendingMessages {
       this.deps.log().info({ delivered: delivered.size, alreadyInChat: done.length, notDelivered: lost.length }, 'guild session: held messages handled');
     }
     const notSent = lost.filter((r) => !r.sent);
-    if (notSent.length) void this.deps.post(notDeliveredNotice(notSent));
+    if (notSent.length) this.deps.post(notDeliveredNotice(notSent)).catch(() => undefined);
   }
 
   /** Voxta is back: what it queued has been delivered; clear the ⏳ marks. */
   clearMarks(): void {
-    for (const p of this.marked.splice(0)) void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+    for (const p of this.marked.splice(0)) p.message.unreact(PENDING_EMOJI).catch(() => undefined);
   }
 
   /**
@@ -215,23 +215,23 @@ export class PendingMessages {
     this.forget(rows.map((r) => r.id));
     const inMemory = this.marked.splice(0);
     for (const p of inMemory) {
-      void p.message.unreact(PENDING_EMOJI).catch(() => undefined);
-      void p.message.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
+      p.message.unreact(PENDING_EMOJI).catch(() => undefined);
+      p.message.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
     }
     // Held by an earlier process (no handle here): marked through the channel by id.
     const handled = new Set(inMemory.map((p) => p.rowId));
     for (const row of rows) {
       if (handled.has(row.id) || !row.discordMessageId) continue;
       const m = this.deps.channel()?.markable(row.discordMessageId);
-      void m?.unreact(PENDING_EMOJI).catch(() => undefined);
-      if (!row.sent) void m?.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
+      m?.unreact(PENDING_EMOJI).catch(() => undefined);
+      if (!row.sent) m?.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
     }
     // Only those never written to Voxta are surely undelivered (a written one may be in the chat).
     const notSent: Array<{ text: string }> = rows.filter((r) => !r.sent);
     for (const p of inMemory) if (p.rowId === undefined) notSent.push({ text: p.sentText });
     if (notSent.length) {
       this.deps.log().info({ messages: notSent.length }, 'guild session: pending messages will not be delivered');
-      void this.deps.post(notDeliveredNotice(notSent));
+      this.deps.post(notDeliveredNotice(notSent)).catch(() => undefined);
     }
   }
 
@@ -261,8 +261,8 @@ export class PendingMessages {
     const i = this.marked.findIndex((p) => p.rowId === rowId);
     if (i < 0) return;
     const [p] = this.marked.splice(i, 1);
-    void p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
-    if (failed) void p?.message.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
+    p?.message.unreact(PENDING_EMOJI).catch(() => undefined);
+    if (failed) p?.message.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
   }
 }
 

@@ -33,7 +33,7 @@ export class ReplyStream {
   generating(): void {
     if (this.typingTimer) return;
     const tick = (): void => {
-      void this.deps.channel()?.sendTyping().catch(() => undefined);
+      this.deps.channel()?.sendTyping().catch(() => undefined);
     };
     tick();
     this.typingTimer = setInterval(tick, TYPING_REFRESH_MS);
@@ -64,13 +64,13 @@ export class ReplyStream {
     this.streaming.delete(messageId);
     this.recent.set(messageId, r);
     if (this.recent.size > RECENT_REPLIES) this.recent.delete(this.recent.keys().next().value!);
-    void r.finish({ interrupted }).then(posted);
+    r.finish({ interrupted }).then(posted, () => undefined);
   }
 
   /** Voxta now stores this text for a reply (cut after an interruption, edited): show it so. */
   corrected(messageId: string, text: string): void {
     const shown = this.recent.get(messageId);
-    if (shown && text) void shown.rewrite(text);
+    if (shown && text) shown.rewrite(text).catch(() => undefined);
   }
 
   /** Replies still streaming are ended as interrupted, one after another (stop). */
@@ -81,7 +81,7 @@ export class ReplyStream {
 
   /** Replies a lost connection was streaming will never end: shown as cut, without waiting. */
   cutAllNow(): void {
-    for (const r of this.streaming.values()) void r.finish({ interrupted: true }).catch(() => undefined);
+    for (const r of this.streaming.values()) r.finish({ interrupted: true }).catch(() => undefined);
     this.streaming.clear();
   }
 

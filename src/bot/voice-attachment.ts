@@ -130,7 +130,9 @@ export class VoiceAttachment {
         config: this.deps.config.voice,
         isListenable: (userId) => this.isListenable(userId),
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
-        notify: (text) => void this.deps.post(text),
+        notify: (text) => {
+          this.deps.post(text).catch(() => undefined);
+        },
         mirror: (kind, name, text) => this.deps.mirror(kind, name, text),
         gatewaySessionStartedAt: () => this.deps.guild()?.gatewaySessionStartedAt?.(),
         humansInChannel: () => (this.deps.guild()?.voiceMembers(channelId) ?? []).filter((m) => !m.bot && m.id !== guild.botUserId).map((m) => m.id),

@@ -83,7 +83,7 @@ export async function fetchImage(url: string | URL, opts: FetchImageOptions = {}
     for (;;) {
       res = await fetch(target, { redirect: 'manual', signal, headers: { Accept: 'image/*' }, credentials: 'omit' });
       if (res.status < 300 || res.status >= 400 || res.status === 304) break;
-      void res.body?.cancel().catch(() => undefined);
+      res.body?.cancel().catch(() => undefined);
       const location = res.headers.get('location');
       if (!location) throw new FetchImageError('http-status', `HTTP ${res.status} without a Location`, res.status);
       if (++redirects > maxRedirects) throw new FetchImageError('http-status', `More than ${maxRedirects} redirects`, res.status);
@@ -94,12 +94,12 @@ export async function fetchImage(url: string | URL, opts: FetchImageOptions = {}
   }
 
   if (!res.ok) {
-    void res.body?.cancel().catch(() => undefined);
+    res.body?.cancel().catch(() => undefined);
     throw new FetchImageError('http-status', `HTTP ${res.status}`, res.status);
   }
   const declaredLength = Number(res.headers.get('content-length'));
   if (Number.isFinite(declaredLength) && declaredLength > maxBytes) {
-    void res.body?.cancel().catch(() => undefined);
+    res.body?.cancel().catch(() => undefined);
     throw new FetchImageError('too-large', `The image is ${declaredLength} bytes (limit ${maxBytes})`);
   }
 

@@ -429,7 +429,7 @@ export class GuildVoice extends EventEmitter<Events> {
     for (const id of ids) this.markInterrupted(id);
     this.queue.interrupt();
     this.heldInput.hold();
-    void this.voxta.interrupt();
+    this.voxta.interrupt().catch(() => undefined);
   }
 
   /**

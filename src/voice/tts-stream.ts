@@ -78,7 +78,7 @@ async function openOnce(endpoint: VoxtaEndpoint, url: string, signal: AbortSigna
   }
   if (!res.ok || !res.body) {
     clearTimeout(timer);
-    void res.body?.cancel().catch(() => undefined);
+    res.body?.cancel().catch(() => undefined);
     throw new TtsHttpError(res.status);
   }
   const reader = res.body.getReader();

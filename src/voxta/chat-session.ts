@@ -110,7 +110,9 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#log = this.#baseLog;
     this.playback = new PlaybackContract(
       {
-        send: (m) => void this.#sendNow(m),
+        send: (m) => {
+          this.#sendNow(m).catch(() => undefined);
+        },
         sessionId: () => this.#chat?.sessionId,
       },
       { autoAcknowledge: opts.autoAcknowledge ?? true, safetyTimeoutMs: opts.playbackSafetyTimeoutMs, log: this.#log },
@@ -382,7 +384,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     if (this.#closing || this.#state === 'closed' || this.#state === 'connecting' || this.#state === 'idle') return;
     if (this.#state === 'reconnecting') return; // the loop notices by itself
     this.#log.warn({ err: err ? errorInfo(err) : undefined, chatId: this.chatId }, 'lost the connection to Voxta; reconnecting');
-    void this.#reconnectLoop(err);
+    this.#reconnectLoop(err).catch((e: unknown) => this.#log.error({ err: errorInfo(e, true) }, 'the reconnect loop failed unexpectedly'));
   }
 
   async #reconnectLoop(cause: Error | undefined): Promise<void> {
@@ -412,7 +414,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         this.#setState('ready');
         this.#log.info({ attempt: outcome.attempt, sessionId: chat?.sessionId, chatId: chat?.chatId }, 'reconnected to Voxta');
         this.#safeEmit('reconnected', { sessionId: chat?.sessionId, chatId: chat?.chatId, chat });
-        void this.#sends.flush();
+        this.#flushSends();
         return;
       }
       case 'gaveUp': {
@@ -536,7 +538,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#sends.chatStarted(m.messages);
     this.#log.info({ sessionId: info.sessionId, chatId: info.chatId, tts: info.services.hasTts, stt: info.services.hasStt }, 'chat started');
     // Flush after the current message is fully dispatched (listeners learn about the chat first).
-    queueMicrotask(() => void this.#sends.flush());
+    queueMicrotask(() => this.#flushSends());
   }
 
   #clearChat(): void {
@@ -545,6 +547,11 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#log = this.#baseLog;
     this.#recording = undefined;
     this.#sends.chatEnded();
+  }
+
+  /** Delivers queued user messages now (failures are the queue's to report; nothing escapes). */
+  #flushSends(): void {
+    this.#sends.flush().catch((e: unknown) => this.#log.error({ err: errorInfo(e, true) }, 'flushing queued messages failed unexpectedly'));
   }
 
   /** Runs chat lifecycle operations one at a time (Voxta refuses overlapping start/stop). */

@@ -77,12 +77,12 @@ export class HubLink {
       await withTimeout(conn.start(), connectMs, () => new VoxtaTimeoutError('the connection', connectMs));
     } catch (err) {
       if (gen === this.#gen) this.#conn = undefined;
-      void conn.stop().catch(() => undefined);
+      conn.stop().catch(() => undefined);
       throw await connectErrorOf(err, this.#opts.endpoint, this.#opts.log);
     }
     if (gen !== this.#gen) {
       // Closed or superseded while the socket was opening: do not leak it.
-      void conn.stop().catch(() => undefined);
+      conn.stop().catch(() => undefined);
       throw new VoxtaDisconnectedError();
     }
     return gen;
@@ -110,7 +110,7 @@ export class HubLink {
 
   /** Closes the current connection like a drop by the server would: `closed` is reported. */
   recycle(): void {
-    void this.#conn?.stop().catch(() => undefined);
+    this.#conn?.stop().catch(() => undefined);
   }
 
   #build(): HubConnection {
@@ -169,7 +169,7 @@ async function connectErrorOf(err: unknown, endpoint: VoxtaEndpoint, log: Logger
 async function probe(endpoint: VoxtaEndpoint): Promise<VoxtaError | undefined> {
   try {
     const res = await fetch(endpoint.baseUrl, { method: 'GET', headers: endpoint.authHeaders(), signal: AbortSignal.timeout(3000) });
-    void res.body?.cancel().catch(() => undefined);
+    res.body?.cancel().catch(() => undefined);
     if (res.status === 401 || res.status === 403) return new VoxtaAuthError(undefined, res.status);
     return undefined;
   } catch (err) {

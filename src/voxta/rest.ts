@@ -143,11 +143,11 @@ export class VoxtaRest {
       throw new VoxtaError(`Request to Voxta (${path}) failed`, { cause: err });
     }
     if (res.status === 401 || res.status === 403) {
-      void res.body?.cancel().catch(() => undefined);
+      res.body?.cancel().catch(() => undefined);
       throw new VoxtaAuthError(undefined, res.status);
     }
     if (!res.ok) {
-      void res.body?.cancel().catch(() => undefined);
+      res.body?.cancel().catch(() => undefined);
       throw new VoxtaHttpError(res.status, path);
     }
     return res;

@@ -14,7 +14,7 @@
  *    waiting behind a playback hold was never stored, so it is correctly sent again.
  *    Limit: two identical texts sent in a row around a drop could be taken as one.
  */
-import type { Logger } from '../log.js';
+import { errorInfo, type Logger } from '../log.js';
 import type { HistoryMessage, SendOptions, ServerUpdateMessage } from './messages.js';
 import type { SentInfo, SessionStats } from './session-events.js';
 import { unescapeUserText } from './user-text.js';
@@ -76,7 +76,7 @@ export class UserMessageQueue {
     }
     this.#queue.push({ text, opts: { ...opts }, resend: false });
     this.#counts.sendsQueued++;
-    void this.flush();
+    this.flush().catch((err: unknown) => this.#log.error({ err: errorInfo(err, true) }, 'voxta: flushing queued messages failed unexpectedly'));
   }
 
   /** Writes queued messages to the live chat, in order, until the queue is empty or the chat is gone. */

@@ -141,7 +141,7 @@ async function visionRequest(endpoint: VoxtaEndpoint, url: URL, init: { method: 
     throw new VoxtaError(`Request to Voxta (${init.method} ${path}) failed`, { cause: err });
   }
   // The answer's body is never needed (the official client only checks the status): never read it.
-  void res.body?.cancel().catch(() => undefined);
+  res.body?.cancel().catch(() => undefined);
   if (res.status === 401 || res.status === 403) throw new VoxtaAuthError(undefined, res.status);
   if (!res.ok) throw new VoxtaHttpError(res.status, path);
 }
