@@ -27,7 +27,17 @@ export class PendingReplies {
 
   /** Resolves with the first value `pick` returns for a message of generation `gen`; rejects after `timeoutMs`. */
   waitFor<T>(gen: number, pick: (m: ServerMessage) => Picked<T>, timeoutMs: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+    return this.begin(gen, pick, timeoutMs, what).result;
+  }
+
+  /**
+   * Like {@link waitFor}, with a `cancel` for when the request that was to be answered could not
+   * even be written: the waiter and its timer go away and `result` never settles (so nobody is
+   * left holding a rejection that no one awaits).
+   */
+  begin<T>(gen: number, pick: (m: ServerMessage) => Picked<T>, timeoutMs: number, what: string): { result: Promise<T>; cancel: () => void } {
+    let waiter: Waiter | undefined;
+    const result = new Promise<T>((resolve, reject) => {
       const w: Waiter = {
         gen,
         pick,
@@ -38,8 +48,16 @@ export class PendingReplies {
           reject(new VoxtaTimeoutError(what, timeoutMs));
         }, timeoutMs),
       };
+      waiter = w;
       this.#waiters.add(w);
     });
+    return {
+      result,
+      cancel: () => {
+        if (!waiter || !this.#waiters.delete(waiter)) return;
+        clearTimeout(waiter.timer);
+      },
+    };
   }
 
   /** Offers a message of the current generation `gen` to every waiter. */
