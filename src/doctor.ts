@@ -72,7 +72,7 @@ async function checkVoxta(config: Config): Promise<void> {
 
   const session = new VoxtaChatSession({
     endpoint,
-    audioInput: 'None',
+    textOnly: true,
     timeouts: { connectMs: 8000, welcomeMs: 8000, requestMs: 8000 },
     reconnect: { giveUpAfterMs: 0 },
   });

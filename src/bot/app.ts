@@ -65,7 +65,7 @@ export async function runBot(config: Config): Promise<RunningBot> {
     createVoxta: (guildId, { voice }) =>
       new VoxtaChatSession({
         endpoint,
-        audioInput: voice ? 'WebSocketStream' : 'None',
+        textOnly: !voice,
         log,
         logBindings: { guildId },
       }),
