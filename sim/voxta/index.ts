@@ -238,6 +238,13 @@ export class VoxtaSim {
     return [...this.recorder.serverMicrophone];
   }
 
+  /** Fault injection: sends `payload` as a ReceiveMessage on the connection that owns the session (e.g. a repeated frame). */
+  sendRaw(sessionId: string, payload: unknown): void {
+    const session = this.registry.get(sessionId);
+    if (!session || session.state !== 'active') throw new Error(`voxta-sim: no active session ${sessionId}`);
+    session.owner.sendUnchecked(payload);
+  }
+
   /** Sends an appTrigger on a live session now (test hook); returns its triggerId when `queued`. */
   emitAppTrigger(sessionId: string, trigger: SimAppTrigger): string | undefined {
     const session = this.registry.get(sessionId);
