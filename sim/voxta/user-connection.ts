@@ -342,7 +342,7 @@ export class UserConnection implements SessionOwner {
       for (const id of chat.characterIds) if (!findCharacter(this.ctx.options, id)) throw new SimRejection(`Character ${id} was not found`);
       return { chat, characterIds: chat.characterIds, scenarioId: chat.scenarioId, roles: chat.roles, narratorId: chat.narratorId, title: chat.title };
     }
-    const cast = [...(characterIds ?? (characterId ? [characterId] : []))];
+    const cast = [...new Set(characterIds ?? (characterId ? [characterId] : []))];
     if (cast.length === 0) throw new SimRejection('startChat needs a "characterId" or a "chatId"');
     const scenario = scenarioId ? findScenario(this.ctx.options, scenarioId) : undefined;
     if (scenarioId && !scenario) throw new SimRejection(`Scenario ${scenarioId} was not found`);
