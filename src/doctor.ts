@@ -14,7 +14,8 @@ import 'dotenv/config';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, redactSecrets, registerSecret } from './log.js';
 import {
-  EXPECTED_API_VERSION,
+  KNOWN_API_VERSIONS,
+  isKnownApiVersion,
   VoxtaAuthError,
   VoxtaChatSession,
   VoxtaEndpoint,
@@ -71,7 +72,7 @@ async function checkVoxta(config: Config): Promise<void> {
 
   const session = new VoxtaChatSession({
     endpoint,
-    audioInput: 'None',
+    textOnly: true,
     timeouts: { connectMs: 8000, welcomeMs: 8000, requestMs: 8000 },
     reconnect: { giveUpAfterMs: 0 },
   });
@@ -92,8 +93,8 @@ async function checkVoxta(config: Config): Promise<void> {
       throw new DoctorFailure(voxtaReason(err, where));
     }
     ok(`Connected and authenticated: Voxta server ${welcome.voxtaServerVersion}, API ${welcome.apiVersion}`);
-    if (welcome.apiVersion !== EXPECTED_API_VERSION) {
-      warn(`This bot was built for API ${EXPECTED_API_VERSION}; ${welcome.apiVersion} may differ in places (it still runs).`);
+    if (!isKnownApiVersion(welcome.apiVersion)) {
+      warn(`This bot was built for API ${KNOWN_API_VERSIONS.join(' / ')}; ${welcome.apiVersion} may differ in places (it still runs).`);
     }
     await Promise.race([gotConfiguration, delay(1500)]);
     const speech = describeSpeech(configuration ?? session.configuration);

@@ -16,7 +16,16 @@ export interface ChatMessageRecord {
 
 export interface ChatRecord {
   id: string;
+  /** The main (first) character; kept for single-character callers. */
   characterId: string;
+  /** The cast, in order (the main character first); changes with add/removeChatParticipant. */
+  characterIds: string[];
+  /** The scenario the chat was started with (chat lists filter on it, protocol §2.4). */
+  scenarioId: string | null;
+  /** Scenario role name → the character filling it (null: nobody). */
+  roles: Record<string, string | null>;
+  /** The narrator's character id (a scenario's narrator, else the profile narrator). */
+  narratorId: string;
   title: string;
   created: Date;
   lastSession: Date | null;
@@ -26,8 +35,26 @@ export interface ChatRecord {
 export class ChatStore {
   private readonly chats = new Map<string, ChatRecord>();
 
-  create(characterId: string, title: string): ChatRecord {
-    const chat: ChatRecord = { id: randomUUID(), characterId, title, created: new Date(), lastSession: null, messages: [] };
+  create(
+    characterIds: string | string[],
+    title: string,
+    opts: { scenarioId?: string | null; roles?: Record<string, string | null>; narratorId: string },
+  ): ChatRecord {
+    const ids = typeof characterIds === 'string' ? [characterIds] : [...characterIds];
+    const main = ids[0];
+    if (main === undefined) throw new Error('a chat needs at least one character');
+    const chat: ChatRecord = {
+      id: randomUUID(),
+      characterId: main,
+      characterIds: ids,
+      scenarioId: opts.scenarioId ?? null,
+      roles: { ...(opts.roles ?? {}) },
+      narratorId: opts.narratorId,
+      title,
+      created: new Date(),
+      lastSession: null,
+      messages: [],
+    };
     this.chats.set(chat.id, chat);
     return chat;
   }
@@ -45,11 +72,11 @@ export class ChatStore {
     return this.chats.delete(id);
   }
 
-  /** Chats of a character, most recently used (or created) first. */
+  /** Chats a character is part of, most recently used (or created) first. */
   forCharacter(characterId: string): ChatRecord[] {
     const lastUse = (c: ChatRecord): number => (c.lastSession ?? c.created).getTime();
     return this.all()
-      .filter((c) => c.characterId === characterId)
+      .filter((c) => c.characterIds.includes(characterId))
       .sort((a, b) => lastUse(b) - lastUse(a));
   }
 
@@ -57,6 +84,15 @@ export class ChatStore {
     const m: ChatMessageRecord = { messageId: randomUUID(), role, senderId, text, timestamp: new Date(), index: chat.messages.length };
     chat.messages.push(m);
     return m;
+  }
+
+  /** Removes messages from the history (reindexing the rest); returns the removed ones, in order. */
+  remove(chat: ChatRecord, messageIds: Iterable<string>): ChatMessageRecord[] {
+    const ids = new Set(messageIds);
+    const removed = chat.messages.filter((m) => ids.has(m.messageId));
+    chat.messages = chat.messages.filter((m) => !ids.has(m.messageId));
+    chat.messages.forEach((m, i) => (m.index = i));
+    return removed;
   }
 }
 

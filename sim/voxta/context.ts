@@ -5,7 +5,16 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '../../src/log.js';
 import type { ChatStore } from './chat-store.js';
-import { DEFAULT_CHARACTERS, defaultReply, type ReplyContext, type SimCharacter } from './characters.js';
+import {
+  DEFAULT_CHARACTERS,
+  DEFAULT_NARRATORS,
+  DEFAULT_SCENARIOS,
+  defaultReply,
+  type ReplyContext,
+  type ReplyScript,
+  type SimCharacter,
+  type SimScenario,
+} from './characters.js';
 import type { UserRef } from './messages.js';
 import type { SimRecorder } from './recorder.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -13,6 +22,31 @@ import type { TtsRegistry } from './tts.js';
 import { resolveVisionOptions, type ResolvedVisionOptions, type SimVision, type SimVisionOptions } from './vision.js';
 
 export type TranscriptSource = string[] | ((info: { sessionId: string; index: number; voicedMs: number }) => string | null);
+
+/** An app trigger the simulator sends (protocol §3.3 `appTrigger`); `queued` gives it a triggerId. */
+export interface SimAppTrigger {
+  name: string;
+  arguments?: unknown[];
+  /** A queued foreground trigger: carries a `triggerId` and holds the chat until `appTriggerComplete`. */
+  queued?: boolean;
+}
+
+/** What a finished reply looked like, for `options.appTriggers`. */
+export interface FinishedReplyInfo {
+  sessionId: string;
+  messageId: string;
+  senderId: string;
+  text: string;
+  isNarration: boolean;
+  turn: number;
+}
+
+/**
+ * Where a session's speech-to-text listens (Voxta's SpeechToTextManager.InitializeInternalAsync):
+ * `client` = the client's audio socket; `serverMicrophone` = the Voxta PC's own microphone;
+ * null = no transcription.
+ */
+export type SttSource = 'client' | 'serverMicrophone' | null;
 
 export interface VoxtaSimOptions {
   /** 0 (default) picks a free port. */
@@ -24,7 +58,13 @@ export interface VoxtaSimOptions {
   basicAuth?: { username: string; password: string };
   maxChats?: number;
   characters?: SimCharacter[];
-  reply?: (userText: string, ctx: ReplyContext) => string[];
+  narrators?: SimCharacter[];
+  scenarios?: SimScenario[];
+  reply?: (userText: string, ctx: ReplyContext) => ReplyScript;
+  appTriggers?: (reply: FinishedReplyInfo) => SimAppTrigger[];
+  localClients?: 'loopback' | 'none';
+  audioInputService?: { preferClientCapability?: boolean; serverMicrophone?: boolean };
+  disableServicesSupported?: boolean;
   chunkDelayMs?: number;
   greeting?: boolean;
   tts?: {
@@ -63,7 +103,16 @@ export interface ResolvedOptions {
   basicAuth: { username: string; password: string } | undefined;
   maxChats: number;
   characters: SimCharacter[];
-  reply: (userText: string, ctx: ReplyContext) => string[];
+  narrators: SimCharacter[];
+  scenarios: SimScenario[];
+  reply: (userText: string, ctx: ReplyContext) => ReplyScript;
+  appTriggers: ((reply: FinishedReplyInfo) => SimAppTrigger[]) | undefined;
+  /** Which hub connections Voxta treats as local (AuthenticationContext.Remote false). */
+  localClients: 'loopback' | 'none';
+  /** The server's "AudioInput" service configuration (a microphone on the Voxta PC). */
+  audioInputService: { preferClientCapability: boolean; serverMicrophone: boolean };
+  /** false simulates a server older than API 2025-11, which ignores `startChat.disableServices`. */
+  disableServicesSupported: boolean;
   chunkDelayMs: number;
   greeting: boolean;
   tts: {
@@ -113,7 +162,16 @@ export function resolveOptions(o: VoxtaSimOptions = {}): ResolvedOptions {
     basicAuth: o.basicAuth,
     maxChats: o.maxChats ?? 2,
     characters: o.characters ?? DEFAULT_CHARACTERS.map((c) => ({ ...c })),
+    narrators: o.narrators ?? DEFAULT_NARRATORS.map((c) => ({ ...c })),
+    scenarios: o.scenarios ?? DEFAULT_SCENARIOS.map((s) => ({ ...s, roles: s.roles.map((r) => ({ ...r })) })),
     reply: o.reply ?? defaultReply,
+    appTriggers: o.appTriggers,
+    localClients: o.localClients ?? 'none',
+    audioInputService: {
+      preferClientCapability: o.audioInputService?.preferClientCapability ?? true,
+      serverMicrophone: o.audioInputService?.serverMicrophone ?? true,
+    },
+    disableServicesSupported: o.disableServicesSupported ?? true,
     chunkDelayMs: o.chunkDelayMs ?? 40,
     greeting: o.greeting ?? false,
     tts: {
@@ -170,6 +228,20 @@ export interface SimContext {
 
 export function findCharacter(options: ResolvedOptions, id: string): SimCharacter | undefined {
   return options.characters.find((c) => c.id === id);
+}
+
+/** A character or a narrator (both can speak in a chat, both have thumbnails). */
+export function findParticipant(options: ResolvedOptions, id: string): SimCharacter | undefined {
+  return findCharacter(options, id) ?? options.narrators.find((c) => c.id === id);
+}
+
+export function findScenario(options: ResolvedOptions, id: string): SimScenario | undefined {
+  return options.scenarios.find((s) => s.id === id);
+}
+
+/** The profile's default narrator: the first of `options.narrators` (a built-in one if the list is empty). */
+export function profileNarrator(options: ResolvedOptions): SimCharacter {
+  return options.narrators[0] ?? { id: '00000000-0000-0000-0000-00000000a11a', name: 'Narrator' };
 }
 
 /** A stable user id and name for a credential identity (never derived from the secret itself). */

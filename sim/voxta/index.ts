@@ -15,6 +15,8 @@ import type { SessionInfo } from './chat-session.js';
 import {
   TranscriptCursor,
   findCharacter,
+  findScenario,
+  profileNarrator,
   resolveFaults,
   resolveOptions,
   type ResolvedOptions,
@@ -23,8 +25,11 @@ import {
   type VoxtaSimOptions,
 } from './context.js';
 import { SimHubConnection } from './hub-connection.js';
+import type { SimAppTrigger } from './context.js';
 import {
   SimRecorder,
+  type AppTriggerRecord,
+  type ServerMicrophoneRecord,
   type MessageFilter,
   type PlaybackRecord,
   type ReceivedMessage,
@@ -39,10 +44,32 @@ import { TtsRegistry, type TtsServed } from './tts.js';
 import { UserConnection, type HubConnectionInfo } from './user-connection.js';
 import { SimVision, type VisionRequestRecord, type VisionUpload } from './vision.js';
 
-export type { VoxtaSimOptions, ResolvedOptions, SimFaults, TranscriptSource } from './context.js';
-export type { SimCharacter, ReplyContext } from './characters.js';
-export { DEFAULT_CHARACTERS, ARIA_ID, HOLT_ID, MIRA_ID, defaultReply, splitSentences } from './characters.js';
-export type { ReceivedMessage, SentMessage, PlaybackRecord, RecognitionRecord, MessageFilter, TtsRequest } from './recorder.js';
+export type { VoxtaSimOptions, ResolvedOptions, SimFaults, TranscriptSource, SimAppTrigger, FinishedReplyInfo, SttSource } from './context.js';
+export type { SimCharacter, ReplyContext, SimReply, ReplyScript, SimScenario, SimScenarioRole } from './characters.js';
+export {
+  DEFAULT_CHARACTERS,
+  DEFAULT_NARRATORS,
+  DEFAULT_SCENARIOS,
+  ARIA_ID,
+  HOLT_ID,
+  MIRA_ID,
+  VEX_ID,
+  NARRATOR_ID,
+  CHRONICLER_ID,
+  BRIDGE_SCENARIO_ID,
+  defaultReply,
+  splitSentences,
+} from './characters.js';
+export type {
+  ReceivedMessage,
+  SentMessage,
+  PlaybackRecord,
+  RecognitionRecord,
+  MessageFilter,
+  TtsRequest,
+  AppTriggerRecord,
+  ServerMicrophoneRecord,
+} from './recorder.js';
 export type { AudioRecord } from './audio-socket.js';
 export type { ChatRecord, ChatMessageRecord } from './chat-store.js';
 export type { SessionInfo } from './chat-session.js';
@@ -215,6 +242,37 @@ export class VoxtaSim {
     return this.ctx.vision.requests;
   }
 
+  /** Every appTrigger sent, with the appTriggerComplete count of each. */
+  get appTriggers(): AppTriggerRecord[] {
+    return this.recorder.appTriggers;
+  }
+  /** appTriggerComplete messages that matched no trigger. */
+  get strayTriggerCompletes(): Array<{ sessionId: string; triggerId: string; at: number }> {
+    return this.recorder.strayTriggerCompletes;
+  }
+
+  /**
+   * When Voxta would have switched the server PC's microphone on (and off) for a session: a LOCAL
+   * connection (see `localClients`) whose chat has STT but that does not stream its own audio.
+   */
+  serverMicrophone(): ServerMicrophoneRecord[] {
+    return [...this.recorder.serverMicrophone];
+  }
+
+  /** Fault injection: sends `payload` as a ReceiveMessage on the connection that owns the session (e.g. a repeated frame). */
+  sendRaw(sessionId: string, payload: unknown): void {
+    const session = this.registry.get(sessionId);
+    if (!session || session.state !== 'active') throw new Error(`voxta-sim: no active session ${sessionId}`);
+    session.owner.sendUnchecked(payload);
+  }
+
+  /** Sends an appTrigger on a live session now (test hook); returns its triggerId when `queued`. */
+  emitAppTrigger(sessionId: string, trigger: SimAppTrigger): string | undefined {
+    const session = this.registry.get(sessionId);
+    if (!session || session.state !== 'active') throw new Error(`voxta-sim: no active session ${sessionId}`);
+    return session.sendAppTrigger(trigger);
+  }
+
   seq(): number {
     return this.recorder.seq();
   }
@@ -235,13 +293,31 @@ export class VoxtaSim {
     return this.chatStore.all();
   }
 
-  /** Seeds a saved chat (e.g. to test resume); `messages` become its history. */
-  createChat(characterId: string, opts: { title?: string; messages?: { role: 'User' | 'Assistant'; text: string }[] } = {}): ChatRecord {
-    const character = findCharacter(this.options, characterId);
-    if (!character) throw new Error(`voxta-sim: unknown character ${characterId}`);
-    const chat = this.chatStore.create(characterId, opts.title ?? `Chat with ${character.name}`);
+  /**
+   * Seeds a saved chat (e.g. to test resume); `messages` become its history (assistant messages
+   * from `senderId`, default the first character). Several characters make a group chat.
+   */
+  createChat(
+    characterId: string | string[],
+    opts: { title?: string; scenarioId?: string; messages?: { role: 'User' | 'Assistant'; text: string; senderId?: string }[] } = {},
+  ): ChatRecord {
+    const ids = typeof characterId === 'string' ? [characterId] : characterId;
+    const names = ids.map((id) => {
+      const character = findCharacter(this.options, id);
+      if (!character) throw new Error(`voxta-sim: unknown character ${id}`);
+      return character.name;
+    });
+    const scenario = opts.scenarioId ? findScenario(this.options, opts.scenarioId) : undefined;
+    if (opts.scenarioId && !scenario) throw new Error(`voxta-sim: unknown scenario ${opts.scenarioId}`);
+    const roles: Record<string, string | null> = {};
+    for (const r of scenario?.roles ?? []) roles[r.name] = r.defaultCharacterId && ids.includes(r.defaultCharacterId) ? r.defaultCharacterId : null;
+    const chat = this.chatStore.create(ids, opts.title ?? `Chat with ${names.join(' and ')}`, {
+      scenarioId: scenario?.id ?? null,
+      roles,
+      narratorId: scenario?.narratorId ?? profileNarrator(this.options).id,
+    });
     for (const m of opts.messages ?? []) {
-      this.chatStore.append(chat, m.role, m.role === 'User' ? 'user' : characterId, m.text);
+      this.chatStore.append(chat, m.role, m.role === 'User' ? 'user' : (m.senderId ?? ids[0]!), m.text);
     }
     return chat;
   }
@@ -366,7 +442,7 @@ export class VoxtaSim {
           { pingIntervalMs: this.options.pingIntervalMs, clientTimeoutMs: this.options.clientTimeoutMs },
           this.ctx.log,
         );
-        const conn = new UserConnection(this.ctx, hub, auth.userKey);
+        const conn = new UserConnection(this.ctx, hub, auth.userKey, req.socket.remoteAddress);
         this.hubsById.set(connectionId, hub);
         this.connectionsById.set(connectionId, conn);
         hub.on('closed', (code) => {

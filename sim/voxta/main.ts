@@ -24,6 +24,8 @@ Usage: npm run sim:voxta -- [options]
   --max-chats <n>       concurrent chats per user (default 2)
   --chunk-delay <ms>    delay between reply chunks (default 250)
   --sample-rate <hz>    tone WAV sample rate (default 24000)
+  --api-version <v>     welcome.apiVersion (default 2025-08; current servers say 2025-11)
+  --local               treat loopback clients as local (a text chat without client audio would use the PC microphone)
   --quiet               log errors only
   -h, --help            this help
 `;
@@ -58,6 +60,8 @@ async function main(): Promise<void> {
         'max-chats': { type: 'string' },
         'chunk-delay': { type: 'string' },
         'sample-rate': { type: 'string' },
+        'api-version': { type: 'string' },
+        local: { type: 'boolean' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -86,8 +90,13 @@ async function main(): Promise<void> {
       sampleRate: intArg('sample-rate', values['sample-rate'], 24000),
     },
     stt: { enabled: !values['no-stt'], bargeIn: values['barge-in'] ?? false },
+    localClients: values.local ? 'loopback' : 'none',
     log: !values.quiet,
   };
+  if (values['api-version'] !== undefined) {
+    if (!/^\d{4}-\d{2}$/.test(values['api-version'])) fail(`--api-version expects YYYY-MM, got "${values['api-version']}"`);
+    opts.apiVersion = values['api-version'];
+  }
   if (values['api-key']) {
     registerSecret(values['api-key']);
     opts.apiKey = values['api-key'];
@@ -104,6 +113,7 @@ async function main(): Promise<void> {
   const auth = opts.apiKey ? ' (API key required)' : opts.basicAuth ? ' (Basic auth required)' : '';
   process.stdout.write(`Simulated Voxta server listening on ${sim.url}${auth}\n`);
   process.stdout.write(`Characters: ${sim.options.characters.map((c) => `${c.name} (${c.id})`).join(', ')}\n`);
+  process.stdout.write(`Scenarios: ${sim.options.scenarios.map((s) => `${s.name} (${s.id})`).join(', ')}\n`);
   process.stdout.write('Press Ctrl+C to stop.\n');
 
   let stopping = false;

@@ -10,7 +10,8 @@ export interface ClientPayload {
   [key: string]: unknown;
 }
 
-export type Role = 'User' | 'Assistant';
+/** Roles of stored messages the simulator writes (Voxta's ChatMessageRole, by name). */
+export type Role = 'User' | 'Assistant' | 'Event';
 
 export interface UserRef {
   id: string;
@@ -20,6 +21,25 @@ export interface CharacterRef {
   id: string;
   name: string;
   thumbnailUrl: string;
+}
+
+/** Voxta's ChatParticipantInfo: a member of a chat's cast. */
+export interface ParticipantInfo extends CharacterRef {
+  scenarioRole?: string;
+}
+
+/** Voxta's ScenarioInfo (scenariosListLoaded, GET /api/scenarios, chatStarted.scenario). */
+export interface ScenarioInfo {
+  id: string;
+  name: string;
+  chatFlow: string;
+  chatStyle: string;
+  client: string | null;
+  roles: Array<{ name: string; description: string | null; defaultCharacterId?: string | null }>;
+  thumbnailUrl: string | null;
+  packageId: string | null;
+  packageName: string | null;
+  packageVersion: string | null;
 }
 
 export interface ServiceInfo {
@@ -44,8 +64,9 @@ export interface StoredMessage {
 export interface ContextState {
   sessionId: string;
   flags: { name: string }[];
-  characters: CharacterRef[];
-  roles: Record<string, string>;
+  characters: ParticipantInfo[];
+  /** Role name → the character filling it, as GE's generated RoleEntry {characterId?, enabled}. */
+  roles: Record<string, { characterId: string | null; enabled: boolean }>;
   contexts?: unknown[];
   actions?: unknown[];
 }
@@ -73,6 +94,7 @@ export type ServerMessage =
   | { $type: 'configuration'; configurations: unknown[]; services: Record<string, unknown>; featureFlags: string[] }
   | { $type: 'charactersListLoaded'; characters: CharacterListItem[] }
   | { $type: 'chatsListLoaded'; chats: { id: string; created: string }[] }
+  | { $type: 'scenariosListLoaded'; scenarios: ScenarioInfo[] }
   | { $type: 'chatsSessionsUpdated'; sessions: ChatSessionSummary[] }
   | { $type: 'chatStarting'; sessionId: string; chatId: string; title: string; chatStyle: string }
   | { $type: 'chatLoadingMessage'; sessionId: string; text: string; progress: number }
@@ -83,7 +105,9 @@ export type ServerMessage =
       title: string;
       chatStyle: string;
       user: UserRef;
-      characters: CharacterRef[];
+      characters: ParticipantInfo[];
+      narrator: CharacterRef;
+      scenario: ScenarioInfo | null;
       services: Record<'textGen' | 'textToSpeech' | 'speechToText' | 'actionInference' | 'summarization' | 'imageGen', ServiceInfo | null>;
       messages: StoredMessage[];
       context: ContextState;
@@ -93,7 +117,8 @@ export type ServerMessage =
   | { $type: 'chatPaused'; sessionId: string; paused: boolean }
   | { $type: 'chatClosed'; sessionId: string; chatId: string }
   | { $type: 'chatSessionError'; sessionId: string; message: string; retry: boolean }
-  | { $type: 'replyGenerating'; sessionId: string; messageId: string; senderId: string; role: 'Assistant'; isNarration: boolean }
+  | { $type: 'chatParticipantsUpdated'; sessionId: string; characters: ParticipantInfo[] }
+  | { $type: 'replyGenerating'; sessionId: string; messageId: string; senderId: string; role: Role; isNarration: boolean }
   | { $type: 'replyStart'; sessionId: string; messageId: string; senderId: string; chatTime: number }
   | {
       $type: 'replyChunk';
@@ -117,6 +142,18 @@ export type ServerMessage =
     }
   | { $type: 'replyCancelled'; sessionId: string; messageId: string }
   | ({ $type: 'update'; sessionId: string } & Omit<StoredMessage, 'name' | 'attachments'>)
+  /** Voxta's echo of a deleted message (TunnelMessagesService.SendMessageDeleted): text null, indexes 0. */
+  | { $type: 'update'; sessionId: string; messageId: string; senderId: string; text: null; role: Role; timestamp: string; index: 0; conversationIndex: 0; chatTime: 0 }
+  | {
+      $type: 'appTrigger';
+      sessionId: string;
+      messageId?: string;
+      triggerId?: string;
+      name: string;
+      arguments: unknown[];
+      senderId: string;
+      scenarioRole?: string;
+    }
   | { $type: 'speechPlaybackStart'; sessionId: string; messageId: string; startIndex: number; duration: number }
   | { $type: 'speechPlaybackComplete'; sessionId: string; messageId: string }
   | { $type: 'interruptSpeech'; sessionId: string; messageId: string }

@@ -50,6 +50,26 @@ export interface RecognitionRecord {
   at: number;
 }
 
+/** An `appTrigger` the simulator sent, and the `appTriggerComplete`s that answered it. */
+export interface AppTriggerRecord {
+  sessionId: string;
+  /** null for a fire-and-forget trigger (no completion expected). */
+  triggerId: string | null;
+  name: string;
+  arguments: unknown[];
+  at: number;
+  completes: number;
+  completedAt: number | null;
+}
+
+/** Voxta used (on: true) or released (on: false) the server PC's own microphone for a session. */
+export interface ServerMicrophoneRecord {
+  sessionId: string;
+  connectionId: string;
+  on: boolean;
+  at: number;
+}
+
 export interface TtsRequest {
   id: string;
   status: number;
@@ -94,6 +114,10 @@ export class SimRecorder extends EventEmitter<SimEvents> {
   readonly ttsServed: TtsServed[] = [];
   readonly ttsRequests: TtsRequest[] = [];
   readonly recognitions: RecognitionRecord[] = [];
+  readonly appTriggers: AppTriggerRecord[] = [];
+  /** appTriggerComplete messages whose triggerId matched nothing the simulator sent. */
+  readonly strayTriggerCompletes: Array<{ sessionId: string; triggerId: string; at: number }> = [];
+  readonly serverMicrophone: ServerMicrophoneRecord[] = [];
   private readonly playbacks = new Map<string, PlaybackRecord>();
   private lastSeq = 0;
 
@@ -150,6 +174,27 @@ export class SimRecorder extends EventEmitter<SimEvents> {
 
   recordRecognition(r: RecognitionRecord): void {
     pushBounded(this.recognitions, r, MAX_MESSAGE_RECORDS);
+    this.emit('changed');
+  }
+
+  recordAppTrigger(t: Omit<AppTriggerRecord, 'completes' | 'completedAt'>): void {
+    pushBounded(this.appTriggers, { ...t, completes: 0, completedAt: null }, MAX_MESSAGE_RECORDS);
+    this.emit('changed');
+  }
+
+  recordAppTriggerComplete(sessionId: string, triggerId: string): void {
+    const t = this.appTriggers.find((x) => x.triggerId === triggerId && x.sessionId === sessionId);
+    if (t) {
+      t.completes++;
+      t.completedAt ??= Date.now();
+    } else {
+      pushBounded(this.strayTriggerCompletes, { sessionId, triggerId, at: Date.now() }, MAX_MESSAGE_RECORDS);
+    }
+    this.emit('changed');
+  }
+
+  recordServerMicrophone(r: ServerMicrophoneRecord): void {
+    pushBounded(this.serverMicrophone, r, MAX_MESSAGE_RECORDS);
     this.emit('changed');
   }
 

@@ -5,8 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { avatarPng } from './png.js';
 import { humanizeAgo } from './chat-store.js';
-import { characterListItem, thumbnailUrlOf } from './characters.js';
-import { findCharacter, type SimContext } from './context.js';
+import { characterListItem, scenarioInfo, thumbnailUrlOf } from './characters.js';
+import { findCharacter, findParticipant, type SimContext } from './context.js';
 import { errorInfo } from '../../src/log.js';
 
 const thumbnails = new Map<string, Buffer>();
@@ -17,6 +17,10 @@ export function handleHttp(ctx: SimContext, req: IncomingMessage, res: ServerRes
   let m: RegExpMatchArray | null;
   if (path === '/api/characters' || path === '/api/characters/') {
     return get(req, res, () => sendJson(res, 200, { characters: ctx.options.characters.map(characterListItem) }));
+  }
+  if (path === '/api/scenarios' || path === '/api/scenarios/') {
+    // MC bot-engine-voxta.ts loadScenarios reads {scenarios:[{id, name, client?}]}; the items are ScenarioInfo.
+    return get(req, res, () => sendJson(res, 200, { scenarios: [...ctx.options.scenarios].sort((a, b) => a.name.localeCompare(b.name)).map((s) => scenarioInfo(s)) }));
   }
   if ((m = path.match(/^\/api\/characters\/([^/]+)\/thumbnail$/))) {
     const id = decodeURIComponent(m[1] ?? '');
@@ -62,7 +66,7 @@ function sendChats(ctx: SimContext, res: ServerResponse, characterId: string | n
     ? ctx.chats.forCharacter(characterId)
     : ctx.chats.all().sort((a, b) => (b.lastSession ?? b.created).getTime() - (a.lastSession ?? a.created).getTime());
   const chats = list.map((c) => {
-    const character = findCharacter(ctx.options, c.characterId);
+    const characters = c.characterIds.map((id) => findCharacter(ctx.options, id)).filter((x) => x !== undefined);
     return {
       id: c.id,
       title: c.title,
@@ -71,15 +75,16 @@ function sendChats(ctx: SimContext, res: ServerResponse, characterId: string | n
       lastSession: c.lastSession ? humanizeAgo(c.lastSession) : null,
       lastSessionTimestamp: c.lastSession ? c.lastSession.toISOString() : null,
       favorite: false,
-      scenarioId: null,
-      characters: character ? [{ id: character.id, name: character.name, thumbnailUrl: thumbnailUrlOf(character) }] : [],
+      scenarioId: c.scenarioId,
+      characters: characters.map((character) => ({ id: character.id, name: character.name, thumbnailUrl: thumbnailUrlOf(character) })),
     };
   });
   sendJson(res, 200, { chats });
 }
 
 function sendThumbnail(ctx: SimContext, res: ServerResponse, id: string): void {
-  const c = findCharacter(ctx.options, id);
+  // Narrators are characters too: chatStarted.narrator.thumbnailUrl points here.
+  const c = findParticipant(ctx.options, id);
   if (!c) return sendJson(res, 404, { error: `Character ${id} not found` });
   let png = thumbnails.get(c.id);
   if (!png) {

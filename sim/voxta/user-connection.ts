@@ -6,8 +6,9 @@
 import type { SimHubConnection } from './hub-connection.js';
 import { ChatSession, SimRejection, type SessionOwner } from './chat-session.js';
 import { humanizeAgo } from './chat-store.js';
-import { characterListItem, thumbnailUrlOf, type SimCharacter } from './characters.js';
-import { SERVER_VERSION, findCharacter, userRefFor, type SimContext } from './context.js';
+import { characterListItem, scenarioInfo, thumbnailUrlOf } from './characters.js';
+import type { ChatRecord } from './chat-store.js';
+import { SERVER_VERSION, findCharacter, findScenario, profileNarrator, userRefFor, type SimContext } from './context.js';
 import { EMPTY_GUID, stringField, type ClientPayload, type ServerMessage } from './messages.js';
 import { isObject } from './signalr.js';
 import { errorInfo } from '../../src/log.js';
@@ -24,7 +25,30 @@ const SESSION_MESSAGES = new Set([
   'typingStart',
   'typingEnd',
   'inspect',
+  'retry',
+  'revert',
+  'deleteMessage',
+  'update',
+  'addChatParticipant',
+  'removeChatParticipant',
+  'appTriggerComplete',
 ]);
+
+/** What a startChat/resumeChat asks for, after validation. */
+interface StartTarget {
+  /** An existing chat to load; undefined: create one from the fields below. */
+  chat: ChatRecord | undefined;
+  characterIds: string[];
+  scenarioId: string | null;
+  roles: Record<string, string | null>;
+  narratorId: string;
+  title: string;
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
 
 export interface HubConnectionInfo {
   connectionId: string;
@@ -34,6 +58,8 @@ export interface HubConnectionInfo {
   capabilities?: Record<string, unknown>;
   sessionId?: string;
   userKey: string;
+  /** Voxta would treat it as a local connection (see options.localClients). */
+  local?: boolean;
 }
 
 export class UserConnection implements SessionOwner {
@@ -50,12 +76,19 @@ export class UserConnection implements SessionOwner {
     private readonly ctx: SimContext,
     private readonly hub: SimHubConnection,
     readonly userKey: string,
+    /** The TCP peer of the hub socket: Voxta treats loopback peers as local (AuthenticationContext.Remote false). */
+    readonly remoteAddress?: string,
   ) {
     hub.on('invocation', (arg, invocationId) => this.onInvocation(arg, invocationId));
   }
 
   get connectionId(): string {
     return this.hub.id;
+  }
+
+  /** Whether Voxta would treat this connection as local (a client running on the Voxta PC). */
+  get local(): boolean {
+    return this.ctx.options.localClients === 'loopback' && isLoopback(this.remoteAddress);
   }
 
   info(): HubConnectionInfo {
@@ -68,6 +101,7 @@ export class UserConnection implements SessionOwner {
     if (this.client !== undefined) info.client = this.client;
     if (this.capabilities !== undefined) info.capabilities = this.capabilities;
     if (this.session) info.sessionId = this.session.sessionId;
+    info.local = this.local;
     return info;
   }
 
@@ -131,6 +165,8 @@ export class UserConnection implements SessionOwner {
         return this.send({ $type: 'charactersListLoaded', characters: this.ctx.options.characters.map(characterListItem) });
       case 'loadChatsList':
         return this.onLoadChatsList(p);
+      case 'loadScenariosList':
+        return this.onLoadScenariosList();
       case 'startChat':
       case 'resumeChat':
         return this.onStart(p);
@@ -190,14 +226,27 @@ export class UserConnection implements SessionOwner {
     if (sessions.length > 0) this.send({ $type: 'chatsSessionsUpdated', sessions });
   }
 
+  /** UserConnection.LoadChatsListAsync: without scenarioId only chats without a scenario, with it only that scenario's. */
   private onLoadChatsList(p: ClientPayload): void {
     const characterId = stringField(p, 'characterId');
     if (!characterId) throw new SimRejection('loadChatsList needs a string "characterId"');
+    const scenarioId = stringField(p, 'scenarioId');
+    if (scenarioId === null) throw new SimRejection('loadChatsList "scenarioId" must be a string');
     const chats = this.ctx.chats
       .forCharacter(characterId)
+      .filter((c) => (scenarioId ? c.scenarioId === scenarioId : c.scenarioId === null))
       .sort((a, b) => b.created.getTime() - a.created.getTime())
       .map((c) => ({ id: c.id, created: humanizeAgo(c.created) }));
     this.send({ $type: 'chatsListLoaded', chats });
+  }
+
+  /** UserConnection.LoadScenariosListAsync: scenarios of no client or of this client, by name. */
+  private onLoadScenariosList(): void {
+    const scenarios = this.ctx.options.scenarios
+      .filter((s) => !s.client || s.client === this.client)
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((s) => scenarioInfo(s));
+    this.send({ $type: 'scenariosListLoaded', scenarios });
   }
 
   // ---------------------------------------------------------------- start / stop
@@ -210,7 +259,9 @@ export class UserConnection implements SessionOwner {
         `This connection already has chat session ${this.session.sessionId}; send stopChat before starting another chat`,
       );
     }
-    const { chat, character } = this.resolveStartTarget(p);
+    const target = this.resolveStartTarget(p);
+    const { chat } = target;
+    const disableServices = this.disableServicesOf(p);
     const contextKey = typeof p.contextKey === 'string' ? p.contextKey : 'Main';
     if (p.contexts !== undefined && !Array.isArray(p.contexts)) throw new SimRejection(`${p.$type} "contexts" must be an array`);
     const contexts = p.contexts as unknown[] | undefined;
@@ -231,12 +282,13 @@ export class UserConnection implements SessionOwner {
           this.send({ $type: 'error', message: 'Chat session already exists for this chat' });
           return;
         }
-        const target = chat ?? this.ctx.chats.create(character.id, `Chat with ${character.name}`);
-        const session = new ChatSession(this.ctx, this, target, character, this.userKey);
+        const record =
+          chat ?? this.ctx.chats.create(target.characterIds, target.title, { scenarioId: target.scenarioId, roles: target.roles, narratorId: target.narratorId });
+        const session = new ChatSession(this.ctx, this, record, this.userKey, { disableServices });
         this.ctx.registry.add(session);
         this.session = session;
         this.ctx.log.info(
-          { connectionId: this.connectionId, sessionId: session.sessionId, chatId: target.id, character: character.name, resumed: Boolean(chat) },
+          { connectionId: this.connectionId, sessionId: session.sessionId, chatId: record.id, characters: record.characterIds, scenarioId: record.scenarioId, resumed: Boolean(chat) },
           'chat started',
         );
         session.begin({ isNew: !chat, contextKey, contexts, sessions: () => this.userSessions() });
@@ -247,30 +299,68 @@ export class UserConnection implements SessionOwner {
       });
   }
 
-  /** The chat to resume (undefined: create one for `character`) after validating the message. */
-  private resolveStartTarget(p: ClientPayload): { chat: ReturnType<SimContext['chats']['get']>; character: SimCharacter } {
+  /** `disableServices` (API 2025-11, GE M1Messages): service type names to switch off for this chat. */
+  private disableServicesOf(p: ClientPayload): string[] {
+    const v = p.disableServices;
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new SimRejection(`${p.$type} "disableServices" must be an array of strings`);
+    return v as string[];
+  }
+
+  /**
+   * What a start asks for (UserConnection.HandleStartChatAsync): an existing chat (`chatId`, whose
+   * scenario and characters must match what else was given), or a new chat of `characterIds` /
+   * `characterId` (required, as on Voxta: a scenario start names its character(s) too), with an
+   * optional `scenarioId` and `roles` (role name → characterId). Scenario roles not given in
+   * `roles` are filled by their `defaultCharacterId`; characters filling roles join the cast.
+   */
+  private resolveStartTarget(p: ClientPayload): StartTarget {
     const chatId = stringField(p, 'chatId');
     if (chatId === null) throw new SimRejection(`${p.$type} "chatId" must be a string`);
-    let characterId = stringField(p, 'characterId');
-    if (characterId === undefined && Array.isArray(p.characterIds) && typeof p.characterIds[0] === 'string') {
-      characterId = p.characterIds[0];
-    }
+    const characterId = stringField(p, 'characterId');
     if (characterId === null) throw new SimRejection(`${p.$type} "characterId" must be a string`);
+    const scenarioId = stringField(p, 'scenarioId');
+    if (scenarioId === null) throw new SimRejection(`${p.$type} "scenarioId" must be a string`);
+    let characterIds: string[] | undefined;
+    if (p.characterIds !== undefined && p.characterIds !== null) {
+      if (!Array.isArray(p.characterIds) || p.characterIds.some((x) => typeof x !== 'string')) throw new SimRejection(`${p.$type} "characterIds" must be an array of strings`);
+      characterIds = p.characterIds as string[];
+    }
+    const roles: Record<string, string> = {};
+    if (p.roles !== undefined && p.roles !== null) {
+      if (!isObject(p.roles) || Object.values(p.roles).some((x) => typeof x !== 'string')) throw new SimRejection(`${p.$type} "roles" must map role names to character ids`);
+      Object.assign(roles, p.roles);
+    }
     if (p.$type === 'resumeChat' && !chatId) throw new SimRejection('resumeChat needs a "chatId"');
     if (chatId) {
       const chat = this.ctx.chats.get(chatId);
       if (!chat) throw new SimRejection(`Chat ${chatId} not found`);
-      if (characterId && characterId !== chat.characterId) {
-        throw new SimRejection(`Character ${characterId} is not part of chat ${chatId}`);
-      }
-      const character = findCharacter(this.ctx.options, chat.characterId);
-      if (!character) throw new SimRejection(`Character ${chat.characterId} was not found`);
-      return { chat, character };
+      if (scenarioId && chat.scenarioId !== scenarioId) throw new SimRejection("ScenarioId does not match the chat's scenario");
+      const requested = characterId ?? characterIds?.[0];
+      if (requested && !chat.characterIds.includes(requested)) throw new SimRejection(`Character ${requested} is not part of chat ${chatId}`);
+      if (chat.characterIds.length === 0) throw new SimRejection('Chat has no characters.');
+      for (const id of chat.characterIds) if (!findCharacter(this.ctx.options, id)) throw new SimRejection(`Character ${id} was not found`);
+      return { chat, characterIds: chat.characterIds, scenarioId: chat.scenarioId, roles: chat.roles, narratorId: chat.narratorId, title: chat.title };
     }
-    if (!characterId) throw new SimRejection('startChat needs a "characterId" or a "chatId"');
-    const character = findCharacter(this.ctx.options, characterId);
-    if (!character) throw new SimRejection(`Character ${characterId} was not found`);
-    return { chat: undefined, character };
+    const cast = [...new Set(characterIds ?? (characterId ? [characterId] : []))];
+    if (cast.length === 0) throw new SimRejection('startChat needs a "characterId" or a "chatId"');
+    const scenario = scenarioId ? findScenario(this.ctx.options, scenarioId) : undefined;
+    if (scenarioId && !scenario) throw new SimRejection(`Scenario ${scenarioId} was not found`);
+    const chatRoles: Record<string, string | null> = {};
+    for (const role of scenario?.roles ?? []) {
+      const filler = roles[role.name] ?? role.defaultCharacterId ?? null;
+      chatRoles[role.name] = filler;
+      if (filler && !cast.includes(filler)) cast.push(filler);
+    }
+    const names: string[] = [];
+    for (const id of cast) {
+      const c = findCharacter(this.ctx.options, id);
+      if (!c) throw new SimRejection(`Character ${id} was not found`);
+      names.push(c.name);
+    }
+    const narratorId = scenario?.narratorId ?? profileNarrator(this.ctx.options).id;
+    const title = scenario ? scenario.name : `Chat with ${names.join(' and ')}`;
+    return { chat: undefined, characterIds: cast, scenarioId: scenario?.id ?? null, roles: chatRoles, narratorId, title };
   }
 
   private onStop(p: ClientPayload): void {

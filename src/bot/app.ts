@@ -69,7 +69,7 @@ export async function runBot(config: Config): Promise<RunningBot> {
     createVoxta: (guildId, { voice }) =>
       new VoxtaChatSession({
         endpoint,
-        audioInput: voice ? 'WebSocketStream' : 'None',
+        textOnly: !voice,
         log,
         logBindings: { guildId },
       }),

@@ -26,7 +26,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { errorInfo, logger, type Logger } from '../log.js';
-import { chatInfoFromStarted, type ChatInfo } from './chat-info.js';
+import { chatInfoFromStarted, withCast, type ChatInfo } from './chat-info.js';
 import type { VoxtaEndpoint } from './endpoint.js';
 import {
   classifyServerError,
@@ -38,16 +38,19 @@ import {
   VoxtaStateError,
   VoxtaTimeoutError,
 } from './errors.js';
-import { authenticateMessage, EXPECTED_API_VERSION, pickWelcome } from './handshake.js';
+import { authenticateMessage, isKnownApiVersion, KNOWN_API_VERSIONS, pickWelcome } from './handshake.js';
 import { HubLink } from './hub-connection.js';
 import {
   clientMessage,
   parseServerMessage,
+  type AppTriggerMessage,
   type CharacterRef,
   type ChatsListLoadedMessage,
   type ClientMessage,
   type ConfigurationMessage,
   type ContextItem,
+  type DisableableService,
+  type ScenarioInfo,
   type SendOptions,
   type ServerMessage,
   type WelcomeMessage,
@@ -61,12 +64,16 @@ import { classifyAudioUrl, unfetchedDurationSec } from './tts.js';
 import { UserMessageQueue } from './user-message-queue.js';
 
 // The session's vocabulary lives in small modules; it stays importable from here.
-export type { ChatInfo } from './chat-info.js';
-export { CLIENT_NAME, EXPECTED_API_VERSION } from './handshake.js';
+export type { CastMember, ChatInfo } from './chat-info.js';
+export { senderOf } from './chat-info.js';
+export { CLIENT_NAME, EXPECTED_API_VERSION, KNOWN_API_VERSIONS } from './handshake.js';
 export type { ReconnectedInfo, ReconnectingInfo, SessionState, SessionStats, VoxtaChatSessionEvents } from './session-events.js';
 export type { ReconnectOptions, ResumeChatOptions, StartChatOptions, VoxtaChatSessionOptions } from './session-options.js';
 
 type StartOrResume = ClientMessage & { $type: 'startChat' | 'resumeChat' };
+
+/** What a text-only session switches off in every chat it starts or resumes (see `textOnly`). */
+const TEXT_ONLY_DISABLED: DisableableService[] = ['SpeechToText'];
 
 export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   readonly endpoint: VoxtaEndpoint;
@@ -94,6 +101,10 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   #reconnectAbort: AbortController | undefined;
   #lifecycle: Promise<unknown> = Promise.resolve();
   #apiWarned = false;
+  /** Characters seen in lists (charactersListLoaded), for the cast's explicitContent. */
+  readonly #directory = new Map<string, CharacterRef>();
+  /** triggerIds already answered in the live chat (each is completed exactly once). */
+  readonly #completedTriggers = new Set<string>();
   /** The session's logger without chat ids; {@link #log} adds them while a chat is live. */
   readonly #baseLog: Logger;
   #log: Logger;
@@ -232,14 +243,52 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   // Chat lifecycle
   // ------------------------------------------------------------------------------------------
 
-  /** Starts a new chat (or loads `chatId`) with a character; resolves on `chatStarted`. */
+  /**
+   * Starts a new chat (or loads `chatId`): one character, a group, or a scenario (see
+   * {@link StartChatOptions}); resolves on `chatStarted`.
+   */
   async startChat(o: StartChatOptions): Promise<ChatInfo> {
-    return this.#openChat(clientMessage.startChat({ characterId: o.characterId, chatId: o.chatId, contextKey: contextKeyOf(o), contexts: o.contexts }), o.contexts);
+    let characterIds = o.characterIds ?? (o.characterId !== undefined ? [o.characterId] : undefined);
+    if (characterIds?.length === 0) characterIds = undefined;
+    if (!characterIds && !o.chatId && !o.scenarioId) throw new VoxtaInputError('startChat needs a characterId, characterIds, a scenarioId or a chatId');
+    if (!characterIds && !o.chatId && o.scenarioId) characterIds = await this.#scenarioDefaults(o.scenarioId, o.roles);
+    return this.#openChat(
+      clientMessage.startChat({
+        characterIds,
+        chatId: o.chatId,
+        scenarioId: o.scenarioId,
+        roles: o.roles,
+        contextKey: contextKeyOf(o),
+        contexts: o.contexts,
+        disableServices: this.#disabledServices(),
+      }),
+      o.contexts,
+    );
   }
 
   /** Resumes an existing chat; resolves on `chatStarted`. */
   async resumeChat(o: ResumeChatOptions): Promise<ChatInfo> {
-    return this.#openChat(clientMessage.resumeChat({ chatId: o.chatId, contextKey: contextKeyOf(o), contexts: o.contexts }), o.contexts);
+    return this.#openChat(clientMessage.resumeChat({ chatId: o.chatId, contextKey: contextKeyOf(o), contexts: o.contexts, disableServices: this.#disabledServices() }), o.contexts);
+  }
+
+  /**
+   * Voxta requires a character to start a scenario (HandleStartChatAsync: "CharacterId is
+   * required"): the characters filling the scenario's roles by default (or as `roles` says).
+   */
+  async #scenarioDefaults(scenarioId: string, roles: Record<string, string> | undefined): Promise<string[]> {
+    const scenario = (await this.loadScenarios()).find((s) => s.id === scenarioId);
+    if (!scenario) throw new VoxtaNotFoundError(`Scenario ${scenarioId} was not found`);
+    const ids: string[] = [];
+    for (const role of scenario.roles) {
+      const id = roles?.[role.name] ?? role.defaultCharacterId ?? undefined;
+      if (id && !ids.includes(id)) ids.push(id);
+    }
+    if (ids.length === 0) throw new VoxtaInputError(`Scenario "${scenario.name}" names no default characters: pass characterIds or roles`);
+    return ids;
+  }
+
+  #disabledServices(): DisableableService[] | undefined {
+    return this.#opts.textOnly ? [...TEXT_ONLY_DISABLED] : undefined;
   }
 
   /**
@@ -308,11 +357,12 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
 
   /**
    * Replaces the contexts under `contextKey`. Remembered, so a reconnect re-applies the latest
-   * contexts with `resumeChat`.
+   * contexts with `resumeChat`. `extra.setFlags` / `extra.enableRoles` (scenario role name →
+   * on/off) go with it (not remembered: flags and roles are stored in the chat by Voxta).
    */
-  updateContext(contexts: ContextItem[], contextKey = 'discord'): Promise<boolean> {
+  updateContext(contexts: ContextItem[], contextKey = 'discord', extra: { setFlags?: string[]; enableRoles?: Record<string, boolean> } = {}): Promise<boolean> {
     if (this.#owned) this.#owned = { ...this.#owned, contexts: contexts.map((c) => ({ ...c })), contextKey };
-    return this.#sendToLiveChat((s) => clientMessage.updateContext(s, contexts, contextKey));
+    return this.#sendToLiveChat((s) => clientMessage.updateContext(s, contexts, contextKey, extra));
   }
 
   typingStart(): Promise<boolean> {
@@ -327,18 +377,84 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     return this.#sendToLiveChat((s) => clientMessage.update(s, messageId, text));
   }
 
+  /** Deletes a stored message; Voxta echoes it as a deletion (`messageDeleted` event). */
   deleteMessage(messageId: string): Promise<boolean> {
     return this.#sendToLiveChat((s) => clientMessage.deleteMessage(s, messageId));
   }
 
-  /** Characters over the hub (`loadCharactersList`). Connects first when idle. */
+  /**
+   * Regenerate: Voxta deletes the last reply (`messageDeleted`) and generates a new one with a NEW
+   * messageId (replyGenerating…replyEnd, `update`); if the last message is the user's, that one is
+   * deleted and received again (a new id) before the reply. Waits for the speech hold like a user
+   * message. Sent now or dropped (false).
+   */
+  retry(): Promise<boolean> {
+    return this.#sendToLiveChat((s) => clientMessage.retry(s));
+  }
+
+  /**
+   * Undo. Without `messageId`: the last user message and everything after it are deleted. With it:
+   * everything AFTER that message (it stays). Each deletion comes back as `messageDeleted`; if the
+   * history then ends with a user message, Voxta answers it again. Sent now or dropped (false).
+   */
+  revert(messageId?: string): Promise<boolean> {
+    return this.#sendToLiveChat((s) => clientMessage.revert(s, messageId));
+  }
+
+  /**
+   * Adds a character to the live chat (optionally into a scenario `role`); resolves with the chat
+   * once Voxta's `chatParticipantsUpdated` lists it. Voxta's `error` rejects it.
+   */
+  async addParticipant(characterId: string, role?: string): Promise<ChatInfo> {
+    return this.#changeCast((s, id, r) => clientMessage.addChatParticipant(s, id, r), characterId, role, (chat) => chat.characters.some((c) => c.id === characterId), 'addChatParticipant');
+  }
+
+  /** Removes a character from the live chat; resolves with the chat once the cast no longer lists it. */
+  async removeParticipant(characterId: string): Promise<ChatInfo> {
+    const chat = this.#chat;
+    // Voxta answers nothing for a character that is not in the chat.
+    if (chat && !chat.characters.some((c) => c.id === characterId)) return chat;
+    return this.#changeCast((s, id) => clientMessage.removeChatParticipant(s, id), characterId, undefined, (c) => !c.characters.some((x) => x.id === characterId), 'removeChatParticipant');
+  }
+
+  async #changeCast(
+    build: (sessionId: string, characterId: string, role?: string) => ClientMessage,
+    characterId: string,
+    role: string | undefined,
+    done: (chat: ChatInfo) => boolean,
+    what: string,
+  ): Promise<ChatInfo> {
+    const chat = this.#chat;
+    if (!chat || this.#state !== 'ready') throw new VoxtaStateError('No Voxta chat is running');
+    const sessionId = chat.sessionId;
+    return this.#writeAndWait(build(sessionId, characterId, role), (m) => {
+      if (m.$type === 'chatParticipantsUpdated' && m.sessionId === sessionId && this.#chat && done(this.#chat)) return this.#chat;
+      if (m.$type === 'error') return classifyServerError(m.message, m.code);
+      if (m.$type === 'chatSessionError' && m.sessionId === sessionId) return classifyServerError(m.message, m.code);
+      if (m.$type === 'chatClosed' && m.sessionId === sessionId) return new VoxtaStateError('The chat closed');
+      return undefined;
+    }, this.#timeout('requestMs'), what);
+  }
+
+  /**
+   * Characters over the hub (`loadCharactersList`), with `explicitContent`. Connects first when
+   * idle. Also remembered, so later chats' casts carry `explicitContent`.
+   */
   async loadCharacters(): Promise<CharacterRef[]> {
     return this.#request(clientMessage.loadCharactersList(), (m) => (m.$type === 'charactersListLoaded' ? m.characters : undefined), 'the character list');
   }
 
-  /** Chats of a character over the hub (`loadChatsList`), newest created first. */
-  async loadChats(characterId: string): Promise<ChatsListLoadedMessage['chats']> {
-    return this.#request(clientMessage.loadChatsList(characterId), (m) => (m.$type === 'chatsListLoaded' ? m.chats : undefined), 'the chat list');
+  /**
+   * Chats of a character over the hub (`loadChatsList`), newest created first. Voxta lists only
+   * chats WITHOUT a scenario unless `scenarioId` is given, and then only that scenario's.
+   */
+  async loadChats(characterId: string, scenarioId?: string): Promise<ChatsListLoadedMessage['chats']> {
+    return this.#request(clientMessage.loadChatsList(characterId, scenarioId), (m) => (m.$type === 'chatsListLoaded' ? m.chats : undefined), 'the chat list');
+  }
+
+  /** Scenarios over the hub (`loadScenariosList`): those of no client or of ours, by name. */
+  async loadScenarios(): Promise<ScenarioInfo[]> {
+    return this.#request(clientMessage.loadScenariosList(), (m) => (m.$type === 'scenariosListLoaded' ? m.scenarios : undefined), 'the scenario list');
   }
 
   // ------------------------------------------------------------------------------------------
@@ -348,9 +464,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   async #openAndAuthenticate(): Promise<WelcomeMessage> {
     const gen = await this.#link.open();
     this.#counts.connects++;
-    const welcome = await this.#replies.ask(gen, pickWelcome, this.#timeout('welcomeMs'), 'authenticate (welcome)', () =>
-      this.#link.write(authenticateMessage(this.#opts), gen),
-    );
+    const welcome = await this.#writeAndWait(authenticateMessage(this.#opts), pickWelcome, this.#timeout('welcomeMs'), 'authenticate (welcome)', gen);
     this.#welcome = welcome;
     this.#warnOnApiVersion(welcome);
     this.#log.info({ server: welcome.voxtaServerVersion, apiVersion: welcome.apiVersion }, 'connected to Voxta');
@@ -359,8 +473,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   }
 
   #warnOnApiVersion(welcome: WelcomeMessage): void {
-    const expected = this.#opts.expectedApiVersion ?? EXPECTED_API_VERSION;
-    if (welcome.apiVersion === expected || this.#apiWarned) return;
+    const expected = this.#opts.expectedApiVersion ?? KNOWN_API_VERSIONS;
+    if (isKnownApiVersion(welcome.apiVersion, expected) || this.#apiWarned) return;
     this.#apiWarned = true;
     this.#log.warn(
       { apiVersion: welcome.apiVersion, expected, server: welcome.voxtaServerVersion },
@@ -440,7 +554,9 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     try {
       return await this.#serialised(async () => {
         if (!this.#owned || this.#chat) return this.#chat; // stopped or resumed meanwhile
-        return this.#startOrResume(clientMessage.resumeChat({ chatId: owned.chatId, contextKey: this.#owned.contextKey, contexts: this.#owned.contexts }));
+        return this.#startOrResume(
+          clientMessage.resumeChat({ chatId: owned.chatId, contextKey: this.#owned.contextKey, contexts: this.#owned.contexts, disableServices: this.#disabledServices() }),
+        );
       });
     } catch (err) {
       if (!(err instanceof VoxtaNotFoundError)) throw err;
@@ -475,12 +591,11 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   }
 
   async #startOrResume(payload: StartOrResume): Promise<ChatInfo> {
-    const gen = this.#link.generation;
     this.#starting = true;
     this.#pendingSessionId = undefined;
     try {
-      return await this.#replies.ask<ChatInfo>(
-        gen,
+      return await this.#writeAndWait<ChatInfo>(
+        payload,
         (m) => {
           switch (m.$type) {
             case 'chatStarted':
@@ -500,7 +615,6 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         },
         this.#timeout('chatStartMs'),
         payload.$type === 'startChat' ? 'startChat' : 'resumeChat',
-        () => this.#link.write(payload, gen),
       );
     } finally {
       this.#starting = false;
@@ -511,9 +625,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   async #stopChatNow(timeoutMs: number): Promise<void> {
     const chat = this.#chat;
     if (!chat) return;
-    const gen = this.#link.generation;
-    await this.#replies.ask<true>(
-      gen,
+    await this.#writeAndWait<true>(
+      clientMessage.stopChat(chat.sessionId),
       (m) => {
         if (m.$type === 'chatClosed' && m.sessionId === chat.sessionId) return true;
         // Only an error about this stop fails it: `error` carries no correlation, and a late
@@ -524,14 +637,14 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
       },
       timeoutMs,
       'stopChat',
-      () => this.#link.write(clientMessage.stopChat(chat.sessionId), gen),
     );
     // #onMessage cleared the chat on chatClosed.
   }
 
   #adoptChat(m: ServerMessage & { $type: 'chatStarted' }): void {
-    const info = chatInfoFromStarted(m);
+    const info = chatInfoFromStarted(m, this.#directory);
     this.playback.reset();
+    this.#completedTriggers.clear();
     this.#chat = info;
     // Every later line of this session names its chat (JSON logs are searched by these ids).
     this.#log = this.#baseLog.child({ sessionId: info.sessionId, chatId: info.chatId });
@@ -585,14 +698,16 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
   /** A list request over the hub: connects first when idle; Voxta's `error` rejects it. */
   async #request<T>(message: ClientMessage, pick: (m: ServerMessage) => T | undefined, what: string): Promise<T> {
     await this.#ensureConnected();
-    const gen = this.#link.generation;
-    return this.#replies.ask<T>(
-      gen,
-      (m) => pick(m) ?? (m.$type === 'error' ? classifyServerError(m.message, m.code) : undefined),
-      this.#timeout('requestMs'),
-      what,
-      () => this.#link.write(message, gen),
-    );
+    return this.#writeAndWait<T>(message, (m) => pick(m) ?? (m.$type === 'error' ? classifyServerError(m.message, m.code) : undefined), this.#timeout('requestMs'), what);
+  }
+
+  /**
+   * Writes a request and waits for what answers it. The waiter is registered before the write (an
+   * answer can arrive before `send` resolves) and removed if the write fails, so a failed write
+   * never leaves a waiter (or an unawaited rejection) behind.
+   */
+  async #writeAndWait<T>(message: ClientMessage, pick: (m: ServerMessage) => T | Error | undefined, timeoutMs: number, what: string, gen = this.#link.generation): Promise<T> {
+    return this.#replies.ask<T>(gen, pick, timeoutMs, what, () => this.#link.write(message, gen));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -620,6 +735,8 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
       this.#adoptChat(m);
     }
     if (m.$type === 'configuration') this.#configuration = m;
+    if (m.$type === 'charactersListLoaded') for (const c of m.characters) this.#directory.set(c.id, c);
+    if (m.$type === 'chatParticipantsUpdated' && this.#chat?.sessionId === m.sessionId) this.#chat = withCast(this.#chat, m.characters, this.#directory);
 
     this.#safeEmit('message', m);
     this.#replies.offer(m, this.#link.generation);
@@ -681,6 +798,15 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         this.#sends.stored(m);
         this.#safeEmit('update', m);
         break;
+      case 'messageDeleted':
+        this.#safeEmit('messageDeleted', m);
+        break;
+      case 'chatParticipantsUpdated':
+        if (this.#chat) this.#safeEmit('participantsUpdated', this.#chat);
+        break;
+      case 'appTrigger':
+        this.#onAppTrigger(m);
+        break;
       case 'recordingRequest':
         this.#recording = m.enabled;
         this.#safeEmit('recordingRequest', m);
@@ -708,6 +834,41 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     }
   }
 
+  /**
+   * Emits `appTrigger`; for a queued trigger (with a triggerId) sends `appTriggerComplete` exactly
+   * once, after every listener returned (async listeners: settled, or `appTriggerTimeoutMs`). A
+   * listener that throws does not prevent it: the chat's foreground queue waits for this answer,
+   * so a broken listener must not stall the chat. (GE's Unity SDK does not acknowledge when a
+   * subscriber throws; we prefer a chat that goes on.)
+   */
+  #onAppTrigger(m: AppTriggerMessage): void {
+    const pending = this.#safeEmitCollect('appTrigger', m);
+    const { triggerId, sessionId } = m;
+    if (!triggerId || this.#completedTriggers.has(triggerId)) return;
+    this.#completedTriggers.add(triggerId);
+    const complete = (): void => {
+      // Only for the chat that asked: a trigger of a chat that ended meanwhile is moot.
+      if (this.#chat?.sessionId !== sessionId) return;
+      this.#sendNow(clientMessage.appTriggerComplete(sessionId, triggerId)).catch(() => undefined);
+    };
+    if (pending.length === 0) {
+      complete();
+      return;
+    }
+    const timeoutMs = this.#opts.appTriggerTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    Promise.race([Promise.allSettled(pending).then(() => 'done' as const), timedOut])
+      .then((how) => {
+        clearTimeout(timer);
+        if (how === 'timeout') this.#log.warn({ triggerId, name: m.name, timeoutMs }, 'appTrigger listeners still running; completing the trigger anyway');
+        complete();
+      })
+      .catch(() => undefined);
+  }
+
   // ------------------------------------------------------------------------------------------
   // Internals: events, state
   // ------------------------------------------------------------------------------------------
@@ -722,21 +883,34 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
 
   /** Emits to each listener separately; a throwing listener is logged and the others still run. */
   #safeEmit<K extends keyof VoxtaChatSessionEvents>(event: K, ...args: VoxtaChatSessionEvents[K]): void {
+    // The async listeners' promises each carry their own catch: nobody waits for them here.
+    Promise.allSettled(this.#safeEmitCollect(event, ...args)).catch(() => undefined);
+  }
+
+  /** {@link #safeEmit}, returning the promises of async listeners (each already guarded by a catch). */
+  #safeEmitCollect<K extends keyof VoxtaChatSessionEvents>(event: K, ...args: VoxtaChatSessionEvents[K]): Promise<void>[] {
     const listeners = this.rawListeners(event as never) as Array<(...a: unknown[]) => unknown>;
+    const pending: Promise<void>[] = [];
     for (const l of listeners) {
       try {
         const r = l.apply(this, args);
         if (r instanceof Promise) {
-          r.catch((err: unknown) => {
-            this.#counts.listenerErrors++;
-            this.#log.error({ event, err: errorInfo(err, true) }, 'an async listener of a Voxta event failed');
-          });
+          pending.push(
+            r.then(
+              () => undefined,
+              (err: unknown) => {
+                this.#counts.listenerErrors++;
+                this.#log.error({ event, err: errorInfo(err, true) }, 'an async listener of a Voxta event failed');
+              },
+            ),
+          );
         }
       } catch (err) {
         this.#counts.listenerErrors++;
         this.#log.error({ event, err: errorInfo(err, true) }, 'a listener of a Voxta event threw');
       }
     }
+    return pending;
   }
 
   #timeout(k: SessionTimeout): number {

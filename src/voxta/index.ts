@@ -4,11 +4,15 @@
 export * from './errors.js';
 export * from './messages.js';
 export { VoxtaEndpoint, type VoxtaEndpointOptions } from './endpoint.js';
-export { VoxtaRest, pathOf, type CharacterSummary, type ChatSummary, type FetchOptions, type FetchedBytes } from './rest.js';
+export { VoxtaRest, pathOf, type CharacterSummary, type ChatSummary, type FetchOptions, type FetchedBytes, type ScenarioSummary } from './rest.js';
+export { isKnownApiVersion } from './handshake.js';
 export {
   VoxtaChatSession,
   CLIENT_NAME,
   EXPECTED_API_VERSION,
+  KNOWN_API_VERSIONS,
+  senderOf,
+  type CastMember,
   type ChatInfo,
   type ReconnectOptions,
   type ReconnectedInfo,

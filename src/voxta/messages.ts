@@ -21,9 +21,20 @@ export interface ContextItem {
   name?: string;
   text: string;
   disabled?: boolean;
+  /** Only while these flags are set (Voxta flag expression). */
+  flagsFilter?: string;
+  /** Only for the character in this scenario role. */
+  roleFilter?: string;
 }
 
 export type AudioInputCapability = 'None' | 'WebSocketStream';
+
+/**
+ * Service types a chat can switch off with `startChat.disableServices` (API 2025-11, GE
+ * M1Messages.g.cs: `string[] DisableServices`). The values are Voxta's ServiceTypes names (NJ
+ * shared.ts); which ones a server honours is not documented: we only send `SpeechToText`.
+ */
+export type DisableableService = 'SpeechToText' | 'TextToSpeech' | 'ActionInference' | 'Summarization' | 'ImageGen';
 export type AudioOutputCapability = 'None' | 'Url';
 
 export interface Capabilities {
@@ -39,6 +50,31 @@ export interface CharacterRef {
   id: string;
   name: string;
   thumbnailUrl?: string;
+  /** In a chat's cast: the scenario role this character fills (ChatParticipantInfo.scenarioRole). */
+  scenarioRole?: string;
+  /** In character lists (CharactersListItem.explicitContent); absent from a chat's cast on real servers. */
+  explicitContent?: boolean;
+  [k: string]: unknown;
+}
+
+/** A scenario role (ScenarioInfoRole). */
+export interface ScenarioRoleInfo {
+  name: string;
+  description?: string | null;
+  /** Only in scenario lists (scenariosListLoaded, GET /api/scenarios), not in chatStarted.scenario. */
+  defaultCharacterId?: string | null;
+  [k: string]: unknown;
+}
+
+/** Voxta's ScenarioInfo: scenariosListLoaded items, GET /api/scenarios items, chatStarted.scenario. */
+export interface ScenarioInfo {
+  id: string;
+  name: string;
+  roles: ScenarioRoleInfo[];
+  chatFlow?: string;
+  chatStyle?: string;
+  client?: string | null;
+  thumbnailUrl?: string | null;
   [k: string]: unknown;
 }
 
@@ -86,15 +122,27 @@ export interface LoadCharactersListMessage {
 export interface LoadChatsListMessage {
   $type: 'loadChatsList';
   characterId: string;
+  /** Without it Voxta lists only chats without a scenario; with it only that scenario's (§2.4). */
+  scenarioId?: string;
+}
+export interface LoadScenariosListMessage {
+  $type: 'loadScenariosList';
 }
 interface ContextFields {
   contextKey?: string;
   contexts?: ContextItem[];
+  /** API 2025-11; older servers ignore it. */
+  disableServices?: DisableableService[];
 }
+/** NJ ClientStartChatMessage; `characterIds` for a group chat (MC client.ts sends it when >1). */
 export interface StartChatMessage extends ContextFields {
   $type: 'startChat';
-  characterId: string;
+  characterId?: string;
+  characterIds?: string[];
   chatId?: string;
+  scenarioId?: string;
+  /** Scenario role name → characterId. */
+  roles?: Record<string, string>;
 }
 export interface ResumeChatMessage extends ContextFields {
   $type: 'resumeChat';
@@ -152,6 +200,10 @@ export interface UpdateContextMessage {
   sessionId: string;
   contextKey: string;
   contexts: ContextItem[];
+  /** Flags to set (`!name` clears one). */
+  setFlags?: string[];
+  /** Scenario role name → enabled (a character leaves/joins the scene without changing the cast). */
+  enableRoles?: Record<string, boolean>;
 }
 export interface TypingStartMessage {
   $type: 'typingStart';
@@ -173,12 +225,42 @@ export interface DeleteMessageMessage {
   sessionId: string;
   messageId: string;
 }
+/** Regenerate: Voxta deletes the last reply (or user message) and generates again (RetryCommand). */
+export interface RetryMessage {
+  $type: 'retry';
+  sessionId: string;
+}
+/** Undo: delete after `messageId`, or the last user message and everything after it (RevertMessageCommand). */
+export interface RevertMessage {
+  $type: 'revert';
+  sessionId: string;
+  messageId?: string;
+}
+export interface AddChatParticipantMessage {
+  $type: 'addChatParticipant';
+  sessionId: string;
+  characterId: string;
+  /** Scenario role to put the character in (NJ; VD-core ParticipantsCommandBase). */
+  role?: string;
+}
+export interface RemoveChatParticipantMessage {
+  $type: 'removeChatParticipant';
+  sessionId: string;
+  characterId: string;
+}
+/** Answers an `appTrigger` that carried a triggerId (GE ClientAppTriggerCompleteMessage). */
+export interface AppTriggerCompleteMessage {
+  $type: 'appTriggerComplete';
+  sessionId: string;
+  triggerId: string;
+}
 
 export type ClientMessage =
   | AuthenticateMessage
   | RegisterAppMessage
   | LoadCharactersListMessage
   | LoadChatsListMessage
+  | LoadScenariosListMessage
   | StartChatMessage
   | ResumeChatMessage
   | StopChatMessage
@@ -192,7 +274,12 @@ export type ClientMessage =
   | TypingStartMessage
   | TypingEndMessage
   | ClientUpdateMessage
-  | DeleteMessageMessage;
+  | DeleteMessageMessage
+  | RetryMessage
+  | RevertMessage
+  | AddChatParticipantMessage
+  | RemoveChatParticipantMessage
+  | AppTriggerCompleteMessage;
 
 /** Adds optional fields after `$type` without ever putting anything before it. */
 function withOptional<T extends { $type: string }>(base: T, extra: Record<string, unknown>): T {
@@ -212,14 +299,46 @@ export const clientMessage = {
   loadCharactersList(): LoadCharactersListMessage {
     return { $type: 'loadCharactersList' };
   },
-  loadChatsList(characterId: string): LoadChatsListMessage {
-    return { $type: 'loadChatsList', characterId };
+  loadChatsList(characterId: string, scenarioId?: string): LoadChatsListMessage {
+    return withOptional<LoadChatsListMessage>({ $type: 'loadChatsList', characterId }, { scenarioId });
   },
-  startChat(a: { characterId: string; chatId?: string; contextKey?: string; contexts?: ContextItem[] }): StartChatMessage {
-    return withOptional<StartChatMessage>({ $type: 'startChat', characterId: a.characterId }, { chatId: a.chatId, contextKey: a.contextKey, contexts: a.contexts });
+  loadScenariosList(): LoadScenariosListMessage {
+    return { $type: 'loadScenariosList' };
   },
-  resumeChat(a: { chatId: string; contextKey?: string; contexts?: ContextItem[] }): ResumeChatMessage {
-    return withOptional<ResumeChatMessage>({ $type: 'resumeChat', chatId: a.chatId }, { contextKey: a.contextKey, contexts: a.contexts });
+  /**
+   * One character → `characterId` (what every client sends); several → `characterIds` (MC
+   * client.ts: "array form for multi-char sessions, single-char form for backward compat").
+   */
+  startChat(a: {
+    characterId?: string;
+    characterIds?: string[];
+    chatId?: string;
+    scenarioId?: string;
+    roles?: Record<string, string>;
+    contextKey?: string;
+    contexts?: ContextItem[];
+    disableServices?: DisableableService[];
+  }): StartChatMessage {
+    const ids = a.characterIds ?? (a.characterId !== undefined ? [a.characterId] : []);
+    const cast = ids.length === 1 ? { characterId: ids[0] } : ids.length > 1 ? { characterIds: [...ids] } : {};
+    return withOptional<StartChatMessage>(
+      { $type: 'startChat' },
+      {
+        ...cast,
+        chatId: a.chatId,
+        scenarioId: a.scenarioId,
+        roles: a.roles ? { ...a.roles } : undefined,
+        contextKey: a.contextKey,
+        contexts: a.contexts,
+        disableServices: a.disableServices ? [...a.disableServices] : undefined,
+      },
+    );
+  },
+  resumeChat(a: { chatId: string; contextKey?: string; contexts?: ContextItem[]; disableServices?: DisableableService[] }): ResumeChatMessage {
+    return withOptional<ResumeChatMessage>(
+      { $type: 'resumeChat', chatId: a.chatId },
+      { contextKey: a.contextKey, contexts: a.contexts, disableServices: a.disableServices ? [...a.disableServices] : undefined },
+    );
   },
   stopChat(sessionId?: string): StopChatMessage {
     return withOptional<StopChatMessage>({ $type: 'stopChat' }, { sessionId });
@@ -258,8 +377,16 @@ export const clientMessage = {
   speechPlaybackComplete(sessionId: string, messageId: string): ClientSpeechPlaybackCompleteMessage {
     return { $type: 'speechPlaybackComplete', sessionId, messageId };
   },
-  updateContext(sessionId: string, contexts: ContextItem[], contextKey: string): UpdateContextMessage {
-    return { $type: 'updateContext', sessionId, contextKey, contexts: contexts.map((c) => ({ ...c })) };
+  updateContext(
+    sessionId: string,
+    contexts: ContextItem[],
+    contextKey: string,
+    extra: { setFlags?: string[]; enableRoles?: Record<string, boolean> } = {},
+  ): UpdateContextMessage {
+    return withOptional<UpdateContextMessage>(
+      { $type: 'updateContext', sessionId, contextKey, contexts: contexts.map((c) => ({ ...c })) },
+      { setFlags: extra.setFlags ? [...extra.setFlags] : undefined, enableRoles: extra.enableRoles ? { ...extra.enableRoles } : undefined },
+    );
   },
   typingStart(sessionId: string): TypingStartMessage {
     return { $type: 'typingStart', sessionId };
@@ -272,6 +399,21 @@ export const clientMessage = {
   },
   deleteMessage(sessionId: string, messageId: string): DeleteMessageMessage {
     return { $type: 'deleteMessage', sessionId, messageId };
+  },
+  retry(sessionId: string): RetryMessage {
+    return { $type: 'retry', sessionId };
+  },
+  revert(sessionId: string, messageId?: string): RevertMessage {
+    return withOptional<RevertMessage>({ $type: 'revert', sessionId }, { messageId });
+  },
+  addChatParticipant(sessionId: string, characterId: string, role?: string): AddChatParticipantMessage {
+    return withOptional<AddChatParticipantMessage>({ $type: 'addChatParticipant', sessionId, characterId }, { role });
+  },
+  removeChatParticipant(sessionId: string, characterId: string): RemoveChatParticipantMessage {
+    return { $type: 'removeChatParticipant', sessionId, characterId };
+  },
+  appTriggerComplete(sessionId: string, triggerId: string): AppTriggerCompleteMessage {
+    return { $type: 'appTriggerComplete', sessionId, triggerId };
   },
 } as const;
 
@@ -311,6 +453,9 @@ export interface CharactersListLoadedMessage extends S<'charactersListLoaded'> {
 export interface ChatsListLoadedMessage extends S<'chatsListLoaded'> {
   chats: Array<{ id: string; created?: string; [k: string]: unknown }>;
 }
+export interface ScenariosListLoadedMessage extends S<'scenariosListLoaded'> {
+  scenarios: ScenarioInfo[];
+}
 export interface ChatStartingMessage extends S<'chatStarting'>, InSession {
   chatId?: string;
   title?: string;
@@ -323,8 +468,16 @@ export interface ChatStartedMessage extends S<'chatStarted'>, InSession {
   chatId: string;
   title?: string;
   characters: CharacterRef[];
+  /** The chat's narrator (ChatStartedMessageBuilderService always sets it). */
+  narrator?: CharacterRef;
+  /** Only for a chat started from a scenario. */
+  scenario?: ScenarioInfo;
   services: ChatServices;
   messages: HistoryMessage[];
+}
+/** The cast changed (add/removeChatParticipant): the whole new list (ParticipantsCommandBase). */
+export interface ChatParticipantsUpdatedMessage extends S<'chatParticipantsUpdated'>, InSession {
+  characters: CharacterRef[];
 }
 export interface ContextUpdatedMessage extends S<'contextUpdated'>, InSession {}
 export interface ChatFlowMessage extends S<'chatFlow'>, InSession {
@@ -376,6 +529,28 @@ export interface ServerUpdateMessage extends S<'update'>, InSession {
   text: string;
   senderId?: string;
 }
+/**
+ * Voxta's echo of a deleted message is an `update` whose `text` is null
+ * (TunnelMessagesService.SendMessageDeleted, VD-core). The parser gives it this client-side type
+ * so that code reading `update.text` never meets a null; it never comes as such on the wire.
+ */
+export interface MessageDeletedMessage extends S<'messageDeleted'>, InSession {
+  messageId: string;
+  role?: string;
+  senderId?: string;
+}
+/**
+ * A scenario script's app trigger (GE ServerActionAppTriggerMessage, NJ). With a `triggerId` it is
+ * a queued foreground trigger: the server waits for `appTriggerComplete` before going on.
+ */
+export interface AppTriggerMessage extends S<'appTrigger'>, InSession {
+  name: string;
+  arguments: unknown[];
+  messageId?: string;
+  triggerId?: string;
+  senderId?: string;
+  scenarioRole?: string;
+}
 export interface ServerSpeechPlaybackStartMessage extends S<'speechPlaybackStart'>, InSession {
   messageId: string;
   duration?: number;
@@ -419,9 +594,11 @@ export type ServerMessage =
   | ChatsSessionsUpdatedMessage
   | CharactersListLoadedMessage
   | ChatsListLoadedMessage
+  | ScenariosListLoadedMessage
   | ChatStartingMessage
   | ChatLoadingMessageMessage
   | ChatStartedMessage
+  | ChatParticipantsUpdatedMessage
   | ContextUpdatedMessage
   | ChatFlowMessage
   | ChatPausedMessage
@@ -433,6 +610,8 @@ export type ServerMessage =
   | ReplyEndMessage
   | ReplyCancelledMessage
   | ServerUpdateMessage
+  | MessageDeletedMessage
+  | AppTriggerMessage
   | ServerSpeechPlaybackStartMessage
   | ServerSpeechPlaybackCompleteMessage
   | InterruptSpeechMessage
@@ -474,13 +653,15 @@ const SPECS: Record<ServerMessageType, Spec> = {
   chatsSessionsUpdated: { required: { sessions: 'array' } },
   charactersListLoaded: { required: { characters: 'array' } },
   chatsListLoaded: { required: { chats: 'array' } },
+  scenariosListLoaded: { required: { scenarios: 'array' } },
   chatStarting: { required: session, optional: { chatId: 'string', title: 'string' } },
   chatLoadingMessage: { required: session, optional: { text: 'string', progress: 'number' } },
   chatStarted: {
     required: { sessionId: 'string', chatId: 'string' },
-    optional: { characters: 'array', services: 'object', messages: 'array', title: 'string' },
+    optional: { characters: 'array', services: 'object', messages: 'array', title: 'string', narrator: 'object', scenario: 'object' },
     defaults: { characters: [], services: {}, messages: [] },
   },
+  chatParticipantsUpdated: { required: { sessionId: 'string', characters: 'array' } },
   contextUpdated: { required: session },
   chatFlow: { required: { sessionId: 'string', state: 'string' } },
   chatPaused: { required: { sessionId: 'string', paused: 'boolean' } },
@@ -499,7 +680,14 @@ const SPECS: Record<ServerMessageType, Spec> = {
   },
   replyEnd: { required: inMessage, optional: { senderId: 'string' } },
   replyCancelled: { required: inMessage },
-  update: { required: { ...inMessage, text: 'string' }, optional: { role: 'string', senderId: 'string' }, defaults: { role: 'Unknown' } },
+  // text is null for a deleted message (parsed into `messageDeleted`).
+  update: { required: { ...inMessage, text: 'string|null' }, optional: { role: 'string', senderId: 'string' }, defaults: { role: 'Unknown' } },
+  messageDeleted: { required: inMessage, optional: { role: 'string', senderId: 'string' } },
+  appTrigger: {
+    required: { sessionId: 'string', name: 'string' },
+    optional: { arguments: 'array', messageId: 'string', triggerId: 'string', senderId: 'string', scenarioRole: 'string' },
+    defaults: { arguments: [] },
+  },
   speechPlaybackStart: { required: inMessage, optional: { duration: 'number' } },
   speechPlaybackComplete: { required: inMessage },
   interruptSpeech: { required: session, optional: { messageId: 'string' } },
@@ -519,13 +707,10 @@ const SPECS: Record<ServerMessageType, Spec> = {
 const IGNORED_TYPES = new Set([
   'moduleRuntimeInstances',
   'downloadProgress',
-  'scenariosListLoaded',
   'replyThink',
   'replyThinking',
   'action',
-  'appTrigger',
   'memoryUpdated',
-  'chatParticipantsUpdated',
   'chatUpdated',
   'chatConfiguration',
   'documentUpdated',
@@ -594,6 +779,11 @@ export function parseServerMessage(raw: unknown): ServerMessage | undefined {
       logger().trace({ type }, 'voxta: ignored server message');
       return undefined;
     }
+    if (type === CLIENT_SIDE_TYPE) {
+      // Our own name for a deletion; a server sending it means something else.
+      logger().debug({ type }, 'voxta: dropped server message (client-side type name)');
+      return undefined;
+    }
     const problem = validateServerMessage(raw);
     if (problem) {
       logger().debug({ problem }, 'voxta: dropped server message');
@@ -610,14 +800,37 @@ export function parseServerMessage(raw: unknown): ServerMessage | undefined {
       if (out[k] === undefined) out[k] = Array.isArray(v) ? [] : typeof v === 'object' && v !== null ? {} : v;
     }
     if (type === 'chatStarted') normaliseChatStarted(out);
-    if (type === 'charactersListLoaded') out.characters = (out.characters as unknown[]).filter(isCharacterRef);
+    if (type === 'charactersListLoaded' || type === 'chatParticipantsUpdated') out.characters = (out.characters as unknown[]).filter(isCharacterRef);
     if (type === 'chatsListLoaded') out.chats = (out.chats as unknown[]).filter((c) => typeof (c as { id?: unknown })?.id === 'string');
+    if (type === 'scenariosListLoaded') out.scenarios = (out.scenarios as unknown[]).filter(isScenarioInfo).map(normaliseScenario);
+    if (type === 'update' && out.text === null) return deletion(out);
     return out as ServerMessage;
   } catch (err) {
     // Defensive: a getter or exotic object must not escape the client.
     logger().debug({ err: String(err) }, 'voxta: server message could not be parsed');
     return undefined;
   }
+}
+
+/** The client-side `$type` of a deletion (see {@link MessageDeletedMessage}). */
+const CLIENT_SIDE_TYPE = 'messageDeleted';
+
+function deletion(update: Record<string, unknown>): MessageDeletedMessage {
+  const d: MessageDeletedMessage = { $type: 'messageDeleted', sessionId: update.sessionId as string, messageId: update.messageId as string };
+  if (typeof update.role === 'string' && update.role !== 'Unknown') d.role = update.role;
+  if (typeof update.senderId === 'string') d.senderId = update.senderId;
+  return d;
+}
+
+function isScenarioInfo(s: unknown): s is ScenarioInfo {
+  const o = s as { id?: unknown; name?: unknown } | null;
+  return typeof o === 'object' && o !== null && typeof o.id === 'string' && typeof o.name === 'string';
+}
+
+/** `roles` always an array of named roles. */
+function normaliseScenario(s: ScenarioInfo): ScenarioInfo {
+  const roles = Array.isArray(s.roles) ? s.roles.filter((r): r is ScenarioRoleInfo => typeof (r as { name?: unknown } | null)?.name === 'string') : [];
+  return { ...s, roles };
 }
 
 function isCharacterRef(c: unknown): c is CharacterRef {
@@ -627,6 +840,11 @@ function isCharacterRef(c: unknown): c is CharacterRef {
 
 function normaliseChatStarted(out: Record<string, unknown>): void {
   out.characters = (out.characters as unknown[]).filter(isCharacterRef);
+  if (out.narrator !== undefined && !isCharacterRef(out.narrator)) delete out.narrator;
+  if (out.scenario !== undefined) {
+    if (isScenarioInfo(out.scenario)) out.scenario = normaliseScenario(out.scenario);
+    else delete out.scenario;
+  }
   out.messages = (out.messages as unknown[]).filter((m): m is HistoryMessage => {
     const o = m as Record<string, unknown> | null;
     return typeof o === 'object' && o !== null && typeof o.text === 'string' && typeof o.role === 'string';

@@ -9,20 +9,30 @@ import { logger } from '../log.js';
 import type { VoxtaEndpoint } from './endpoint.js';
 import { asUnreachable, VoxtaAuthError, VoxtaError, VoxtaHttpError, VoxtaServerError } from './errors.js';
 import { BODY_CAPS, readBounded } from './http-body.js';
+import type { ScenarioInfo, ScenarioRoleInfo } from './messages.js';
 
 export interface CharacterSummary {
   id: string;
   name: string;
   description?: string;
   thumbnailUrl?: string;
+  /** Voxta's CharactersListItem.explicitContent: the character card is marked explicit. */
   explicitContent?: boolean;
   [k: string]: unknown;
+}
+
+/** A scenario from `GET /api/scenarios` (items are Voxta's ScenarioInfo; MC reads id, name, client). */
+export interface ScenarioSummary extends ScenarioInfo {
+  /** Scenario role name → the character filling it by default (from `roles[].defaultCharacterId`). */
+  defaultRoles: Record<string, string>;
 }
 
 export interface ChatSummary {
   id: string;
   title?: string;
   characterIds: string[];
+  /** The chat's scenario; null (or absent) for a chat without one. */
+  scenarioId?: string | null;
   createdTimestamp?: number;
   /** Epoch ms of the last session, 0 when never used. */
   lastSessionTimestamp: number;
@@ -52,12 +62,30 @@ export class VoxtaRest {
     private readonly defaults: { timeoutMs?: number } = {},
   ) {}
 
-  /** `GET /api/characters`; accepts `{characters:[…]}` or a bare array. */
+  /** `GET /api/characters`; accepts `{characters:[…]}` or a bare array. `explicitContent` is always a boolean. */
   async listCharacters(opts: FetchOptions = {}): Promise<CharacterSummary[]> {
     const body = await this.getJson('/api/characters', opts);
     const list = Array.isArray(body) ? body : (body as { characters?: unknown })?.characters;
     if (!Array.isArray(list)) throw new VoxtaServerError('GET /api/characters did not return a list of characters');
-    return list.filter((c): c is CharacterSummary => typeof c?.id === 'string' && typeof c?.name === 'string');
+    return list
+      .filter((c): c is CharacterSummary => typeof c?.id === 'string' && typeof c?.name === 'string')
+      .map((c) => ({ ...c, explicitContent: c.explicitContent === true }));
+  }
+
+  /** `GET /api/scenarios` → `{scenarios:[ScenarioInfo…]}` (MC bot-engine-voxta.ts `loadScenarios`); also a bare array. */
+  async listScenarios(opts: FetchOptions = {}): Promise<ScenarioSummary[]> {
+    const body = await this.getJson('/api/scenarios', opts);
+    const list = Array.isArray(body) ? body : (body as { scenarios?: unknown })?.scenarios;
+    if (!Array.isArray(list)) throw new VoxtaServerError('GET /api/scenarios did not return a list of scenarios');
+    const out: ScenarioSummary[] = [];
+    for (const raw of list as Array<Record<string, unknown>>) {
+      if (typeof raw?.id !== 'string' || typeof raw?.name !== 'string') continue;
+      const roles = (Array.isArray(raw.roles) ? raw.roles : []).filter((r): r is ScenarioRoleInfo => typeof (r as { name?: unknown } | null)?.name === 'string');
+      const defaultRoles: Record<string, string> = {};
+      for (const r of roles) if (typeof r.defaultCharacterId === 'string') defaultRoles[r.name] = r.defaultCharacterId;
+      out.push({ ...raw, id: raw.id, name: raw.name, roles, defaultRoles });
+    }
+    return out;
   }
 
   /** `GET /api/characters/{id}`; undefined when Voxta answers 404. */
@@ -89,6 +117,7 @@ export class VoxtaRest {
         characterIds: characters
           .map((c: unknown) => (typeof c === 'string' ? c : typeof (c as { id?: unknown })?.id === 'string' ? (c as { id: string }).id : undefined))
           .filter((x): x is string => x !== undefined),
+        scenarioId: typeof raw.scenarioId === 'string' ? raw.scenarioId : null,
         createdTimestamp: timestamp(raw.createdTimestamp ?? raw.created),
         lastSessionTimestamp: timestamp(raw.lastSessionTimestamp ?? raw.lastSession) ?? 0,
       });

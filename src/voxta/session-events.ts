@@ -3,10 +3,12 @@
  */
 import type { ChatInfo } from './chat-info.js';
 import type {
+  AppTriggerMessage,
   ChatClosedMessage,
   ChatFlowMessage,
   ChatSessionErrorMessage,
   InterruptSpeechMessage,
+  MessageDeletedMessage,
   RecordingRequestMessage,
   RecordingStatusMessage,
   ReplyCancelledMessage,
@@ -75,6 +77,15 @@ export type VoxtaChatSessionEvents = {
   replyEnd: [message: ReplyEndMessage];
   replyCancelled: [message: ReplyCancelledMessage];
   update: [message: ServerUpdateMessage];
+  /** A stored message was deleted (Voxta's `update` with `text: null`: deleteMessage, retry, revert). */
+  messageDeleted: [message: MessageDeletedMessage];
+  /** The cast changed (`chatParticipantsUpdated`); `session.chat` already holds the new cast. */
+  participantsUpdated: [chat: ChatInfo];
+  /**
+   * A scenario app trigger. When it carries a `triggerId`, the session answers
+   * `appTriggerComplete` once every listener returned (async ones: settled, or the timeout).
+   */
+  appTrigger: [message: AppTriggerMessage];
   interruptSpeech: [message: InterruptSpeechMessage];
   recordingRequest: [message: RecordingRequestMessage];
   recordingStatus: [message: RecordingStatusMessage];

@@ -21,12 +21,26 @@ export interface ReconnectOptions {
 export interface VoxtaChatSessionOptions {
   endpoint: VoxtaEndpoint;
   clientVersion?: string;
-  /** `WebSocketStream` (default) lets the server use our microphone socket; `None` for text only. */
+  /**
+   * A chat without voice input (a text channel). It declares `audioInput: WebSocketStream` but
+   * never streams, and starts/resumes its chats with `disableServices: ["SpeechToText"]`, so that
+   * Voxta neither switches on the Voxta PC's microphone for it (what `audioInput: None` does for a
+   * local connection) nor runs a second speech-to-text that would overhear the voice chat through
+   * Voxta's process-wide audio pipeline. See README "Text-only sessions".
+   */
+  textOnly?: boolean;
+  /**
+   * Low-level override of the declared audio input capability (default `WebSocketStream`).
+   * Prefer `textOnly`: `None` makes a local Voxta use its own microphone when STT is on.
+   */
   audioInput?: AudioInputCapability;
   acceptedAudioContentTypes?: string[];
   /** Declare that we answer Voxta's vision capture requests (vision.ts). Off when absent. */
   vision?: VisionOptions;
-  expectedApiVersion?: string;
+  /** API versions that log no warning (default: KNOWN_API_VERSIONS, 2025-08 and 2025-11). */
+  expectedApiVersion?: string | readonly string[];
+  /** How long `appTrigger` listeners may take (async ones) before `appTriggerComplete` is sent anyway (default 10 s). */
+  appTriggerTimeoutMs?: number;
   /** Playback acks by the session itself (default true; the voice pipeline turns it off). */
   autoAcknowledge?: boolean;
   /** Safety net of the playback contract (default 30 s). */
@@ -57,8 +71,17 @@ export interface VoxtaChatSessionOptions {
   logBindings?: Record<string, unknown>;
 }
 
+/**
+ * What to start: one character (`characterId`), a group (`characterIds`, the first one is the
+ * main character), a scenario (`scenarioId`, with `roles` role name → characterId; without any
+ * character the scenario's default role characters are asked for, since Voxta requires one), or
+ * an existing chat (`chatId`). At least one of them.
+ */
 export interface StartChatOptions {
-  characterId: string;
+  characterId?: string;
+  characterIds?: string[];
+  scenarioId?: string;
+  roles?: Record<string, string>;
   /** Load this existing chat (startChat with chatId). */
   chatId?: string;
   contexts?: ContextItem[];

@@ -211,7 +211,7 @@ describe('autocomplete', () => {
     await runAutocomplete({ core: h.core, commandName: 'start', guildId: guild.id, focused: { name: 'character', value: 'ar' }, respond: async (c) => void (got = c) });
     expect(got).toEqual([{ name: 'Aria', value: ARIA_ID }]);
     await runAutocomplete({ core: h.core, commandName: 'start', guildId: guild.id, focused: { name: 'character', value: '' }, respond: async (c) => void (got = c) });
-    expect(got.map((c) => c.name)).toEqual(['Aria', 'Captain Holt', 'Mira']);
+    expect(got.map((c) => c.name)).toEqual(['Aria', 'Captain Holt', 'Mira', 'Vex']);
   });
 
   it('answers with an empty list instead of waiting for a Voxta that does not answer', async () => {

@@ -159,7 +159,7 @@ export function makeCore(
     createVoxta: (guildId, { voice }) => {
       const s = new VoxtaChatSession({
         endpoint,
-        audioInput: voice ? 'WebSocketStream' : 'None',
+        textOnly: !voice,
         logBindings: { guildId },
         reconnect: { initialDelayMs: 50, maxDelayMs: 200, giveUpAfterMs: 1500 },
         timeouts: { chatStartMs: 5000 },

@@ -37,11 +37,12 @@ async function startInVoice() {
 }
 
 describe('voice orchestration', () => {
-  it('declares audio input only for a session that joins voice', async () => {
+  it('a session that joins voice streams audio input with speech-to-text on', async () => {
     await startInVoice();
     expect(voice.joined.map((v) => v.channelId)).toEqual([lounge]);
     const caps = sim.connections().map((c) => c.capabilities as { audioInput?: string } | undefined);
     expect(caps.map((c) => c?.audioInput)).toEqual(['WebSocketStream']);
+    expect(sim.received.find((m) => m.payload.$type === 'startChat')?.payload.disableServices).toBeUndefined();
     expect(h.store.getGuildSession(guild.id)!.voiceChannelId).toBe(lounge);
   });
 
@@ -83,13 +84,16 @@ describe('voice orchestration', () => {
     const ctx = interaction(h.core, guild, general.id, 'start', { strings: { character: ARIA_ID } });
     await runCommand(ctx);
     const chatId = h.store.getGuildSession(guild.id)!.chatId;
-    expect(sim.connections().find((c) => c.open)?.capabilities).toMatchObject({ audioInput: 'None' });
+    // Text-only: speech-to-text switched off for the chat (so Voxta never uses its own PC's microphone for it).
+    expect(sim.received.find((m) => m.payload.$type === 'startChat')?.payload.disableServices).toEqual(['SpeechToText']);
     const join = interaction(h.core, guild, general.id, 'join', { invoker: { voiceChannelId: lounge } });
     await runCommand(join);
     expect(join.replies.at(-1)!.content).toMatch(/^Joined <#/);
     expect(voice.joined.map((v) => v.channelId)).toEqual([lounge]);
     expect(h.store.getGuildSession(guild.id)).toMatchObject({ chatId, voiceChannelId: lounge, active: true });
     expect(sim.connections().filter((c) => c.open).map((c) => (c.capabilities as { audioInput?: string }).audioInput)).toEqual(['WebSocketStream']);
+    // Reopened with voice: speech-to-text is on again.
+    expect(sim.received.filter((m) => m.payload.$type === 'resumeChat').at(-1)?.payload.disableServices).toBeUndefined();
   });
 
   it('asks the invoker to join a voice channel when /join has none', async () => {

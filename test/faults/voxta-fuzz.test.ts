@@ -97,6 +97,8 @@ type Kind = 's' | 'n' | 'b' | 'a' | 'o';
 interface Shape {
   req?: Record<string, Kind>;
   opt?: Record<string, Kind>;
+  /** Required fields for which null is valid (so a null there is not "broken"). */
+  nullable?: string[];
 }
 /** Server message shapes (protocol notes §3), as a fuzz dictionary. */
 const SHAPES: Record<string, Shape> = {
@@ -107,7 +109,8 @@ const SHAPES: Record<string, Shape> = {
   replyChunk: { req: { sessionId: 's', messageId: 's', text: 's' }, opt: { startIndex: 'n', endIndex: 'n', audioUrl: 's', isNarration: 'b' } },
   replyEnd: { req: { sessionId: 's', messageId: 's' }, opt: { senderId: 's' } },
   replyCancelled: { req: { sessionId: 's', messageId: 's' } },
-  update: { req: { sessionId: 's', messageId: 's', text: 's' }, opt: { role: 's', senderId: 's' } },
+  // text null is Voxta's echo of a deleted message (parsed as a deletion, not dropped).
+  update: { req: { sessionId: 's', messageId: 's', text: 's' }, opt: { role: 's', senderId: 's' }, nullable: ['text'] },
   interruptSpeech: { req: { sessionId: 's' }, opt: { messageId: 's' } },
   recordingRequest: { req: { sessionId: 's', enabled: 'b' } },
   recordingStatus: { req: { sessionId: 's', enabled: 'b' } },
@@ -168,7 +171,7 @@ function makeFuzz(n: number, seed: number, realSessionId: string): Fuzz {
     const fields = [...Object.entries(shape.req ?? {}).map(([f, k]) => [f, k, true] as const), ...Object.entries(shape.opt ?? {}).map(([f, k]) => [f, k, false] as const)];
     const [field, kind, required] = pick(fields);
     if (required && rnd() < 0.4) delete o[field];
-    else if (required && rnd() < 0.2) o[field] = null;
+    else if (required && rnd() < 0.2 && !shape.nullable?.includes(field)) o[field] = null;
     else o[field] = wrongFor(kind);
     return o;
   };

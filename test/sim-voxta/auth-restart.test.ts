@@ -47,7 +47,7 @@ describe('voxta-sim authentication', () => {
     const chars = (await (await fetch(`${s.url}/api/characters/`, { headers: authHeader('sekret-key') })).json()) as {
       characters: { id: string; thumbnailUrl: string }[];
     };
-    expect(chars.characters).toHaveLength(3);
+    expect(chars.characters).toHaveLength(4);
     const thumb = await fetch(s.url + chars.characters[0]!.thumbnailUrl, { headers: authHeader('sekret-key') });
     expect(thumb.headers.get('content-type')).toBe('image/png');
     expect(Buffer.from(await thumb.arrayBuffer()).subarray(1, 4).toString()).toBe('PNG');

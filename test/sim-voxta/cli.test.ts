@@ -24,7 +24,7 @@ describe('voxta-sim CLI (npm run sim:voxta)', () => {
       });
       expect((await fetch(`${url}/api/characters`)).status).toBe(401);
       const res = await fetch(`${url}/api/characters`, { headers: { Authorization: 'Bearer cli-key' } });
-      expect(((await res.json()) as { characters: unknown[] }).characters).toHaveLength(3);
+      expect(((await res.json()) as { characters: unknown[] }).characters).toHaveLength(4);
       child.kill('SIGTERM');
       const [code] = (await once(child, 'exit')) as [number | null];
       expect(code).toBe(0);

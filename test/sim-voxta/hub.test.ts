@@ -59,7 +59,7 @@ describe('voxta-sim SignalR hub', () => {
     await expect(c.conn.invoke('SendMessage', 'not an object')).rejects.toThrow(/expects one object/);
     await c.invoke({ $type: 'loadCharactersList' });
     const list = await c.next('charactersListLoaded');
-    expect((list.characters as { name: string }[]).map((x) => x.name)).toEqual(['Aria', 'Captain Holt', 'Mira']);
+    expect((list.characters as { name: string }[]).map((x) => x.name)).toEqual(['Aria', 'Captain Holt', 'Mira', 'Vex']);
     expect(s.received.map((r) => r.payload.$type)).toEqual(['loadCharactersList', 'authenticate', 'doSomethingNew', '<invalid>', 'loadCharactersList']);
     s.faults.invocationError = 'hub is grumpy';
     await expect(c.invoke({ $type: 'registerApp', label: 'x' })).rejects.toThrow('hub is grumpy');

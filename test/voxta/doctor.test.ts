@@ -66,7 +66,7 @@ describe('npm run doctor', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Connected and authenticated: Voxta server 1\.0\.0-beta\.152-sim, API 2025-08/);
     expect(r.stdout).toMatch(/Speech services: text-to-speech configured, speech-to-text configured/);
-    expect(r.stdout).toMatch(/Characters \(3\): Aria, Captain Holt, Mira/);
+    expect(r.stdout).toMatch(/Characters \(4\): Aria, Captain Holt, Mira, Vex/);
     expect(r.stdout).toMatch(/Discord token accepted: bot VoxtaBot/);
     expect(r.stdout).toMatch(/All checks passed/);
     expect(r.stdout + r.stderr).not.toContain(KEY);
@@ -104,7 +104,7 @@ describe('npm run doctor', () => {
     const badToken = await runDoctor({ VOXTA_URL: sim.url, DISCORD_TOKEN: 'MTA5.another-token_that.is-not-known-0000', DISCORD_API_URL: api });
     expect(badToken.code).toBe(1);
     expect(badToken.stderr).toMatch(/Discord refused DISCORD_TOKEN \(HTTP 401\)/);
-    expect(badToken.stdout).toMatch(/Characters \(3\)/); // the Voxta part still reported first
+    expect(badToken.stdout).toMatch(/Characters \(4\)/); // the Voxta part still reported first
   }, 40_000);
 
   it('names a malformed setting', async () => {

@@ -22,6 +22,17 @@ describe('client messages', () => {
     clientMessage.typingEnd(session),
     clientMessage.update(session, 'm', 'edited'),
     clientMessage.deleteMessage(session, 'm'),
+    clientMessage.startChat({ characterIds: ['a', 'b'], scenarioId: 'scn', roles: { captain: 'a' }, disableServices: ['SpeechToText'] }),
+    clientMessage.startChat({ chatId: 'chat' }),
+    clientMessage.loadScenariosList(),
+    clientMessage.loadChatsList('char', 'scn'),
+    clientMessage.retry(session),
+    clientMessage.revert(session),
+    clientMessage.revert(session, 'm'),
+    clientMessage.addChatParticipant(session, 'c', 'captain'),
+    clientMessage.removeChatParticipant(session, 'c'),
+    clientMessage.appTriggerComplete(session, 't'),
+    clientMessage.updateContext(session, [{ text: 'ctx', roleFilter: 'captain' }], 'discord', { setFlags: ['x'], enableRoles: { captain: false } }),
   ];
 
   it('writes $type as the first key of every payload, also after JSON serialisation', () => {
@@ -104,5 +115,37 @@ describe('parseServerMessage', () => {
   it('accepts speechRecognitionEnd with a null text', () => {
     expect(parseServerMessage({ $type: 'speechRecognitionEnd', text: null, reason: 'Empty' })).toEqual({ $type: 'speechRecognitionEnd', text: null, reason: 'Empty' });
     expect(parseServerMessage({ $type: 'speechRecognitionEnd', reason: 'Empty' })).toMatchObject({ text: null });
+  });
+});
+
+describe('messages of group chats, scenarios, reply controls and app triggers', () => {
+  it('startChat: one character as characterId, several as characterIds, nothing spread before $type', () => {
+    expect(clientMessage.startChat({ characterIds: ['a'] })).toEqual({ $type: 'startChat', characterId: 'a' });
+    expect(JSON.stringify(clientMessage.startChat({ characterIds: ['a', 'b'], scenarioId: 's' }))).toBe('{"$type":"startChat","characterIds":["a","b"],"scenarioId":"s"}');
+    expect(clientMessage.revert('s')).toEqual({ $type: 'revert', sessionId: 's' });
+  });
+
+  it('an update with text null is a deletion (its own client-side type), not a dropped message; the wire name messageDeleted is refused', () => {
+    const d = parseServerMessage({ $type: 'update', sessionId: 's', messageId: 'm', senderId: 'c', text: null, role: 'Assistant', index: 0 });
+    expect(d).toEqual({ $type: 'messageDeleted', sessionId: 's', messageId: 'm', senderId: 'c', role: 'Assistant' });
+    expect(parseServerMessage({ $type: 'update', sessionId: 's', messageId: 'm', text: 'kept' })).toMatchObject({ $type: 'update', text: 'kept' });
+    expect(parseServerMessage({ $type: 'messageDeleted', sessionId: 's', messageId: 'm' })).toBeUndefined();
+  });
+
+  it('parses scenariosListLoaded, chatParticipantsUpdated, appTrigger and chatStarted.narrator/scenario', () => {
+    const list = parseServerMessage({ $type: 'scenariosListLoaded', scenarios: [{ id: 's', name: 'S', roles: [{ name: 'r', defaultCharacterId: 'c' }, { bad: 1 }] }, { id: 1 }] });
+    expect(list).toEqual({ $type: 'scenariosListLoaded', scenarios: [{ id: 's', name: 'S', roles: [{ name: 'r', defaultCharacterId: 'c' }] }] });
+    expect(parseServerMessage({ $type: 'chatParticipantsUpdated', sessionId: 's', characters: [{ id: 'a', name: 'A', scenarioRole: 'r' }, { id: 2 }] })).toEqual({
+      $type: 'chatParticipantsUpdated',
+      sessionId: 's',
+      characters: [{ id: 'a', name: 'A', scenarioRole: 'r' }],
+    });
+    expect(parseServerMessage({ $type: 'appTrigger', sessionId: 's', name: 'Emote', triggerId: 't', senderId: 'c' })).toMatchObject({ arguments: [], triggerId: 't' });
+    expect(parseServerMessage({ $type: 'appTrigger', sessionId: 's' })).toBeUndefined();
+    const started = parseServerMessage({ $type: 'chatStarted', sessionId: 's', chatId: 'c', narrator: { id: 'n', name: 'N' }, scenario: { id: 'x', name: 'X' } });
+    expect(started).toMatchObject({ narrator: { id: 'n', name: 'N' }, scenario: { id: 'x', name: 'X', roles: [] } });
+    const noScenario = parseServerMessage({ $type: 'chatStarted', sessionId: 's', chatId: 'c', narrator: { id: 'n' }, scenario: null });
+    expect(noScenario).not.toHaveProperty('narrator');
+    expect(noScenario).not.toHaveProperty('scenario');
   });
 });

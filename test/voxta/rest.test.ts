@@ -37,7 +37,7 @@ describe('VoxtaRest against the simulator', () => {
     const s = await sim({ apiKey: KEY });
     const rest = new VoxtaRest(new VoxtaEndpoint({ url: s.url, apiKey: KEY }));
     const chars = await rest.listCharacters();
-    expect(chars.map((c) => c.name)).toEqual(['Aria', 'Captain Holt', 'Mira']);
+    expect(chars.map((c) => c.name)).toEqual(['Aria', 'Captain Holt', 'Mira', 'Vex']);
     expect(await rest.getCharacter(HOLT_ID)).toMatchObject({ id: HOLT_ID, name: 'Captain Holt' });
     expect(await rest.getCharacter('00000000-0000-4000-8000-000000000000')).toBeUndefined();
   });
@@ -90,7 +90,7 @@ describe('VoxtaRest against the simulator', () => {
     const s = await sim({ basicAuth: { username: 'proxy', password: 'pr0xy-pass-word' } });
     const url = s.url.replace('http://', 'http://proxy:pr0xy-pass-word@');
     const ep = new VoxtaEndpoint({ url });
-    expect((await new VoxtaRest(ep).listCharacters()).length).toBe(3);
+    expect((await new VoxtaRest(ep).listCharacters()).length).toBe(4);
     const session = new VoxtaChatSession({ endpoint: ep, audioInput: 'None' });
     try {
       const w = await session.connect();
