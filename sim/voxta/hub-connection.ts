@@ -49,6 +49,8 @@ export class SimHubConnection extends EventEmitter<HubConnectionEvents> {
   private pingTimer: NodeJS.Timeout | undefined;
   private lastHeard = Date.now();
   private closedEmitted = false;
+  /** A close frame was sent by {@link halfClose} and the TCP connection is being held. */
+  halfClosed = false;
 
   constructor(
     readonly id: string,
@@ -103,6 +105,7 @@ export class SimHubConnection extends EventEmitter<HubConnectionEvents> {
    * `Connected` while every write fails.
    */
   halfClose(): void {
+    this.halfClosed = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = undefined;
     const raw = (this.socket as unknown as { _socket?: import('node:net').Socket })._socket;

@@ -205,6 +205,11 @@ export class VoxtaSim {
     for (const hub of this.hubsById.values()) hub.halfClose();
   }
 
+  /** The held TCP connections of half-closed hubs are finally dropped (the proxy gives up). */
+  dropHalfClosedHubConnections(): void {
+    for (const hub of this.hubsById.values()) if (hub.halfClosed) hub.terminate();
+  }
+
   dropAudioSockets(): void {
     this.audioSockets.dropAll();
   }
