@@ -30,10 +30,11 @@ import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { GuildSessionRecord, Store } from '../store/store.js';
 import { VoxtaNotFoundError } from '../voxta/errors.js';
-import type { ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
+import type { AppTriggerMessage, ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
+import { emoteReaction } from './app-triggers.js';
 import { abortable, abortReason, checkNotAborted, GuildOperations, OperationCancelledError } from './guild-operations.js';
 import { RecentSamples } from './metrics.js';
 import { PendingMessages } from './pending-messages.js';
@@ -849,11 +850,31 @@ export class GuildSession extends EventEmitter {
         .then(() => this.emit('voxtaFailed', { authRefused }))
         .catch((e: unknown) => this.log.error({ err: errorInfo(e, true) }, 'guild session: after Voxta failed'));
     });
+    on('appTrigger', (t: AppTriggerMessage) => this.onAppTrigger(t));
     on('chatClosed', () => {
       if (!this.bridging) return;
       // Closed on the Voxta side (its app, or an admin): nothing to talk to any more.
       this.stopInBackground('chat closed by Voxta', { notice: 'The chat was closed on the Voxta side. /resume opens it again.' });
     });
+  }
+
+  /**
+   * A scenario's app trigger: an emote becomes the character's reaction on its reply (the message
+   * the trigger names, else the latest shown reply); anything else needs nothing here. The Voxta
+   * client acknowledges every trigger once this returns.
+   */
+  private onAppTrigger(t: AppTriggerMessage): void {
+    const emoji = emoteReaction(t);
+    this.log.debug({ name: t.name, triggerId: t.triggerId, emoji }, 'guild session: app trigger');
+    if (!emoji) return;
+    const replyId = t.messageId && this.replies.discordMessagesOf(t.messageId).length ? t.messageId : this.replies.lastShownReply();
+    const discordId = replyId ? this.replies.discordMessagesOf(replyId).at(-1) : undefined;
+    const channel = this.channel();
+    if (!discordId || !channel) return;
+    channel
+      .markable(discordId)
+      .react(emoji)
+      .catch((err: unknown) => this.log.debug({ err: errorInfo(err), emoji }, 'guild session: reacting for an emote failed'));
   }
 
   private detachVoxta(v: VoxtaSessionPort): void {

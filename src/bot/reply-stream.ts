@@ -73,6 +73,16 @@ export class ReplyStream {
     if (shown && text) shown.rewrite(text).catch(() => undefined);
   }
 
+  /** The Discord messages a reply was (or is being) posted in, oldest first; empty when not shown. */
+  discordMessagesOf(messageId: string): string[] {
+    return (this.streaming.get(messageId) ?? this.recent.get(messageId))?.messageIds() ?? [];
+  }
+
+  /** The most recent reply that was shown, if any. */
+  lastShownReply(): string | undefined {
+    return [...this.streaming.keys(), ...this.recent.keys()].filter((id) => this.discordMessagesOf(id).length > 0).at(-1);
+  }
+
   /** Replies still streaming are ended as interrupted, one after another (stop). */
   async cutAll(): Promise<void> {
     for (const r of this.streaming.values()) await r.finish({ interrupted: true }).catch(() => undefined);
