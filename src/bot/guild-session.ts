@@ -30,7 +30,8 @@ import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { GuildSessionRecord, Store } from '../store/store.js';
 import { VoxtaNotFoundError } from '../voxta/errors.js';
-import type { AppTriggerMessage, ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
+import type { CloseOutcome } from '../voxta/chat-session.js';
+import type { AppTriggerMessage, ContextItem, HistoryMessage, ServerMessage, ServerUpdateMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
@@ -473,13 +474,13 @@ export class GuildSession extends EventEmitter {
       // A reply still streaming is cut here: it says so.
       await this.guardAsync('cutting the streaming replies', () => this.bounded(this.replies.cutAll()));
       const voxta = this.voxta;
-      if (voxta) await this.closeVoxta(voxta, { stopChat: opts.stopChat ?? !opts.keepActive });
+      const closed = voxta ? await this.closeVoxta(voxta, { stopChat: opts.stopChat ?? !opts.keepActive }) : { chatStopConfirmed: false };
       if (opts.forget) this.records.forget();
       else if (!opts.keepActive && !opts.keepRecord) this.records.setActive(false);
       // Kept active (shutdown, Voxta gone) or a failed automatic resume: the held messages stay
       // stored and are delivered when the chat is resumed. Stopped for good: they will not be
       // delivered, and the channel is told.
-      if (!opts.keepActive && !opts.keepPending) this.guard('dropping held messages', () => this.pending.abandon());
+      if (!opts.keepActive && !opts.keepPending) this.guard('dropping held messages', () => this.pending.abandon({ unconfirmedLost: closed.chatStopConfirmed }));
       this.pending.holding = false;
       this.pending.clearEchoes();
       this.speakers.clear();
@@ -495,18 +496,32 @@ export class GuildSession extends EventEmitter {
     return true;
   }
 
-  /** Detaches and closes a Voxta connection (bounded), settling the playback acknowledgements it owes. */
-  private async closeVoxta(voxta: VoxtaSessionPort, opts: { stopChat: boolean }): Promise<void> {
+  /**
+   * Detaches and closes a Voxta connection (bounded), settling the playback acknowledgements it
+   * owes. Until Voxta confirms the stop, the echoes of user messages it stored still count (they
+   * arrive before `chatClosed`): what is echoed meanwhile is delivered, not reported lost.
+   */
+  private async closeVoxta(voxta: VoxtaSessionPort, opts: { stopChat: boolean }): Promise<CloseOutcome> {
     if (this.voxta === voxta) this.voxta = undefined;
     this.detachVoxta(voxta);
+    const chatId = voxta.chatId;
+    const onUpdate = (m: ServerUpdateMessage): void => {
+      if (m.role.toLowerCase() === 'user') this.pending.echoed(m.text, m.messageId, chatId);
+    };
+    voxta.on('update', onUpdate);
     this.guard('acknowledging owed playback', () => {
       // Replies that ended but were never acknowledged get their complete now (protocol §4c).
       voxta.playback.abortAll();
       this.completesSentBefore += voxta.playback.stats.completesSent;
     });
+    let outcome: CloseOutcome = { chatStopConfirmed: false };
     // close() stops the chat first (bounded); on shutdown closing the connection is enough, and
     // Voxta disposes the chat itself (protocol §5.4).
-    await this.guardAsync('closing the Voxta connection', () => voxta.close({ stopChat: opts.stopChat }));
+    await this.guardAsync('closing the Voxta connection', async () => {
+      outcome = await voxta.close({ stopChat: opts.stopChat });
+    });
+    voxta.off('update', onUpdate);
+    return outcome;
   }
 
   /** Waits for `p`, but not longer than a stop should wait for Discord; never rejects. */

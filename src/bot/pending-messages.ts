@@ -208,9 +208,13 @@ export class PendingMessages {
 
   /**
    * Messages waiting for a chat that will not come (it is gone, or was stopped): forgotten, marked
-   * ❌, and the channel told which ones did not reach the character.
+   * ❌, and the channel told which ones did not reach the character. `unconfirmedLost`: Voxta
+   * confirmed the chat's stop, so a message written to it but never echoed was not stored either
+   * (Voxta drops the user messages it had queued, e.g. behind a reply being spoken); without that
+   * confirmation a written message may be in the chat and is not reported.
    */
-  abandon(): void {
+  abandon(opts: { unconfirmedLost?: boolean } = {}): void {
+    const lost = (sent: boolean): boolean => !sent || opts.unconfirmedLost === true;
     const rows = this.stored();
     this.forget(rows.map((r) => r.id));
     const inMemory = this.marked.splice(0);
@@ -218,20 +222,28 @@ export class PendingMessages {
       p.message.unreact(PENDING_EMOJI).catch(() => undefined);
       p.message.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
     }
-    // Held by an earlier process (no handle here): marked through the channel by id.
+    // Held by an earlier process, or written and awaiting their echo (no handle here): marked
+    // through the channel by id.
     const handled = new Set(inMemory.map((p) => p.rowId));
     for (const row of rows) {
       if (handled.has(row.id) || !row.discordMessageId) continue;
       const m = this.deps.channel()?.markable(row.discordMessageId);
       m?.unreact(PENDING_EMOJI).catch(() => undefined);
-      if (!row.sent) m?.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
+      if (lost(row.sent)) m?.react(NOT_DELIVERED_EMOJI).catch(() => undefined);
     }
-    // Only those never written to Voxta are surely undelivered (a written one may be in the chat).
-    const notSent: Array<{ text: string }> = rows.filter((r) => !r.sent);
-    for (const p of inMemory) if (p.rowId === undefined) notSent.push({ text: p.sentText });
-    if (notSent.length) {
-      this.deps.log().info({ messages: notSent.length }, 'guild session: pending messages will not be delivered');
-      this.deps.post(notDeliveredNotice(notSent)).catch(() => undefined);
+    const notDelivered: Array<{ text: string }> = rows.filter((r) => lost(r.sent));
+    for (const p of inMemory) if (p.rowId === undefined) notDelivered.push({ text: p.sentText });
+    // Written from memory only (storing their row had failed): lost too once the stop is confirmed.
+    if (opts.unconfirmedLost) {
+      for (const e of this.awaitingEcho) {
+        if (e.rowId !== undefined || !e.sent) continue;
+        this.deps.channel()?.markable(e.discordId).react(NOT_DELIVERED_EMOJI).catch(() => undefined);
+        notDelivered.push({ text: e.sentText });
+      }
+    }
+    if (notDelivered.length) {
+      this.deps.log().info({ messages: notDelivered.length }, 'guild session: pending messages will not be delivered');
+      this.deps.post(notDeliveredNotice(notDelivered)).catch(() => undefined);
     }
   }
 

@@ -70,6 +70,10 @@ export { CLIENT_NAME, EXPECTED_API_VERSION, KNOWN_API_VERSIONS } from './handsha
 export type { ReconnectedInfo, ReconnectingInfo, SessionState, SessionStats, VoxtaChatSessionEvents } from './session-events.js';
 export type { ReconnectOptions, ResumeChatOptions, StartChatOptions, VoxtaChatSessionOptions } from './session-options.js';
 
+export interface CloseOutcome {
+  chatStopConfirmed: boolean;
+}
+
 type StartOrResume = ClientMessage & { $type: 'startChat' | 'resumeChat' };
 
 /** What a text-only session switches off in every chat it starts or resumes (see `textOnly`). */
@@ -218,15 +222,19 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
 
   /**
    * Closes for good: stops the chat (best effort, short timeout), closes the connection, drops
-   * queued messages. State `closed`; idempotent.
+   * queued messages. State `closed`; idempotent. `chatStopConfirmed`: Voxta confirmed the stop
+   * (`chatClosed`), so every message it stored before arrived before that; a user message written
+   * but never echoed was not stored (Voxta drops the commands it had queued when it disposes).
    */
-  async close(opts: { stopChat?: boolean } = {}): Promise<void> {
-    if (this.#state === 'closed') return;
+  async close(opts: { stopChat?: boolean } = {}): Promise<CloseOutcome> {
+    if (this.#state === 'closed') return { chatStopConfirmed: false };
     this.#closing = true;
     this.#reconnectAbort?.abort();
+    let chatStopConfirmed = false;
     if ((opts.stopChat ?? true) && this.#chat && this.#link.connected) {
       try {
         await this.#stopChatNow(Math.min(this.#timeout('stopMs'), 3000));
+        chatStopConfirmed = true;
       } catch (err) {
         this.#log.debug({ err: errorInfo(err) }, 'stopChat during close failed');
       }
@@ -237,6 +245,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#replies.rejectAll(new VoxtaStateError('The Voxta session was closed'));
     await this.#link.drop();
     this.#setState('closed');
+    return { chatStopConfirmed };
   }
 
   // ------------------------------------------------------------------------------------------

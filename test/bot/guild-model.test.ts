@@ -31,7 +31,7 @@ import { describe, expect, it } from 'vitest';
 import { BotCore } from '../../src/bot/bot-core.js';
 import type { GuildVoiceJoiner } from '../../src/bot/ports.js';
 import { runCommand } from '../../src/commands/index.js';
-import { createLogger } from '../../src/log.js';
+import { pino } from 'pino';
 import { DB_FILE_NAME, Store } from '../../src/store/store.js';
 import { VoxtaChatSession } from '../../src/voxta/chat-session.js';
 import { VoxtaEndpoint } from '../../src/voxta/endpoint.js';
@@ -104,6 +104,7 @@ class World {
   readonly inFlight: Array<Promise<unknown>> = [];
   readonly unhandled: unknown[] = [];
   readonly log: string[] = [];
+  readonly logLines: string[] = [];
   core!: BotCore;
   store!: Store;
   dataDir!: string;
@@ -147,7 +148,8 @@ class World {
       joinVoice: this.voice.join,
       voiceIdleLeaveMs: 60,
       guild: (id) => this.present.get(id),
-      log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false }),
+      // Kept in memory: a failing sequence writes them to a file for the post-mortem.
+      log: pino({ level: 'debug' }, { write: (line: string) => void this.logLines.push(line) }),
       editIntervalMs: 5,
       contextDebounceMs: 5,
       resumeRetryMs: { first: 50, max: 200 },
@@ -323,10 +325,12 @@ class World {
       // A message in a channel that was deleted since went with it: nothing left to mark.
       if (!t.owned || !this.guilds[t.guild]!.channels.has(t.channelId)) continue;
       const s = this.core.existingSession(this.id(t.guild));
-      const heldForResume = t.msg.reactions.has('⏳') && s?.state === 'idle' && s.record?.active === true;
-      const marked = t.msg.reactions.has('❌');
-      expect(delivered === 1 || marked || heldForResume, `"${t.text}" delivered once, or marked ❌, or still held ⏳ for a pending resume (reactions: ${[...t.msg.reactions].join('')})`).toBe(true);
-      if (delivered === 1) expect(t.msg.reactions.has('⏳'), `"${t.text}" delivered but still ⏳`).toBe(false);
+      // The bot marks a message through its own handle, or by id through the channel.
+      const reactions = new Set([...t.msg.reactions, ...(this.guilds[t.guild]!.channels.get(t.channelId)?.marks.get(t.msg.id) ?? [])]);
+      const heldForResume = reactions.has('⏳') && s?.state === 'idle' && s.record?.active === true;
+      const marked = reactions.has('❌');
+      expect(delivered === 1 || marked || heldForResume, `"${t.text}" delivered once, or marked ❌, or still held ⏳ for a pending resume (reactions: ${[...reactions].join('')})`).toBe(true);
+      if (delivered === 1) expect(reactions.has('⏳'), `"${t.text}" delivered but still ⏳`).toBe(false);
     }
   }
 }
@@ -481,6 +485,10 @@ describe('guild orchestration under generated interleavings', () => {
           }
           await w.quiesce();
           w.checkQuiescent();
+        } catch (err) {
+          const file = path.join(os.tmpdir(), `guild-model-failure-${process.pid}-${sequences}.log`);
+          fs.writeFileSync(file, [`steps: ${steps.map((x) => x.name).join(', ')}`, ...w.logLines].join('\n'));
+          throw new Error(`${(err as Error).message} (the bot's log of this sequence: ${file})`, { cause: err });
         } finally {
           process.off('unhandledRejection', onUnhandled);
           await w.close();

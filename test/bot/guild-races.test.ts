@@ -307,3 +307,27 @@ describe('commands', () => {
     expect(sim.received.filter((m) => m.payload.$type === 'resumeChat')).toEqual([]);
   });
 });
+
+describe('messages in flight when the chat is stopped', () => {
+  it('one Voxta had queued behind a reply, and stored while the stop settled its acknowledgements, counts as delivered (no ❌, no notice)', async () => {
+    core();
+    await command('start', { strings: { character: ARIA_ID } }).done;
+    // As when the reply is being spoken in voice: Voxta holds its queue until playback completes.
+    h.sessions[0]!.playback.setAutoAcknowledge(false);
+    const first = humanMessage(general.id, ALICE.id, 'Alice', 'first');
+    await h.core.humanMessage(guild.id, first);
+    await waitUntil(() => sim.heldSessions().length === 1, 'the reply to hold the chat');
+    const second = humanMessage(general.id, ALICE.id, 'Alice', 'second, queued behind the reply');
+    await h.core.humanMessage(guild.id, second);
+    await sim.waitForClientMessage('send', { match: (p) => p.text === 'second, queued behind the reply' });
+    await command('stop').done;
+    // The stop acknowledged the owed playback first: Voxta stored the queued message, and its
+    // echo arrived before the stop's confirmation.
+    expect(sim.chats()[0]!.messages.filter((m) => m.role === 'User').map((m) => m.text)).toEqual(['first', 'second, queued behind the reply']);
+    const marks = (m: { id: string; reactions: Set<string> }) => new Set([...m.reactions, ...(general.marks.get(m.id) ?? [])]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(marks(second).has('❌')).toBe(false);
+    expect(general.texts().filter((t) => t.includes('did not reach the character'))).toEqual([]);
+    expect(h.store.listPendingMessages(guild.id)).toEqual([]);
+  });
+});

@@ -34,7 +34,9 @@ async function setup(simExtra: VoxtaSimOptions = {}, vision: { sources: Array<'E
   const sim = await newSim({ apiKey: KEY, vision: { enabled: true }, ...simExtra });
   cleanups.push(() => sim.close());
   const session = newSession(sim, { apiKey: KEY, audioInput: 'None', ...(vision ? { vision } : {}) });
-  cleanups.push(() => session.close());
+  cleanups.push(async () => {
+    await session.close();
+  });
   await session.connect();
   await session.startChat({ characterId: ARIA_ID });
   return { sim, session };
