@@ -11,7 +11,19 @@ import type { SimRecorder } from './recorder.js';
 import type { SessionRegistry } from './session-registry.js';
 import type { TtsRegistry } from './tts.js';
 
-export type TranscriptSource = string[] | ((info: { sessionId: string; index: number; voicedMs: number }) => string | null);
+/**
+ * Scripted transcripts, in order, or a function of the utterance. A cut utterance (see
+ * recognizer.ts) still takes the next entry, but is reported as a visibly partial text of it.
+ */
+export type TranscriptSource = string[] | ((info: TranscriptInfo) => string | null);
+export interface TranscriptInfo {
+  sessionId: string;
+  index: number;
+  voicedMs: number;
+  /** Heard from onset to end (see RecognitionRecord.whole); always true for injected ones. */
+  whole?: boolean;
+  cut?: 'start' | 'end' | 'both' | null;
+}
 
 export interface VoxtaSimOptions {
   /** 0 (default) picks a free port. */
@@ -33,6 +45,8 @@ export interface VoxtaSimOptions {
     silenceUrls?: boolean;
     status?: number;
     delayMs?: number;
+    /** `replyChunk.audioGapMs` on every chunk with audio (0 = field not sent). */
+    audioGapMs?: number;
   };
   stt?: {
     enabled?: boolean;
@@ -70,6 +84,7 @@ export interface ResolvedOptions {
     silenceUrls: boolean;
     status: number;
     delayMs: number;
+    audioGapMs: number;
   };
   stt: {
     enabled: boolean;
@@ -119,6 +134,7 @@ export function resolveOptions(o: VoxtaSimOptions = {}): ResolvedOptions {
       silenceUrls: o.tts?.silenceUrls ?? false,
       status: o.tts?.status ?? 200,
       delayMs: o.tts?.delayMs ?? 0,
+      audioGapMs: o.tts?.audioGapMs ?? 0,
     },
     stt: {
       enabled: o.stt?.enabled ?? true,
@@ -188,7 +204,7 @@ export class TranscriptCursor {
   }
 
   /** The final text of utterance `index`: scripted, from the function, or a readable default. */
-  take(current: TranscriptSource | undefined, info: { sessionId: string; index: number; voicedMs: number }): string | null {
+  take(current: TranscriptSource | undefined, info: TranscriptInfo): string | null {
     this.sync(current);
     if (typeof current === 'function') return current(info);
     if (Array.isArray(current) && this.next < current.length) return current[this.next++] ?? null;
