@@ -2,7 +2,8 @@
  * The voice side of one guild session: the bot in a voice channel, listening to members and
  * speaking the character's replies.
  *
- *   members ── receiver → decode 16 kHz → VAD → floor arbiter → Voxta audio input   (uplink.ts)
+ *   members ── receiver → decode 16 kHz → VAD → floor arbiter → held input → Voxta audio input
+ *                                                              (uplink.ts, held-input.ts: no utterance lost while Voxta does not record)
  *   Voxta speechRecognitionEnd → attributed to the floor holder → voxta.send          (here)
  *   replyChunk.audioUrl → prefetch → parseWav → encode Opus → AudioPlayer              (speech-queue.ts, downlink.ts)
  *   interruptSpeech / a member talking over the character → stop within a frame       (barge-in.ts)
@@ -12,6 +13,10 @@
  * to manual (`setAutoAcknowledge(false)`) and this module reports every chunk when it really
  * starts playing, with its true duration; on leave it aborts what is still owed and hands the
  * contract back to auto mode, so every reply still gets exactly one `speechPlaybackComplete`.
+ *
+ * Not heard: an utterance that could not be delivered to Voxta (held past its bound or age, or
+ * its session gone) is counted (`utterancesUnheard` in `stats()`) and reported with
+ * `mirror('unheard', name, NOT_HEARD_TEXT)` in place of the transcript that will never come.
  *
  * Transcript mirroring: members' recognised speech is reported with `mirror('member', …)` (the
  * bot core posts it when mirroring is on, and counts the voice turn either way). The character's
@@ -164,11 +169,15 @@ export class GuildVoice extends EventEmitter<Events> {
         get speechBytesSent() {
           return input.speechBytesSent;
         },
+        streamingSince: () => input.streamingSince,
       },
       listening: () => this.voxtaListening(),
       // The recogniser must hear a pause between two delivered utterances: the floor's own.
       separatorMs: opts.config.endOfUtteranceMs,
-      onAir: (u) => this.attribution.utteranceStarted({ utteranceId: u.utteranceId, speakerId: u.speakerId, startAt: u.at }),
+      onAir: (u) => {
+        if (u.held) this.log.debug({ utteranceId: u.utteranceId, speakerId: u.speakerId }, 'voice: a held utterance goes to Voxta now');
+        this.attribution.utteranceStarted({ utteranceId: u.utteranceId, speakerId: u.speakerId, startAt: u.at });
+      },
       onUnheard: (u) => this.onUnheard(u),
     });
 

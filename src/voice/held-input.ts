@@ -43,12 +43,20 @@ export interface HeldInputPort {
   readonly bufferedBytes: number;
   /** Bytes of written audio sent so far (monotonic). */
   readonly speechBytesSent: number;
+  /**
+   * When the input's current stream began (undefined: not streaming). An utterance that starts
+   * within the pre-roll of it gets the pre-roll too: the recogniser has heard too little silence
+   * yet to see its onset. Without this method the stream is taken as long established.
+   */
+  streamingSince?(): number | undefined;
 }
 
-/** Which utterance a frame belongs to (from the floor arbiter). */
+/** Which utterance a frame belongs to (from the floor arbiter), and whether it is voiced. */
 export interface FrameMeta {
   utteranceId: number;
   speakerId: string;
+  /** Default true. */
+  voiced?: boolean;
 }
 
 export type UnheardReason = 'bound' | 'expired' | 'session' | 'cut';
@@ -112,8 +120,6 @@ export interface HeldInputStats {
 }
 
 const BLOCK = 480;
-/** Part of an utterance kept before its recognised point, in case the recognition ended within it. */
-const RECOGNISED_KEEP_MS = 300;
 
 type ItemState = 'deliver' | 'tentative' | 'dropped';
 
@@ -123,10 +129,18 @@ interface Item {
   liveAt: number;
   state: ItemState;
   blocks: Int16Array[];
-  /** Samples stored (the last block may be partly filled). */
+  /** Samples stored (the last block may be partly filled). Positions below are sample indexes. */
   samples: number;
-  /** Samples written to the input. */
+  /** Up to here Voxta has recognised it: never delivered again. */
+  skip: number;
+  /** Where the delivery in progress began. */
+  from: number;
+  /** Next sample to write to the input. */
   written: number;
+  /** Just after its last voiced frame (a remainder without voice is not worth delivering again). */
+  voicedEnd: number;
+  /** When its last written sample plays out. */
+  lastOutAt: number;
   ended: boolean;
   /** Pre-roll silence goes before its first sample. */
   needsPreRoll: boolean;
@@ -136,7 +150,7 @@ interface Item {
   wasHeld: boolean;
   /** Its blocks from the start are all kept (a re-delivery is possible). */
   rewindable: boolean;
-  /** Input sent-counter value at which its first written sample goes out. */
+  /** Input sent-counter value at which sample `from` goes out; undefined before its delivery began. */
   startMark: number | undefined;
   /** Sent-counter value at which its last sample has gone out (set once ended and fully written). */
   endMark: number | undefined;
@@ -194,11 +208,6 @@ export class HeldInput {
     return { ...rest, heldMsDelivered: Math.round((heldSamplesDelivered * 1000) / this.rate), heldMs: Math.round((this.stored * 1000) / this.rate) };
   }
 
-  /** True while audio waits for Voxta (or is being delivered after waiting). */
-  get holding(): boolean {
-    return this.items.some((i) => i.state === 'deliver' && i.wasHeld);
-  }
-
   // ---- what the voice pipeline tells us ---------------------------------------------------
 
   /** The character's speech is audible since `since` (undefined: silent). */
@@ -230,7 +239,11 @@ export class HeldInput {
       state,
       blocks: [],
       samples: 0,
+      skip: 0,
+      from: 0,
       written: 0,
+      voicedEnd: 0,
+      lastOutAt: -Infinity,
       ended: false,
       needsPreRoll: !listening,
       waitingSince: listening ? undefined : now,
@@ -245,16 +258,12 @@ export class HeldInput {
   }
 
   /** One frame of the utterance the floor forwards. */
-  write(pcm: Int16Array, meta?: FrameMeta): void {
+  write(pcm: Int16Array, meta: FrameMeta): void {
     if (this.closed) return;
-    if (meta && this.current?.id !== meta.utteranceId) {
-      // A frame without its start reported (the start is normally announced first).
-      this.utteranceStarted({ utteranceId: meta.utteranceId, speakerId: meta.speakerId, liveAt: this.now() });
-    } else if (!meta && !this.current) {
-      this.utteranceStarted({ utteranceId: -1, speakerId: '', liveAt: this.now() });
-    }
+    // A frame whose start was not reported (the floor announces it first): it starts now.
+    if (this.current?.id !== meta.utteranceId) this.utteranceStarted({ utteranceId: meta.utteranceId, speakerId: meta.speakerId, liveAt: this.now() });
     const item = this.current!;
-    if (item.state !== 'dropped') this.append(item, pcm);
+    if (item.state !== 'dropped') this.append(item, pcm, meta.voiced ?? true);
     this.pump();
   }
 
@@ -276,6 +285,7 @@ export class HeldInput {
       return;
     }
     if (item.state === 'deliver' && item.written === item.samples && item.startMark !== undefined) this.setEndMark(item);
+    this.confirm();
     this.pump();
   }
 
@@ -295,12 +305,14 @@ export class HeldInput {
    */
   recognised(): void {
     this.confirm();
-    const item = this.items.find((i) => i.state === 'deliver' && i.written > 0);
-    if (!item || item.startMark === undefined) return;
-    const sent = this.sentSamplesOf(item);
-    const keepFrom = sent - Math.round((RECOGNISED_KEEP_MS * this.rate) / 1000);
-    const whole = Math.floor(Math.max(0, keepFrom) / BLOCK);
-    if (whole > 0) this.trimBlocks(item, whole);
+    const item = this.items.find((i) => i.state === 'deliver' && i.startMark !== undefined);
+    if (!item) return;
+    // Everything of it that went out was part of what Voxta just recognised (the recognition
+    // ends on silence it received after it). Said again after a pause the floor did not count
+    // as an end, and sent before this arrived, a continuation is not re-delivered if recording
+    // stops during it: a narrow case, the price of never delivering recognised words twice.
+    item.skip = Math.max(item.skip, this.sentIndex(item));
+    this.freeBelow(item, item.skip);
   }
 
   /** Advances time: gives up on holds too old, writes held audio when Voxta records. */
@@ -308,7 +320,7 @@ export class HeldInput {
     if (this.closed) return;
     const now = this.now();
     for (const item of [...this.items]) {
-      if (item.state === 'deliver' && item.waitingSince !== undefined && item.written === 0 && now - item.waitingSince > this.maxAgeMs) {
+      if (item.state === 'deliver' && item.waitingSince !== undefined && item.startMark === undefined && now - item.waitingSince > this.maxAgeMs) {
         this.unheard(item, 'expired');
       }
     }
@@ -353,11 +365,16 @@ export class HeldInput {
       }
       if (item.state !== 'deliver') continue;
       item.waitingSince = undefined;
+      if (item.startMark === undefined && item.ended && item.voicedEnd <= item.written) {
+        // What is left of it (after a rewind) is silence: nothing to deliver.
+        item.written = item.samples;
+        continue;
+      }
       if (item.written === item.samples) {
         if (!item.ended) break; // live: more frames will come; nothing after it may go first
         continue;
       }
-      if (item.written === 0 && item.startMark === undefined) {
+      if (item.startMark === undefined) {
         if (this.input.bufferedBytes >= this.leadBytes) break;
         this.begin(item);
       }
@@ -365,6 +382,7 @@ export class HeldInput {
       if (!item.ended) break;
       this.setEndMark(item);
     }
+    this.confirm();
     this.scheduleIfNeeded();
   }
 
@@ -384,16 +402,17 @@ export class HeldInput {
     const now = this.now();
     for (const item of [...this.items]) {
       if (item.state !== 'deliver') continue;
-      if (item.written > 0 || item.startMark !== undefined) {
+      if (item.startMark !== undefined || item.written > item.skip) {
         if (!item.rewindable) {
           this.unheard(item, 'cut');
           continue;
         }
-        item.written = 0;
+        // Voxta cancelled what it was hearing: from its start (or its last recognised point) again.
+        item.written = item.skip;
+        item.from = item.skip;
         item.startMark = undefined;
         item.endMark = undefined;
-        item.needsPreRoll = true;
-        this.markHeld(item);
+        if (item.voicedEnd > item.skip) this.markHeld(item);
       }
       item.waitingSince ??= now;
       item.needsPreRoll = true;
@@ -407,6 +426,12 @@ export class HeldInput {
     const bytesPerMs = (this.rate * 2) / 1000;
     let outAt = now + this.input.bufferedBytes / bytesPerMs;
     let silence = item.needsPreRoll ? this.preRoll : 0;
+    if (this.input.streamingSince) {
+      const since = this.input.streamingSince();
+      const streamed = since === undefined ? 0 : Math.max(0, now - since);
+      const streamedSamples = Math.round((streamed * this.rate) / 1000);
+      if (streamedSamples < this.preRoll) silence = Math.max(silence, this.preRoll - streamedSamples);
+    }
     // Back to back with the previous utterance (a replay): keep them apart for the recogniser.
     const gapSamples = Math.round(((outAt - this.lastEndOutAt) * this.rate) / 1000);
     if (gapSamples < this.separator) silence = Math.max(silence, this.separator - Math.max(0, gapSamples));
@@ -415,6 +440,7 @@ export class HeldInput {
       outAt += (silence * 1000) / this.rate;
     }
     item.needsPreRoll = false;
+    item.from = item.written;
     item.startMark = this.input.speechBytesSent + this.input.bufferedBytes;
     try {
       this.opts.onAir?.({ utteranceId: item.id, speakerId: item.speakerId, at: outAt, held: item.wasHeld });
@@ -436,28 +462,31 @@ export class HeldInput {
       const n = end - off;
       item.written += n;
       if (item.wasHeld) this.counters.heldSamplesDelivered += n;
+      item.lastOutAt = this.now() + (this.input.bufferedBytes * 1000) / (this.rate * 2);
     }
     return true;
   }
 
   private setEndMark(item: Item): void {
-    item.endMark = this.input.speechBytesSent + this.input.bufferedBytes;
-    const bytesPerMs = (this.rate * 2) / 1000;
-    this.lastEndOutAt = this.now() + this.input.bufferedBytes / bytesPerMs;
+    if (item.startMark === undefined) return;
+    // Its last sample goes out after the `written - from` samples of this delivery.
+    item.endMark = item.startMark + (item.written - item.from) * 2;
+    this.lastEndOutAt = item.lastOutAt;
   }
 
   /** Removes the utterances whose every sample has been sent. */
   private confirm(): void {
     const sent = this.input.speechBytesSent;
     for (const item of [...this.items]) {
-      if (item.state === 'deliver' && item.ended && (item.samples === 0 || (item.endMark !== undefined && sent >= item.endMark))) {
+      const done = item.startMark === undefined ? item.written === item.samples : item.endMark !== undefined && sent >= item.endMark;
+      if (item.state === 'deliver' && item.ended && done) {
         if (item.wasHeld) this.counters.utterancesDeliveredLate++;
         this.remove(item);
       }
     }
   }
 
-  private append(item: Item, pcm: Int16Array): void {
+  private append(item: Item, pcm: Int16Array, voiced: boolean): void {
     const n = pcm.length;
     const deliverableNow = item.state === 'deliver' && this.wasListening;
     if (!deliverableNow && this.waitingSamples() + n > this.maxHeld) {
@@ -473,7 +502,7 @@ export class HeldInput {
       this.unheard(item, 'bound');
       return;
     }
-    if (item.state === 'deliver' && item.written > 0 && item.samples - this.sentSamplesOf(item) + n > this.maxHeld) this.releaseSent(item);
+    if (item.state === 'deliver' && item.startMark !== undefined && item.samples - this.sentIndex(item) + n > this.maxHeld) this.releaseSent(item);
     let i = 0;
     while (i < n) {
       const b = Math.floor(item.samples / BLOCK);
@@ -489,31 +518,36 @@ export class HeldInput {
       item.samples += k;
     }
     this.stored += n;
+    if (voiced) item.voicedEnd = item.samples;
   }
 
   /** A long live utterance: its blocks already sent are freed (it can no longer be delivered again whole). */
   private releaseSent(item: Item): void {
-    if (item.startMark === undefined) return;
-    const whole = Math.floor(this.sentSamplesOf(item) / BLOCK);
-    if (whole === 0) return;
-    this.trimBlocks(item, whole);
-    item.rewindable = false;
+    if (this.freeBelow(item, this.sentIndex(item)) > 0) item.rewindable = false;
   }
 
-  private trimBlocks(item: Item, blocks: number): void {
+  /** Frees the whole blocks below sample `index`; positions shift down. Returns the samples freed. */
+  private freeBelow(item: Item, index: number): number {
+    const blocks = Math.floor(index / BLOCK);
+    if (blocks === 0) return 0;
     const n = blocks * BLOCK;
     item.blocks.splice(0, blocks);
     item.samples -= n;
-    item.written -= n;
     this.stored -= n;
-    if (item.startMark !== undefined) item.startMark += n * 2;
+    if (item.startMark !== undefined && n > item.from) item.startMark += (n - item.from) * 2;
+    const down = (v: number): number => Math.max(0, v - n);
+    item.from = down(item.from);
+    item.skip = down(item.skip);
+    item.written = down(item.written);
+    item.voicedEnd = down(item.voicedEnd);
+    return n;
   }
 
-  /** Samples of `item` that have gone out (0 before its delivery started). */
-  private sentSamplesOf(item: Item): number {
-    if (item.startMark === undefined) return 0;
+  /** Up to which sample `item` has gone out (its skip point before its delivery began). */
+  private sentIndex(item: Item): number {
+    if (item.startMark === undefined) return item.skip;
     const sent = Math.floor((this.input.speechBytesSent - item.startMark) / 2);
-    return Math.max(0, Math.min(item.written, sent));
+    return item.from + Math.max(0, Math.min(item.written - item.from, sent));
   }
 
   /** Samples waiting for Voxta (not written), all utterances. */

@@ -39,7 +39,7 @@ const LISTENABLE_TTL_MS = 2000;
 
 export interface AudioInputPort {
   /** A forwarded frame, with the utterance it belongs to (the held input keeps utterances whole). */
-  write(pcm: Int16Array, meta: { utteranceId: number; speakerId: string }): void;
+  write(pcm: Int16Array, meta: { utteranceId: number; speakerId: string; voiced: boolean }): void;
 }
 
 export interface UplinkOptions {
@@ -308,7 +308,7 @@ export class Uplink {
   private onFloorEvent(e: FloorEvent): void {
     if (e.type === 'frame') {
       try {
-        this.opts.input.write(e.pcm, { utteranceId: e.utteranceId, speakerId: e.speakerId });
+        this.opts.input.write(e.pcm, { utteranceId: e.utteranceId, speakerId: e.speakerId, voiced: e.voiced });
       } catch (err) {
         this.log.warn({ err: errorInfo(err) }, 'voice: writing to the Voxta audio input failed');
       }

@@ -190,6 +190,10 @@ export class VoxtaAudioInput extends EventEmitter<Events> {
   get speechBytesSent(): number {
     return this.#speechBytesSent;
   }
+  /** When the frame clock of the current stream started (performance.now()); undefined when not streaming. */
+  get streamingSince(): number | undefined {
+    return this.#state === 'streaming' ? this.#t0 : undefined;
+  }
 
   /**
    * Speech to stream: 16 kHz mono signed 16-bit little-endian. Ignored unless recording is

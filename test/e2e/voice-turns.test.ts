@@ -121,6 +121,8 @@ describe('voice turns: no utterance lost between a reply and its speech', () => 
     const line = await bot.waitForLogMsg(/could not be delivered to Voxta/, (j) => j.reason === 'session', 5000);
     expect(line.json?.speakerId).toBe(w.alice.id);
     expect(voxta.recognitions.filter((r) => r.text !== null)).toEqual([]);
+    // Nothing is owed to the dead session, and nothing was acknowledged twice.
+    expect(replyIds(w).map((id) => voxta.playback(id).completes).every((n) => n <= 1)).toBe(true);
     expect(bot.exit).toBeUndefined();
   }, 120_000);
 });
