@@ -331,9 +331,12 @@ export class HeldInput {
   dropAll(reason: UnheardReason = 'session'): void {
     this.confirm();
     for (const item of [...this.items]) {
-      if (item.state === 'deliver') this.unheard(item, reason);
+      // Owed: held or being delivered with voice Voxta has not recognised yet.
+      if (item.state === 'deliver' && item.voicedEnd > item.skip) this.unheard(item, reason);
       else this.remove(item);
     }
+    // The rest of an utterance in progress belongs to the session that went away.
+    if (this.current) this.current.state = 'dropped';
     this.cancelTimer?.();
     this.cancelTimer = undefined;
     this.wasListening = false;
@@ -502,7 +505,8 @@ export class HeldInput {
       this.unheard(item, 'bound');
       return;
     }
-    if (item.state === 'deliver' && item.startMark !== undefined && item.samples - this.sentIndex(item) + n > this.maxHeld) this.releaseSent(item);
+    // A long live utterance keeps what it sent for a re-delivery up to the bound, then lets it go.
+    if (item.state === 'deliver' && item.startMark !== undefined && item.samples - item.skip + n > this.maxHeld) this.releaseSent(item);
     let i = 0;
     while (i < n) {
       const b = Math.floor(item.samples / BLOCK);

@@ -370,4 +370,35 @@ describe('HeldInput', () => {
     s.run(600);
     expect(s.input.out).toEqual([]);
   });
+
+  it('a live utterance longer than the bound cannot be delivered again whole: cut by recording stopping, it is reported', () => {
+    const s = setup({ maxHeldMs: 500 });
+    s.start(1);
+    for (let k = 0; k < 40; k++) {
+      s.speak(1, 1, k); // 800 ms, sent as it comes
+      s.run(30);
+    }
+    expect(s.held.stats().heldMs).toBeLessThanOrEqual(500);
+    s.setListening(false);
+    expect(s.unheard).toEqual([expect.objectContaining({ utteranceId: 1, reason: 'cut' })]);
+  });
+
+  it('when the session goes, only what Voxta has not recognised is reported, and the rest of an utterance in progress is dropped', () => {
+    const s = setup();
+    s.start(1);
+    s.speak(1, 10);
+    s.run(600);
+    s.held.recognised(); // all of it recognised; the floor has not ended it yet
+    s.held.dropAll('session');
+    expect(s.unheard).toEqual([]);
+    s.speak(1, 5, 10); // the member goes on: not for the new session
+    s.end(1);
+    s.start(2);
+    s.speak(2, 5);
+    s.end(2);
+    const before = s.input.out.length;
+    s.run(900);
+    expect(tagsOf(s.input.out.slice(before))).toEqual(tags(2, 0, 5));
+    expect(s.held.stats().heldMs).toBe(0);
+  });
 });
