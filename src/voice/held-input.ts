@@ -360,7 +360,6 @@ export class HeldInput {
   pump(): void {
     if (this.closed) return;
     if (!this.checkListening()) return;
-    this.confirm();
     for (const item of this.items) {
       if (item.state === 'tentative') {
         // Still talking over the character's end as Voxta listens again: all of it, from the start.
@@ -479,13 +478,16 @@ export class HeldInput {
 
   /** Removes the utterances whose every sample has been sent. */
   private confirm(): void {
+    if (this.items.length === 0) return;
     const sent = this.input.speechBytesSent;
-    for (const item of [...this.items]) {
+    // Backwards: removing does not skip the next one (and no copy of the list per frame).
+    for (let i = this.items.length - 1; i >= 0; i--) {
+      const item = this.items[i]!;
+      if (item.state !== 'deliver' || !item.ended) continue;
       const done = item.startMark === undefined ? item.written === item.samples : item.endMark !== undefined && sent >= item.endMark;
-      if (item.state === 'deliver' && item.ended && done) {
-        if (item.wasHeld) this.counters.utterancesDeliveredLate++;
-        this.remove(item);
-      }
+      if (!done) continue;
+      if (item.wasHeld) this.counters.utterancesDeliveredLate++;
+      this.remove(item);
     }
   }
 
