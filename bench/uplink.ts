@@ -5,9 +5,10 @@
  * @discordjs/voice `VoiceReceiver` (its subscription is a real `AudioReceiveStream`; each Opus
  * packet is pushed into it exactly as the receiver does after transport/DAVE decryption), so the
  * work per packet is: stream delivery → `OpusDecoder(16000, 1)` (the corrected wrapper) → energy
- * VAD → barge-in detector → floor arbiter → the audio-input write, here a `PcmFramer(960)` cutting
- * 30 ms / 960-byte Voxta frames (the pure equivalent of VoxtaAudioInput's buffer, whose socket and
- * clock are not part of this figure).
+ * VAD → barge-in detector → floor arbiter → the held input (src/voice/held-input.ts, Voxta
+ * listening: utterances go straight through, kept until sent) → the audio-input write, here a
+ * `PcmFramer(960)` cutting 30 ms / 960-byte Voxta frames (the pure equivalent of
+ * VoxtaAudioInput's buffer, whose socket and clock are not part of this figure).
  *
  * Baseline (what typical bots do): an identical `AudioReceiveStream` subscription whose packets
  * go to ONE `new OpusScript(48000, 2)` (opusscript's own class) decoding 48 kHz stereo, then
@@ -21,6 +22,7 @@ import OpusScript from 'opusscript';
 import { pino } from 'pino';
 import { PcmFramer } from '../src/audio/framer.js';
 import { BargeInDetector } from '../src/voice/barge-in.js';
+import { HeldInput } from '../src/voice/held-input.js';
 import { Uplink } from '../src/voice/uplink.js';
 import { decimate3StereoToMono } from './lib/naive.js';
 import type { BenchOptions } from './lib/options.js';
@@ -52,14 +54,31 @@ export async function uplinkHarness(packets: readonly Buffer[]): Promise<UplinkH
   const oursFramer = new PcmFramer(960);
   let oursFrames = 0;
   const bargeIn = new BargeInDetector({ mode: 'anyone', minMs: 400, graceMs: 300, now });
+  // The framer takes everything at once: all written audio counts as sent.
+  let sentBytes = 0;
+  const held = new HeldInput({
+    input: {
+      write(pcm: Int16Array) {
+        oursFrames += oursFramer.push(pcm).length;
+        sentBytes += pcm.length * 2;
+      },
+      bufferedBytes: 0,
+      get speechBytesSent() {
+        return sentBytes;
+      },
+    },
+    listening: () => true,
+    now,
+    schedule: () => () => {},
+  });
   const uplink = new Uplink({
     log: pino({ level: 'silent' }),
     botUserId: '100000000000000001',
     isListenable: () => true,
-    input: {
-      write(pcm: Int16Array) {
-        oursFrames += oursFramer.push(pcm).length;
-      },
+    input: held,
+    onFloor: (e) => {
+      if (e.type === 'utteranceStart') held.utteranceStarted({ utteranceId: e.utteranceId, speakerId: e.speakerId, liveAt: e.liveAt });
+      else if (e.type === 'utteranceEnd') held.utteranceEnded(e.utteranceId);
     },
     floor: { endOfUtteranceMs: 700, floorHangoverMs: 200 },
     onVoice: (userId, voiced) => {
@@ -111,6 +130,7 @@ export async function uplinkHarness(packets: readonly Buffer[]): Promise<UplinkH
     },
     close() {
       uplink.close();
+      held.close();
       for (const s of [oursStream, baseStream]) {
         s.destroy();
         // The receive stream's inactivity timer survives destroy() and would hold the process.

@@ -22,7 +22,7 @@ import { estimateTokens, toStoredMessage } from './chat-store.js';
 import { participantInfo, scenarioInfo, splitSentences, thumbnailUrlOf, type ReplyContext, type SimCharacter, type SimReply } from './characters.js';
 import { findCharacter, findParticipant, findScenario, profileNarrator, userRefFor, type SimAppTrigger, type SimContext, type SttSource } from './context.js';
 import type { CharacterRef, ChatSessionSummary, ClientPayload, ContextState, ParticipantInfo, ServerMessage, ServiceInfo } from './messages.js';
-import { Recognizer } from './recognizer.js';
+import { Recognizer, partialTranscript, type UtteranceInfo } from './recognizer.js';
 import type { Logger } from '../../src/log.js';
 import { speechDurationMs } from './tts.js';
 import { SessionVision, type VisionTicket } from './vision.js';
@@ -171,7 +171,8 @@ export class ChatSession {
       {
         start: () => this.emit({ $type: 'speechRecognitionStart' }),
         partial: (voicedMs) => this.onPartial(this.partialText(voicedMs)),
-        end: (voicedMs, partials) => this.onUtteranceEnd(voicedMs, partials),
+        end: (info) => this.onUtteranceEnd(info),
+        stopped: (info) => this.onUtteranceStopped(info),
       },
     );
     this.vision = new SessionVision(ctx.vision, () => ctx.options.vision, {
@@ -822,6 +823,7 @@ export class ChatSession {
       endIndex: startIndex + text.length,
       audioUrl: reply.audio ? this.audioUrlFor(reply.messageId, text) : '',
       isNarration: reply.isNarration,
+      ...(reply.audio && this.ctx.options.tts.audioGapMs > 0 ? { audioGapMs: this.ctx.options.tts.audioGapMs } : {}),
     });
     if (this.ctx.faults.errorMidReply && reply.next === 1 && reply.next < reply.chunks.length) {
       this.emit({
@@ -903,7 +905,8 @@ export class ChatSession {
   setRecording(enabled: boolean): void {
     if (this.sttSource === null || this.recording === enabled) return;
     this.recording = enabled;
-    if (!enabled) this.recognizer.reset();
+    // An utterance still going on is lost to the recogniser (reported as cut at its end).
+    if (!enabled) this.recognizer.stop();
     if (this.sttSource === 'serverMicrophone') {
       this.ctx.recorder.recordServerMicrophone({ sessionId: this.sessionId, connectionId: this.owner.connectionId, on: enabled, at: Date.now() });
       this.log.warn({ on: enabled }, 'the Voxta PC microphone is used for this session (local client without client audio)');
@@ -940,7 +943,7 @@ export class ChatSession {
     const index = this.utterances++;
     this.emit({ $type: 'speechRecognitionStart' });
     if (text) this.onPartial(text);
-    this.finishRecognition(index, 0, text, true);
+    this.finishRecognition(index, { voicedMs: 0, partials: 0, leadSilenceMs: 0, cut: null }, text, true);
   }
 
   private partialText(voicedMs: number): string {
@@ -966,32 +969,50 @@ export class ChatSession {
     }
   }
 
-  private onUtteranceEnd(voicedMs: number, partials: number): void {
+  private onUtteranceEnd(info: UtteranceInfo): void {
     const index = this.utterances++;
-    if (voicedMs < this.ctx.options.stt.minVoicedMs) {
-      this.finishRecognition(index, voicedMs, null, false);
+    if (info.voicedMs < this.ctx.options.stt.minVoicedMs) {
+      this.finishRecognition(index, info, null, false);
       return;
     }
     let text: string | null;
     try {
-      text = this.ctx.transcripts.take(this.ctx.options.stt.transcripts, { sessionId: this.sessionId, index, voicedMs });
+      text = this.ctx.transcripts.take(this.ctx.options.stt.transcripts, {
+        sessionId: this.sessionId,
+        index,
+        voicedMs: info.voicedMs,
+        whole: info.cut === null,
+        cut: info.cut,
+      });
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'transcript function failed');
       text = null;
     }
-    if (text && partials === 0) this.onPartial(text);
-    this.finishRecognition(index, voicedMs, text, false);
+    // Heard from mid-word on: the recogniser only has the rest of the sentence.
+    if (text && info.cut) text = partialTranscript(text, info.cut);
+    if (text && info.partials === 0) this.onPartial(text);
+    this.finishRecognition(index, info, text, false);
   }
 
-  private finishRecognition(index: number, voicedMs: number, text: string | null, injected: boolean): void {
-    const reason = text ? 'Complete' : 'Empty';
-    this.log.info({ index, voicedMs, text, injected }, 'speech recognised');
+  /** Recording stopped mid-utterance: the recognition is cancelled (no text), recorded as cut. */
+  private onUtteranceStopped(info: UtteranceInfo): void {
+    const index = this.utterances++;
+    this.finishRecognition(index, info, null, false, 'Incomplete');
+  }
+
+  private finishRecognition(index: number, info: UtteranceInfo, text: string | null, injected: boolean, why?: 'Incomplete'): void {
+    const reason = why ?? (text ? 'Complete' : 'Empty');
+    const { voicedMs, cut, leadSilenceMs } = info;
+    this.log.info({ index, voicedMs, cut, leadSilenceMs, text, injected }, 'speech recognised');
     this.emit({ $type: 'speechRecognitionEnd', text: text || null, reason });
     this.ctx.recorder.recordRecognition({
       sessionId: this.sessionId,
       connectionId: this.owner.connectionId,
       index,
       voicedMs,
+      whole: cut === null,
+      cut,
+      leadSilenceMs,
       text: text || null,
       reason,
       injected,

@@ -21,7 +21,19 @@ import type { SessionRegistry } from './session-registry.js';
 import type { TtsRegistry } from './tts.js';
 import { resolveVisionOptions, type ResolvedVisionOptions, type SimVision, type SimVisionOptions } from './vision.js';
 
-export type TranscriptSource = string[] | ((info: { sessionId: string; index: number; voicedMs: number }) => string | null);
+/**
+ * Scripted transcripts, in order, or a function of the utterance. A cut utterance (see
+ * recognizer.ts) still takes the next entry, but is reported as a visibly partial text of it.
+ */
+export type TranscriptSource = string[] | ((info: TranscriptInfo) => string | null);
+export interface TranscriptInfo {
+  sessionId: string;
+  index: number;
+  voicedMs: number;
+  /** Heard from onset to end (see RecognitionRecord.whole); always true for injected ones. */
+  whole?: boolean;
+  cut?: 'start' | 'end' | 'both' | null;
+}
 
 /** An app trigger the simulator sends (protocol §3.3 `appTrigger`); `queued` gives it a triggerId. */
 export interface SimAppTrigger {
@@ -74,6 +86,8 @@ export interface VoxtaSimOptions {
     silenceUrls?: boolean;
     status?: number;
     delayMs?: number;
+    /** `replyChunk.audioGapMs` on every chunk with audio (0 = field not sent). */
+    audioGapMs?: number;
   };
   stt?: {
     enabled?: boolean;
@@ -122,6 +136,7 @@ export interface ResolvedOptions {
     silenceUrls: boolean;
     status: number;
     delayMs: number;
+    audioGapMs: number;
   };
   stt: {
     enabled: boolean;
@@ -181,6 +196,7 @@ export function resolveOptions(o: VoxtaSimOptions = {}): ResolvedOptions {
       silenceUrls: o.tts?.silenceUrls ?? false,
       status: o.tts?.status ?? 200,
       delayMs: o.tts?.delayMs ?? 0,
+      audioGapMs: o.tts?.audioGapMs ?? 0,
     },
     stt: {
       enabled: o.stt?.enabled ?? true,
@@ -266,7 +282,7 @@ export class TranscriptCursor {
   }
 
   /** The final text of utterance `index`: scripted, from the function, or a readable default. */
-  take(current: TranscriptSource | undefined, info: { sessionId: string; index: number; voicedMs: number }): string | null {
+  take(current: TranscriptSource | undefined, info: TranscriptInfo): string | null {
     this.sync(current);
     if (typeof current === 'function') return current(info);
     if (Array.isArray(current) && this.next < current.length) return current[this.next++] ?? null;

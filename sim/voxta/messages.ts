@@ -130,6 +130,8 @@ export type ServerMessage =
       endIndex: number;
       audioUrl: string;
       isNarration: boolean;
+      /** Minimum time since the previous clip ended before this one plays (only when `tts.audioGapMs` is set). */
+      audioGapMs?: number;
     }
   | {
       $type: 'replyEnd';
@@ -161,7 +163,7 @@ export type ServerMessage =
   | { $type: 'recordingStatus'; sessionId: string; enabled: boolean }
   | { $type: 'speechRecognitionStart' }
   | { $type: 'speechRecognitionPartial'; text: string }
-  | { $type: 'speechRecognitionEnd'; text: string | null; reason: 'Complete' | 'Empty' }
+  | { $type: 'speechRecognitionEnd'; text: string | null; reason: 'Complete' | 'Empty' | 'Incomplete' }
   | { $type: 'visionCaptureRequest'; sessionId: string; visionCaptureRequestId: string; source: string }
   | { $type: 'futureThing'; sessionId: string; note: string };
 

@@ -44,8 +44,19 @@ export interface RecognitionRecord {
   connectionId: string;
   index: number;
   voicedMs: number;
+  /**
+   * The recogniser heard the utterance from its onset (preceded by silence received while
+   * recording) to its end (trailing silence). False when it began mid-word as recording started,
+   * or recording stopped while it went on (`cut`).
+   */
+  whole: boolean;
+  cut: 'start' | 'end' | 'both' | null;
+  /** Silence received while recording right before the onset (capped at 10 s). */
+  leadSilenceMs: number;
+  /** The scripted sentence for a whole utterance; a visibly partial text ("… the rest") for one cut at the start; null when cut at the end. */
   text: string | null;
-  reason: 'Complete' | 'Empty';
+  /** 'Incomplete': recording stopped mid-utterance (the recognition was cancelled). */
+  reason: 'Complete' | 'Empty' | 'Incomplete';
   injected: boolean;
   at: number;
 }

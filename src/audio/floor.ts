@@ -35,8 +35,11 @@ export interface FloorOptions {
 }
 
 export type FloorEvent =
-  /** `speakerId` now holds the floor; the frames that follow are theirs. */
-  | { type: 'utteranceStart'; speakerId: string; utteranceId: number; at: number; buffered: boolean }
+  /**
+   * `speakerId` now holds the floor; the frames that follow are theirs. `at` is on the output
+   * timeline; `liveAt` is when the speaker actually began (earlier than `at` for a buffered one).
+   */
+  | { type: 'utteranceStart'; speakerId: string; utteranceId: number; at: number; liveAt: number; buffered: boolean }
   /** Forward this frame to the recogniser. */
   | { type: 'frame'; speakerId: string; utteranceId: number; pcm: Int16Array; voiced: boolean }
   /** The utterance ended (its audio has been forwarded, followed by `endOfUtteranceMs` of silence). */
@@ -65,6 +68,8 @@ interface Frame {
 interface Pending {
   utteranceId: number;
   speakerId: string;
+  /** Live time of its first voiced frame. */
+  startedAt: number;
   frames: Frame[];
   /** Live time of the last voiced frame received. */
   lastVoiceAt: number;
@@ -171,7 +176,7 @@ export class FloorArbiter {
     const preRoll = this.takePreRoll(speakerId, now);
     const floorFree = !this.holder || (this.holder.speakerId === speakerId && this.holder.ended);
     if (floorFree && this.waiting.length === 0) {
-      const h = this.grant(speakerId, this.nextUtteranceId++, now, false);
+      const h = this.grant(speakerId, this.nextUtteranceId++, now, now, false);
       for (const f of preRoll) this.forward(h, f, now);
       this.forward(h, frame, now);
       return;
@@ -179,6 +184,7 @@ export class FloorArbiter {
     const pending: Pending = {
       utteranceId: this.nextUtteranceId++,
       speakerId,
+      startedAt: now,
       frames: [],
       lastVoiceAt: now,
       closed: false,
@@ -228,14 +234,14 @@ export class FloorArbiter {
       if (this.holder || this.waiting.length === 0) return;
       const next = this.waiting.shift()!;
       this.bufferedFrames -= next.frames.length;
-      const holder = this.grant(next.speakerId, next.utteranceId, now, true);
+      const holder = this.grant(next.speakerId, next.utteranceId, now, next.startedAt, true);
       for (const f of next.frames) this.forward(holder, f, now);
       // A closed utterance whose voice ended long ago (live) still ends by the output timeline.
       if (holder.voicedFrames === 0) holder.lastVoicedOut = Math.max(now, this.outputBusyUntil);
     }
   }
 
-  private grant(speakerId: string, utteranceId: number, now: number, buffered: boolean): Holder {
+  private grant(speakerId: string, utteranceId: number, now: number, liveAt: number, buffered: boolean): Holder {
     const holder: Holder = {
       utteranceId,
       speakerId,
@@ -247,7 +253,7 @@ export class FloorArbiter {
     };
     this.holder = holder;
     this.counters.utterances++;
-    this.emit({ type: 'utteranceStart', speakerId, utteranceId, at: Math.max(now, this.outputBusyUntil), buffered });
+    this.emit({ type: 'utteranceStart', speakerId, utteranceId, at: Math.max(now, this.outputBusyUntil), liveAt, buffered });
     return holder;
   }
 

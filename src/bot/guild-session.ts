@@ -654,14 +654,15 @@ export class GuildSession extends EventEmitter {
     return this.voiceAttachment.decodeErrorsTotal();
   }
 
-  private mirror(kind: 'member' | 'character', name: string, text: string): void {
+  private mirror(kind: 'member' | 'character' | 'unheard', name: string, text: string): void {
     if (kind === 'member') {
       this.lastInput = 'voice';
       this.turnStartedAt = Date.now();
       this.deps.metrics.turns.inc({ source: 'voice' });
     }
-    // Character replies are already rendered from the reply stream; only spoken input is mirrored.
-    if (kind !== 'member' || !this.mirrorTranscripts()) return;
+    // Character replies are already rendered from the reply stream; only spoken input is mirrored
+    // (and, in its place, an utterance Voxta never got: 'unheard' carries the "not heard" text).
+    if (kind === 'character' || !this.mirrorTranscripts()) return;
     this.tell(`🎙️ **${name}**: ${text}`);
   }
 

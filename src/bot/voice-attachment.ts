@@ -44,7 +44,7 @@ export interface VoiceAttachmentDeps {
   /** Posts one plain sentence in the bound channel (never throws). */
   post: (text: string) => Promise<void>;
   /** A voice turn, or a character's spoken reply, for the transcript mirror and turn figures. */
-  mirror: (kind: 'member' | 'character', name: string, text: string) => void;
+  mirror: (kind: 'member' | 'character' | 'unheard', name: string, text: string) => void;
   /** Who is present changed (joined here): Voxta's context should follow. */
   presenceChanged: () => void;
   /** Leave an empty voice channel after this long (tests shorten it). */

@@ -3,7 +3,8 @@
  * session id): they describe the one audio input we feed. The floor arbiter knows which member's
  * utterance was on that input when; this maps recognitions back to members.
  *
- * Rule: an utterance "is on air" from its output start time (the arbiter's output timeline). A
+ * Rule: an utterance "is on air" from its output start time (when the held input delivers its
+ * first sample to Voxta's input, which for a held utterance is later than the floor gave it). A
  * `speechRecognitionStart` is attributed to the latest utterance on air at that moment, and the
  * following `speechRecognitionEnd` to the same one. Without a Start, the End is attributed to the
  * latest utterance on air at the End. This survives Voxta splitting one long utterance into two

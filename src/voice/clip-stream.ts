@@ -16,9 +16,19 @@
  * first packet of a clip leaving the stream is "the clip started playing" (→ speechPlaybackStart
  * with its true duration) and its last packet leaving is "finished". A clip without packets
  * starts and finishes when the reader reaches it.
+ *
+ * Gaps (`replyChunk.audioGapMs`, the item's `gapMs`): a minimum time since the previous clip
+ * ended, not an added delay. When a clip with a gap gets its first packet, the time since the
+ * previous clip's last packet was taken is measured (zero when that clip is still in the buffer,
+ * i.e. back to back) and the missing part is played as Opus silence frames before it. Its start
+ * (speechPlaybackStart) is the first real packet, after the gap.
  */
 import { Readable } from 'node:stream';
+import { OPUS_SILENCE_FRAME } from '../audio/opus.js';
 import type { SinkItem } from './speech-queue.js';
+
+/** Duration of one packet. */
+const PACKET_MS = 20;
 
 /**
  * Per buffered packet: which clip it belongs to and whether it opens/closes it. A clip without
@@ -29,6 +39,8 @@ interface Mark {
   first: boolean;
   last: boolean;
   empty?: boolean;
+  /** A silence packet of the gap before `item` (neither its start nor its end). */
+  gap?: boolean;
 }
 
 export interface ClipStreamOptions {
@@ -36,12 +48,15 @@ export interface ClipStreamOptions {
   highWaterMark?: number;
   /** Called when the reader takes the first packet of the stream (latency measurement). */
   onFirstPacket?(): void;
+  /** When the previous stream's last clip ended (for the gap of this stream's first clip). */
+  lastEndedAt?: number;
+  now?: () => number;
 }
 
 export class ClipStream extends Readable {
   private readonly clips: SinkItem[] = [];
   /** Clip currently being pulled from (already removed from `clips`). */
-  private current: { item: SinkItem; packets: number; waiting: boolean } | undefined;
+  private current: { item: SinkItem; packets: number; waiting: boolean; gapLeft: number; stash: Buffer | undefined } | undefined;
   /** Marks of packets pushed but not yet taken by the reader, in order. */
   private readonly marks: Mark[] = [];
   private wanted = false;
@@ -50,10 +65,28 @@ export class ClipStream extends Readable {
   private firstPacketSeen = false;
   private readonly started = new WeakSet<SinkItem>();
   private readonly onFirstPacket: (() => void) | undefined;
+  private readonly now: () => number;
+  /** When the last clip's last packet finished playing (taken + one packet). */
+  private finishedAt: number | undefined;
+  /** A clip has started and not finished (its audio is going out now). */
+  private midClip = false;
+  private gapPackets = 0;
 
   constructor(opts: ClipStreamOptions = {}) {
     super({ objectMode: true, highWaterMark: opts.highWaterMark ?? 3 });
     this.onFirstPacket = opts.onFirstPacket;
+    this.finishedAt = opts.lastEndedAt;
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** When the audio of this stream last ended: now if a clip is being played, else its last clip's end. */
+  lastEndedAt(): number | undefined {
+    return this.midClip ? this.now() : this.finishedAt;
+  }
+
+  /** Silence packets played for gaps so far. */
+  get gapPacketsPlayed(): number {
+    return this.gapPackets;
   }
 
   /** Clips given to the stream and not yet finished (fully taken by the reader), in order. */
@@ -114,6 +147,8 @@ export class ClipStream extends Readable {
       this.start(item);
       item.finished();
     }
+    if (this.midClip) this.finishedAt = this.now();
+    this.midClip = false;
     if (!this.destroyed) this.destroy();
   }
 
@@ -127,8 +162,16 @@ export class ClipStream extends Readable {
       }
       const mark = this.marks.shift();
       if (mark) {
-        if (mark.first) this.start(mark.item);
-        if (mark.last) mark.item.finished();
+        if (mark.gap) this.gapPackets++;
+        if (mark.first) {
+          this.midClip = true;
+          this.start(mark.item);
+        }
+        if (mark.last) {
+          this.midClip = false;
+          this.finishedAt = this.now() + PACKET_MS;
+          mark.item.finished();
+        }
       }
       this.announceEmptyClips();
       // Readable asked for more (inside super.read) before this mark was consumed: with nothing
@@ -166,6 +209,15 @@ export class ClipStream extends Readable {
     }
   }
 
+  /** How much of `gapMs` has not passed since the previous clip ended (all of it when back to back). */
+  private missingGapMs(gapMs: number): number {
+    // The previous clip's packets still in the buffer: this one would follow it without a pause.
+    if (this.marks.some((m) => !m.gap && !m.empty)) return gapMs;
+    if (this.midClip) return gapMs;
+    if (this.finishedAt === undefined) return 0;
+    return Math.max(0, gapMs - Math.max(0, this.now() - this.finishedAt));
+  }
+
   /** Pulls packets from the clips until the reader has enough. */
   private pump(): void {
     while (this.wanted && !this.isClosed) {
@@ -180,16 +232,36 @@ export class ClipStream extends Readable {
           }
           return;
         }
-        this.current = { item: next, packets: 0, waiting: false };
+        this.current = { item: next, packets: 0, waiting: false, gapLeft: 0, stash: undefined };
       }
       const cur = this.current;
       if (cur.waiting) return;
+      if (cur.gapLeft > 0) {
+        cur.gapLeft--;
+        this.marks.push({ item: cur.item, first: false, last: false, gap: true });
+        this.wanted = this.push(Buffer.from(OPUS_SILENCE_FRAME));
+        continue;
+      }
       let packet: Buffer | null | undefined;
-      try {
-        packet = cur.item.source.next();
-      } catch {
-        // An encoder failure must not kill playback: the clip ends here.
-        packet = null;
+      if (cur.stash) {
+        packet = cur.stash;
+        cur.stash = undefined;
+      } else {
+        try {
+          packet = cur.item.source.next();
+        } catch {
+          // An encoder failure must not kill playback: the clip ends here.
+          packet = null;
+        }
+        if (packet && cur.packets === 0 && (cur.item.gapMs ?? 0) > 0) {
+          // Its first packet is here: the gap since the previous clip is what is still missing.
+          const missing = this.missingGapMs(cur.item.gapMs!);
+          cur.gapLeft = Math.round(missing / PACKET_MS);
+          if (cur.gapLeft > 0) {
+            cur.stash = packet;
+            continue;
+          }
+        }
       }
       if (packet === undefined) {
         // The clip is still downloading: the player sends silence frames meanwhile (its

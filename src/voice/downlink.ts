@@ -16,6 +16,8 @@
  *   passes frames through until then), so a new stream waits (≤ 3 s) for the E2EE session.
  * - `stop()` is `player.stop(true)`: the player goes idle synchronously and the resource stream is
  *   destroyed, so nothing more is sent after the current 20 ms frame.
+ * - `audioGapMs` is played as silence frames inside the stream (clip-stream.ts); the sink carries
+ *   the time the last audio ended over to the next stream, so a gap is measured across streams too.
  */
 import {
   AudioPlayerStatus,
@@ -144,6 +146,8 @@ export class DiscordPlayerSink implements PlayerSink {
   private readonly log: Logger;
   private playerErrors = 0;
   private abandoned = 0;
+  /** When the character's audio last ended (a clip's end, or a stop): the next clip's gap counts from it. */
+  private audioEndedAt: number | undefined;
 
   constructor(private readonly opts: DiscordPlayerSinkOptions) {
     this.log = opts.log;
@@ -180,7 +184,8 @@ export class DiscordPlayerSink implements PlayerSink {
 
   enqueue(item: SinkItem): void {
     if (this.stream && this.stream.add(item)) return;
-    const stream = new ClipStream();
+    if (this.stream) this.audioEndedAt = this.stream.lastEndedAt() ?? this.audioEndedAt;
+    const stream = new ClipStream({ lastEndedAt: this.audioEndedAt });
     stream.on('error', (err) => this.log.warn({ err: errorInfo(err) }, 'voice: clip stream error'));
     stream.add(item);
     this.stream = stream;
@@ -197,6 +202,7 @@ export class DiscordPlayerSink implements PlayerSink {
     const stream = this.stream;
     this.stream = undefined;
     this.resource = undefined;
+    if (stream) this.audioEndedAt = stream.lastEndedAt() ?? this.audioEndedAt;
     // Synchronous: idle now, the resource's stream destroyed, nothing more sent.
     this.player.stop(true);
     stream?.discard();
@@ -236,6 +242,7 @@ export class DiscordPlayerSink implements PlayerSink {
     if (!(stream instanceof ClipStream) || stream !== this.stream) return;
     this.stream = undefined;
     this.resource = undefined;
+    this.audioEndedAt = stream.lastEndedAt() ?? this.audioEndedAt;
     if (stream.pendingClips > 0) this.abandon(stream);
   }
 

@@ -2,7 +2,8 @@
  * The voice side of one guild session: the bot in a voice channel, listening to members and
  * speaking the character's replies.
  *
- *   members ── receiver → decode 16 kHz → VAD → floor arbiter → Voxta audio input   (uplink.ts)
+ *   members ── receiver → decode 16 kHz → VAD → floor arbiter → held input → Voxta audio input
+ *                                                              (uplink.ts, held-input.ts: no utterance lost while Voxta does not record)
  *   Voxta speechRecognitionEnd → attributed to the floor holder → voxta.send          (here)
  *   replyChunk.audioUrl → prefetch → parseWav → encode Opus → AudioPlayer              (speech-queue.ts, downlink.ts)
  *   interruptSpeech / a member talking over the character → stop within a frame       (barge-in.ts)
@@ -12,6 +13,10 @@
  * to manual (`setAutoAcknowledge(false)`) and this module reports every chunk when it really
  * starts playing, with its true duration; on leave it aborts what is still owed and hands the
  * contract back to auto mode, so every reply still gets exactly one `speechPlaybackComplete`.
+ *
+ * Not heard: an utterance that could not be delivered to Voxta (held past its bound or age, or
+ * its session gone) is counted (`utterancesUnheard` in `stats()`) and reported with
+ * `mirror('unheard', name, NOT_HEARD_TEXT)` in place of the transcript that will never come.
  *
  * Transcript mirroring: members' recognised speech is reported with `mirror('member', …)` (the
  * bot core posts it when mirroring is on, and counts the voice turn either way). The character's
@@ -41,9 +46,9 @@ import type { ChunkInfo } from '../voxta/playback-contract.js';
 import { attributeSpeaker, capText, sanitizeUserText, MAX_USER_TEXT_CHARS } from '../voxta/user-text.js';
 import { Attribution } from './attribution.js';
 import { BargeInDetector } from './barge-in.js';
-import { HeldInput } from './held-input.js';
+import { HeldInput, type UnheardUtterance } from './held-input.js';
 import { VoiceLink, type VoiceLinkEndReason } from './connection.js';
-import { DiscordPlayerSink, silencePackets, warmUpDownlink } from './downlink.js';
+import { DiscordPlayerSink, warmUpDownlink } from './downlink.js';
 import { LatencyRecorder } from './latency.js';
 import { SpeechQueue, type PlaybackPort, type SpeechChunk } from './speech-queue.js';
 import { openSpeech, progressivePackets, type ProgressiveClip } from './tts-stream.js';
@@ -61,7 +66,12 @@ export interface GuildVoiceOptions {
   displayName(userId: string): string;
   /** One plain sentence for the bound text channel. */
   notify(text: string): void;
-  mirror(kind: 'member' | 'character', name: string, text: string): void;
+  /**
+   * `member`: a voice turn (the recognised text); `character`: what of a reply was spoken (see the
+   * module comment); `unheard`: a member's utterance that could not be delivered to Voxta, with a
+   * short plain text to show in place of a transcript (when transcripts are mirrored).
+   */
+  mirror(kind: VoiceMirrorKind, name: string, text: string): void;
   /**
    * Ids of the humans in the voice channel now (optional). A transcript is sent plain only when its
    * speaker is the one person there; otherwise in the attributed form `Name: text`. Without this,
@@ -79,6 +89,11 @@ export interface GuildVoiceOptions {
 }
 
 export type GuildVoiceState = 'connecting' | 'ready' | 'recovering' | 'ended';
+
+export type VoiceMirrorKind = 'member' | 'character' | 'unheard';
+
+/** Shown in place of a transcript for an utterance Voxta never got (mirror kind `unheard`). */
+export const NOT_HEARD_TEXT = '(not heard; please say it again)';
 
 type Events = { ended: [reason: string] };
 
@@ -98,8 +113,10 @@ export class GuildVoice extends EventEmitter<Events> {
   private readonly voxta: VoxtaChatSession;
   private readonly link: VoiceLink;
   private readonly input: VoxtaAudioInput & { detach(): void };
-  /** The input as the uplink sees it: keeps a barge-in's words while Voxta is not recording. */
+  /** The input as the uplink sees it: holds utterances while Voxta is not recording (held-input.ts). */
   private readonly heldInput: HeldInput;
+  /** A reply has come in this chat: before its first recordingRequest, Voxta is then not listening. */
+  private replySeen = false;
   private readonly uplink: Uplink;
   private readonly sink: DiscordPlayerSink;
   private readonly queue: SpeechQueue<ProgressiveClip>;
@@ -144,7 +161,27 @@ export class GuildVoice extends EventEmitter<Events> {
     // released backlog of buffered speech.
     this.input = attachAudioInput(this.voxta, { maxBufferMs: AUDIO_INPUT_BUFFER_MS, log: this.log });
     this.enableInputIfListening();
-    this.heldInput = new HeldInput(this.input);
+    const input = this.input;
+    this.heldInput = new HeldInput({
+      input: {
+        write: (pcm) => input.write(pcm),
+        get bufferedBytes() {
+          return input.bufferedBytes;
+        },
+        get speechBytesSent() {
+          return input.speechBytesSent;
+        },
+        streamingSince: () => input.streamingSince,
+      },
+      listening: () => this.voxtaListening(),
+      // The recogniser must hear a pause between two delivered utterances: the floor's own.
+      separatorMs: opts.config.endOfUtteranceMs,
+      onAir: (u) => {
+        if (u.held) this.log.debug({ utteranceId: u.utteranceId, speakerId: u.speakerId }, 'voice: a held utterance goes to Voxta now');
+        this.attribution.utteranceStarted({ utteranceId: u.utteranceId, speakerId: u.speakerId, startAt: u.at });
+      },
+      onUnheard: (u) => this.onUnheard(u),
+    });
 
     this.uplink = new Uplink({
       log: this.log,
@@ -154,7 +191,10 @@ export class GuildVoice extends EventEmitter<Events> {
       floor: { endOfUtteranceMs: opts.config.endOfUtteranceMs, floorHangoverMs: opts.config.floorHangoverMs },
       onVoice: (userId, voiced) => this.onMemberVoice(userId, voiced),
       onFloor: (e) => {
-        if (e.type === 'utteranceStart') this.attribution.utteranceStarted({ utteranceId: e.utteranceId, speakerId: e.speakerId, startAt: e.at });
+        // Attribution follows the audio as it reaches Voxta (HeldInput's onAir), which for a held
+        // utterance is later than the floor handed it over.
+        if (e.type === 'utteranceStart') this.heldInput.utteranceStarted({ utteranceId: e.utteranceId, speakerId: e.speakerId, liveAt: e.liveAt });
+        else if (e.type === 'utteranceEnd') this.heldInput.utteranceEnded(e.utteranceId);
       },
       onDeaf: (reason) => this.link.rejoin(reason),
     });
@@ -177,7 +217,7 @@ export class GuildVoice extends EventEmitter<Events> {
             this.log.warn({ sessionId: this.voxta.sessionId, err: errorInfo(err) }, 'voice: TTS download broke off part-way; the sentence ends early'),
         }),
       packets: progressivePackets,
-      silence: silencePackets,
+      onPlaybackChange: (since) => this.heldInput.setPlayback(since),
       onFirstPacketLatency: (ms) => this.downlinkLatency.add(ms),
       onReadyLatency: (ms) => this.fetchLatency.add(ms),
       onClipFailed: (messageId) => this.tellSpeechFailed(messageId),
@@ -268,7 +308,7 @@ export class GuildVoice extends EventEmitter<Events> {
       inputFramesSent: input.framesSent,
       inputSpeechFrames: input.speechFrames,
       inputOverflowDrops: input.overflowDrops,
-      bargeInFramesReplayed: this.heldInput.replayedFrames,
+      ...this.heldInput.stats(),
       uplinkLatencySamples: this.uplink.latency.count,
       uplinkLatencyP50Ms: this.uplink.latency.percentile(50),
       uplinkLatencyP95Ms: this.uplink.latency.percentile(95),
@@ -329,17 +369,25 @@ export class GuildVoice extends EventEmitter<Events> {
     on('speechRecognitionEnd', (m: SpeechRecognitionEndMessage) => this.onTranscript(m));
     on('reconnected', () => {
       // New Voxta session: whatever was owed to the dead one is gone (the contract was reset by
-      // the session itself); the audio input follows the new sessionId on its own.
+      // the session itself); the audio input follows the new sessionId on its own. Utterances
+      // held for the dead session cannot be delivered any more (counted, shown as not heard).
+      this.heldInput.dropAll('session');
       this.queue.reset();
       this.replies.clear();
       this.attribution.clear();
+      this.replySeen = false;
       this.enableInputIfListening();
     });
-    on('chatStarted', () => this.enableInputIfListening());
-    // Registered after attachAudioInput's own listener, so the input is already enabled here.
-    on('recordingRequest', (m: { enabled: boolean }) => {
-      if (m.enabled) this.heldInput.resumed();
+    on('chatStarted', () => {
+      this.replySeen = false;
+      this.enableInputIfListening();
     });
+    const chatGone = (): void => this.heldInput.dropAll('session');
+    on('chatClosed', chatGone);
+    on('chatLost', chatGone);
+    // Registered after attachAudioInput's own listener, so the input already follows it here:
+    // on true, held utterances go out; on false, what Voxta did not get in full is rewound.
+    on('recordingRequest', () => this.heldInput.pump());
     this.voxta.playback.setAutoAcknowledge(false);
   }
 
@@ -406,6 +454,7 @@ export class GuildVoice extends EventEmitter<Events> {
   }
 
   private onReplyChunk(m: ReplyChunkMessage): void {
+    this.replySeen = true;
     const isNew = !this.replies.has(m.messageId) && !this.queue.pendingMessages.includes(m.messageId);
     const r = this.reply(m.messageId);
     r.senderId ??= m.senderId;
@@ -417,6 +466,7 @@ export class GuildVoice extends EventEmitter<Events> {
       startIndex: m.startIndex,
       endIndex: m.endIndex,
       isNarration: m.isNarration,
+      ...(m.audioGapMs !== undefined ? { audioGapMs: m.audioGapMs } : {}),
     });
   }
 
@@ -427,8 +477,9 @@ export class GuildVoice extends EventEmitter<Events> {
     const ids = this.queue.pendingMessages;
     this.log.info({ userId, messageIds: ids }, 'voice: barge-in — a member spoke over the character; stopping playback');
     for (const id of ids) this.markInterrupted(id);
+    // Before the interrupt: the utterance that barged in is to be delivered in full.
+    this.heldInput.bargeIn(userId);
     this.queue.interrupt();
-    this.heldInput.hold();
     this.voxta.interrupt().catch(() => undefined);
   }
 
@@ -464,6 +515,7 @@ export class GuildVoice extends EventEmitter<Events> {
       this.counters.transcriptsEmpty++;
       return;
     }
+    this.heldInput.recognised();
     if (this.lastTranscript && this.lastTranscript.text === raw && now - this.lastTranscript.at < DEDUPE_MS) {
       this.counters.transcriptsDeduped++;
       return;
@@ -485,8 +537,31 @@ export class GuildVoice extends EventEmitter<Events> {
     }
   }
 
+  /**
+   * Voxta listens when it asked for our microphone. Before its first `recordingRequest` of a chat
+   * it is assumed to listen (servers that never send one still work), unless the character has
+   * spoken first: a new chat's greeting is answered only after its playback completed, when Voxta
+   * starts transcribing and says so (protocol §5.1).
+   */
+  private voxtaListening(): boolean {
+    if (!this.input.enabled) return false;
+    return this.voxta.recording !== undefined || !this.replySeen;
+  }
+
+  /** A member's utterance could not be delivered: counted (stats) and shown as not heard. */
+  private onUnheard(u: UnheardUtterance): void {
+    this.log.warn({ speakerId: u.speakerId, reason: u.reason, ms: u.ms }, 'voice: an utterance could not be delivered to Voxta');
+    const name = this.opts.displayName(u.speakerId);
+    try {
+      this.opts.mirror('unheard', name, NOT_HEARD_TEXT);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'voice: mirror failed');
+    }
+  }
+
   /** Playback paused because the connection is down: after a while the reply is given up so Voxta is not held. */
   private checkPaused(): void {
+    this.heldInput.tick();
     if (!this.sink.paused || this.queue.pendingMessages.length === 0) {
       this.pausedSince = undefined;
       return;
@@ -515,6 +590,8 @@ export class GuildVoice extends EventEmitter<Events> {
     this.voxtaListeners.length = 0;
     // Abort what is still owed: ended replies complete now, streaming ones when their replyEnd comes.
     this.queue.interrupt();
+    this.heldInput.dropAll('session');
+    this.heldInput.close();
     this.voxta.playback.setAutoAcknowledge(true);
     this.uplink.close();
     this.sink.destroy();

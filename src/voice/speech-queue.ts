@@ -38,6 +38,11 @@ export interface SinkItem {
   readonly messageId: string;
   /** True length of the clip in seconds (from its samples). */
   readonly durationSec: number;
+  /**
+   * `replyChunk.audioGapMs`: at least this long since the previous clip ended before this one
+   * plays (a minimum, not an extra delay; the game-engine SDK's reading). Clips with audio only.
+   */
+  readonly gapMs?: number;
   readonly source: PacketSource;
   /**
    * The sink calls this when the clip's first packet is taken by the player (for a clip without
@@ -76,6 +81,7 @@ export interface SpeechChunk extends ChunkInfo {
   messageId: string;
   audioUrl: string;
   text?: string;
+  audioGapMs?: number;
 }
 
 export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
@@ -92,8 +98,6 @@ export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
   open?(url: string, signal: AbortSignal): Promise<A>;
   /** Opens the packet source for a decoded clip. */
   packets(audio: A): PacketSource;
-  /** Packets for `ms` of silence (`silence:<ms>` URLs). */
-  silence(ms: number): PacketSource;
   log: Logger;
   /** Extra log fields for errors, read when logging (e.g. the current Voxta sessionId). */
   logContext?(): Record<string, unknown>;
@@ -106,6 +110,8 @@ export interface SpeechQueueDeps<A extends DecodedSpeech = DecodedSpeech> {
   onClipFailed?(messageId: string, why: 'download' | 'notAudio'): void;
   /** Called when a clip is downloaded and parsed, with ms since its replyChunk arrived. */
   onReadyLatency?(ms: number): void;
+  /** The character became audible (since when) or silent (undefined): see `playbackStartedAt`. */
+  onPlaybackChange?(since: number | undefined): void;
 }
 
 export interface SpeechQueueStats {
@@ -121,7 +127,7 @@ export interface SpeechQueueStats {
 /** The source of a chunk without audio. */
 const EMPTY_SOURCE: PacketSource = { next: () => null, close: () => {} };
 
-type EntryState = 'waiting' | 'fetching' | 'ready' | 'failed' | 'none' | 'silence' | 'handed' | 'playing';
+type EntryState = 'waiting' | 'fetching' | 'ready' | 'failed' | 'none' | 'handed' | 'playing';
 
 interface Entry<A> {
   id: number;
@@ -129,7 +135,6 @@ interface Entry<A> {
   chunk: SpeechChunk;
   state: EntryState;
   url?: string;
-  silenceMs?: number;
   audio?: A;
   controller?: AbortController;
   arrivedAt: number;
@@ -187,16 +192,17 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
   push(chunk: SpeechChunk): void {
     this.counters.chunksReceived++;
     const kind = classifyAudioUrl(chunk.audioUrl);
+    // `silence:<ms>` (TTS off for this chunk) is no audio: acknowledged with 0 in its turn, with
+    // no dead air played for it, as the official Minecraft companion does (it never fetches it).
     const entry: Entry<A> = {
       id: this.nextId++,
       epoch: this.epoch,
       chunk,
-      state: kind.kind === 'fetch' ? 'waiting' : kind.kind === 'silence' ? 'silence' : 'none',
+      state: kind.kind === 'fetch' ? 'waiting' : 'none',
       arrivedAt: this.now(),
       headOfLine: this.entries.length === 0 && !this.playing,
     };
     if (kind.kind === 'fetch') entry.url = kind.url;
-    if (kind.kind === 'silence') entry.silenceMs = kind.ms;
     this.ended.delete(chunk.messageId);
     this.entries.push(entry);
     this.startDownloads();
@@ -257,8 +263,14 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
     this.epoch++;
     for (const e of this.entries) this.drop(e);
     this.entries = [];
-    this.playingSince = undefined;
+    this.setPlayingSince(undefined);
     this.deps.sink.stop();
+  }
+
+  private setPlayingSince(since: number | undefined): void {
+    if (this.playingSince === since) return;
+    this.playingSince = since;
+    this.deps.onPlaybackChange?.(since);
   }
 
   private drop(e: Entry<A>): void {
@@ -332,14 +344,17 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
       if (e.state === 'handed' || e.state === 'playing') continue;
       if (e.state === 'waiting' || e.state === 'fetching') break;
       if (e.state === 'none' || e.state === 'failed') {
-        // No audio: an empty clip, so that its acknowledgement (duration 0, which keeps the
-        // server's flow from hanging) goes out in order, when the clips before it have played.
+        // No audio: acknowledged with duration 0 (which keeps the server's flow from hanging) in
+        // order. With nothing before it, at once and without touching the player (no stream, no
+        // padding frames: no dead air); otherwise as an empty clip, when the clips before it
+        // have played.
         this.counters.chunksWithoutAudio++;
+        if (this.entries[0] === e) {
+          this.deps.playback.chunkStarted(e.chunk.messageId, e.chunk, 0);
+          this.remove(e);
+          continue;
+        }
         this.hand(e, 0, EMPTY_SOURCE, false);
-        continue;
-      }
-      if (e.state === 'silence') {
-        this.hand(e, e.silenceMs! / 1000, this.deps.silence(e.silenceMs!), false);
         continue;
       }
       if (e.state === 'ready') this.hand(e, e.audio!.durationSec, this.deps.packets(e.audio!), true);
@@ -353,17 +368,19 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
     const epoch = e.epoch;
     let startedOnce = false;
     let finishedOnce = false;
+    const gap = speech && e.chunk.audioGapMs !== undefined && e.chunk.audioGapMs > 0 ? e.chunk.audioGapMs : undefined;
     this.deps.sink.enqueue({
       id: e.id,
       messageId: e.chunk.messageId,
       durationSec,
+      ...(gap !== undefined ? { gapMs: gap } : {}),
       source,
       started: () => {
         if (startedOnce || e.epoch !== epoch) return;
         startedOnce = true;
         e.state = 'playing';
         const at = this.now();
-        if (durationSec > 0) this.playingSince ??= at;
+        if (durationSec > 0 && this.playingSince === undefined) this.setPlayingSince(at);
         if (speech) {
           this.counters.chunksPlayed++;
           if (e.headOfLine) this.deps.onFirstPacketLatency?.(at - e.arrivedAt);
@@ -374,7 +391,7 @@ export class SpeechQueue<A extends DecodedSpeech = DecodedSpeech> {
         if (finishedOnce || e.epoch !== epoch) return;
         finishedOnce = true;
         this.remove(e);
-        if (!this.entries.some((x) => x.state === 'playing' || x.state === 'handed')) this.playingSince = undefined;
+        if (!this.entries.some((x) => x.state === 'playing' || x.state === 'handed')) this.setPlayingSince(undefined);
         this.pump();
       },
     });

@@ -10,7 +10,8 @@
  *   invalid packet is dropped and counted, the stream goes on);
  * - one energy VAD.
  * Frames then go through the {@link FloorArbiter} (one speaker at a time, others buffered) and
- * the forwarded ones are written to the Voxta audio input, which keeps the 30 ms cadence.
+ * the forwarded ones, tagged with their utterance, are written to the input port (the held input,
+ * which delivers them to the Voxta audio input when Voxta listens; that keeps the 30 ms cadence).
  *
  * Privacy: the bot itself, bots and members who opted out are never subscribed, so their audio
  * is never decrypted past the transport layer, decoded or forwarded. A member who opts out while
@@ -37,7 +38,8 @@ const ERROR_WINDOW_MS = 10_000;
 const LISTENABLE_TTL_MS = 2000;
 
 export interface AudioInputPort {
-  write(pcm: Int16Array): void;
+  /** A forwarded frame, with the utterance it belongs to (the held input keeps utterances whole). */
+  write(pcm: Int16Array, meta: { utteranceId: number; speakerId: string; voiced: boolean }): void;
 }
 
 export interface UplinkOptions {
@@ -306,7 +308,7 @@ export class Uplink {
   private onFloorEvent(e: FloorEvent): void {
     if (e.type === 'frame') {
       try {
-        this.opts.input.write(e.pcm);
+        this.opts.input.write(e.pcm, { utteranceId: e.utteranceId, speakerId: e.speakerId, voiced: e.voiced });
       } catch (err) {
         this.log.warn({ err: errorInfo(err) }, 'voice: writing to the Voxta audio input failed');
       }

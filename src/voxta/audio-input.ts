@@ -144,6 +144,8 @@ export class VoxtaAudioInput extends EventEmitter<Events> {
     drops: 0,
   };
   #overflowBytes = 0;
+  /** Speech bytes taken from the buffer into frames (monotonic; not reset by `disable()`). */
+  #speechBytesSent = 0;
 
   constructor(opts: VoxtaAudioInputOptions) {
     super();
@@ -175,6 +177,22 @@ export class VoxtaAudioInput extends EventEmitter<Events> {
   }
   get stats(): AudioInputStats {
     return { ...this.#stats, bufferedMs: this.#buffered / BYTES_PER_MS };
+  }
+  /** Bytes written and not yet sent (cleared, unsent, by `disable()` and a session change). */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+  /**
+   * Bytes of written audio that went out in frames so far (monotonic). With `bufferedBytes` a
+   * writer can tell when something it wrote has really been sent, rather than dropped unsent
+   * when recording stopped.
+   */
+  get speechBytesSent(): number {
+    return this.#speechBytesSent;
+  }
+  /** When the frame clock of the current stream started (performance.now()); undefined when not streaming. */
+  get streamingSince(): number | undefined {
+    return this.#state === 'streaming' ? this.#t0 : undefined;
   }
 
   /**
@@ -464,6 +482,7 @@ export class VoxtaAudioInput extends EventEmitter<Events> {
       }
     }
     this.#buffered -= n;
+    this.#speechBytesSent += n;
     return out;
   }
 

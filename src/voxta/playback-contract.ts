@@ -17,7 +17,7 @@
  *   carrying a dead sessionId is meaningless, and a new session must not inherit the old state).
  *
  * Auto-acknowledge mode (default ON, for the text-only bot): the chat session acknowledges each
- * `replyChunk` itself (duration 0, or the `silence:<ms>` length) and completes right after
+ * `replyChunk` itself (duration 0, also for `silence:<ms>`) and completes right after
  * `replyEnd`. The voice pipeline turns it off and reports `chunkStarted`/`drained` itself.
  * "Drained" means: nothing of that message is playing, queued or still downloading.
  */

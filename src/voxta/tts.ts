@@ -2,7 +2,9 @@
  * TTS audio URLs (protocol §4b): what a `replyChunk.audioUrl` means and how to download it.
  *
  * - `""` (or anything that is neither a path nor http): no audio; acknowledge with duration 0.
- * - `silence:<ms>` (newer servers with TTS off): no audio, but acknowledge with that duration.
+ * - `silence:<ms>` (newer servers with TTS off for a chunk): no audio either; acknowledged at once
+ *   with duration 0 and nothing played, as the official Minecraft companion does (it acks a chunk
+ *   it cannot fetch with 0). Playing `<ms>` of silence only kept the guild waiting.
  * - `/api/tts/gens/<id>` or `http(s)://…`: a deferred job, synthesised when fetched: fetch NOW.
  */
 import { logger } from '../log.js';
@@ -23,9 +25,9 @@ export function classifyAudioUrl(url: string | null | undefined): AudioUrlKind {
   return { kind: 'none' };
 }
 
-/** Seconds of playback to report for a URL that is not fetched (`silence:<ms>` → its length). */
-export function unfetchedDurationSec(kind: AudioUrlKind): number {
-  return kind.kind === 'silence' ? kind.ms / 1000 : 0;
+/** Seconds of playback to report for a URL that is not fetched: 0 (`silence:<ms>` included, see above). */
+export function unfetchedDurationSec(_kind: AudioUrlKind): number {
+  return 0;
 }
 
 export interface FetchSpeechOptions {

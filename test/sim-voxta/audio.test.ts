@@ -51,7 +51,7 @@ describe('voxta-sim audio input and recognition', () => {
 
     const after = owner.mark();
     const ws = await audio(sessionId);
-    sendUtterance(ws, 20, 25); // 600 ms of tone, 750 ms of silence
+    sendUtterance(ws, 20, 25); // 150 ms of silence, 600 ms of tone, 750 ms of silence
     ws.send(Buffer.alloc(100)); // a non-standard frame
     const end = await owner.next('speechRecognitionEnd', { after });
     expect(end).toEqual({ $type: 'speechRecognitionEnd', text: 'hello bot how are you', reason: 'Complete' });
@@ -63,12 +63,14 @@ describe('voxta-sim audio input and recognition', () => {
     // Transcripts are never auto-sent as user messages.
     expect(owner.all('update', after)).toEqual([]);
 
-    const rec = await s.waitFor(() => (s.audio(sessionId)?.frameCount === 46 ? s.audio(sessionId) : undefined), 2000, '46 frames');
+    const rec = await s.waitFor(() => (s.audio(sessionId)?.frameCount === 51 ? s.audio(sessionId) : undefined), 2000, '51 frames');
     expect(rec.header).toMatchObject({ sampleRate: 16000, channels: 1, bitsPerSample: 16 });
     expect(rec.nonStandardFrames).toBe(1);
     expect(rec.frames[0]?.length).toBe(960);
-    expect(rec.frameTimes).toHaveLength(46);
-    expect(s.recognitions).toEqual([expect.objectContaining({ sessionId, voicedMs: 600, text: 'hello bot how are you', reason: 'Complete' })]);
+    expect(rec.frameTimes).toHaveLength(51);
+    expect(s.recognitions).toEqual([
+      expect.objectContaining({ sessionId, voicedMs: 600, whole: true, cut: null, leadSilenceMs: 150, text: 'hello bot how are you', reason: 'Complete' }),
+    ]);
   });
 
   it('counts time in frames, not wall clock: no end without trailing silent frames; silence markers count', async () => {
@@ -104,7 +106,7 @@ describe('voxta-sim audio input and recognition', () => {
     expect(s.sessions()[0]?.recording).toBe(false);
 
     sendUtterance(ws, 10, 30);
-    await s.waitFor(() => s.audio(sessionId)?.frameCount === 40, 2000, 'frames while not recording');
+    await s.waitFor(() => s.audio(sessionId)?.frameCount === 45, 2000, 'frames while not recording');
     expect(c.all('speechRecognitionStart', after)).toEqual([]);
 
     after = c.mark();
@@ -113,6 +115,60 @@ describe('voxta-sim audio input and recognition', () => {
     await c.next('recordingStatus', { after, match: (m) => m.enabled === true });
     sendUtterance(ws, 10, 30);
     expect((await c.next('speechRecognitionEnd', { after })).reason).toBe('Complete');
+  });
+
+  it('whole or cut: speech already going on as recording starts is heard from mid-word (partial text); recording stopping mid-utterance cancels it', async () => {
+    const s = await setup({ stt: { transcripts: ['the first full sentence', 'the second full sentence'] } });
+    const c = await voiceClient();
+    const sessionId = (await startChat(c, ARIA_ID)).sessionId as string;
+    const ws = await audio(sessionId);
+    let after = c.mark();
+    await c.send({ $type: 'send', sessionId, text: 'speak' });
+    const reply = await readReply(c, after);
+    // The member talks while Voxta waits for the playback to complete (not recording)…
+    sendUtterance(ws, 10, 0, 0);
+    await s.waitFor(() => s.audio(sessionId)?.frameCount === 10, 2000, 'frames while not recording');
+    after = c.mark();
+    await c.send({ $type: 'speechPlaybackComplete', sessionId, messageId: reply.messageId });
+    await c.next('recordingRequest', { after, match: (m) => m.enabled === true });
+    // …and goes on once it records: the recogniser never saw the onset.
+    sendUtterance(ws, 10, 25, 0);
+    const end = await c.next('speechRecognitionEnd', { after });
+    expect(end).toEqual({ $type: 'speechRecognitionEnd', text: '… full sentence', reason: 'Complete' });
+    expect(s.recognitions.at(-1)).toMatchObject({ whole: false, cut: 'start', leadSilenceMs: 0, voicedMs: 300 });
+
+    // A whole utterance begins (lead silence), then a reply starts and recording stops mid-way.
+    after = c.mark();
+    sendUtterance(ws, 10, 0);
+    await c.next('speechRecognitionStart', { after });
+    await c.send({ $type: 'send', sessionId, text: 'typed meanwhile' });
+    await c.next('recordingRequest', { after, match: (m) => m.enabled === false });
+    expect(await c.next('speechRecognitionEnd', { after })).toEqual({ $type: 'speechRecognitionEnd', text: null, reason: 'Incomplete' });
+    expect(s.recognitions.at(-1)).toMatchObject({ whole: false, cut: 'end', leadSilenceMs: 900, voicedMs: 300, text: null, reason: 'Incomplete' }); // 750 + 150 ms of silence before it
+    // The cancelled utterance took no scripted sentence: the next whole one gets it.
+    const held = await readReply(c, after);
+    after = c.mark();
+    await c.send({ $type: 'speechPlaybackComplete', sessionId, messageId: held.messageId });
+    await c.next('recordingRequest', { after, match: (m) => m.enabled === true });
+    sendUtterance(ws, 10, 25);
+    expect((await c.next('speechRecognitionEnd', { after })).text).toBe('the second full sentence');
+    expect(s.recognitions.at(-1)).toMatchObject({ whole: true, cut: null });
+  });
+
+  it('tts.audioGapMs is sent on chunks with audio only', async () => {
+    const s = await setup({ tts: { audioGapMs: 250 }, reply: () => ['One.', 'Two.'] });
+    const c = await voiceClient();
+    const sessionId = (await startChat(c, ARIA_ID)).sessionId as string;
+    let after = c.mark();
+    await c.send({ $type: 'send', sessionId, text: 'hi' });
+    const reply = await readReply(c, after);
+    expect(reply.chunks.map((m) => m.audioGapMs)).toEqual([250, 250]);
+    await c.send({ $type: 'speechPlaybackComplete', sessionId, messageId: reply.messageId });
+    s.options.tts.enabled = false;
+    after = c.mark();
+    await c.send({ $type: 'send', sessionId, text: 'again' });
+    const silent = await readReply(c, after);
+    expect(silent.chunks.every((m) => !('audioGapMs' in m))).toBe(true);
   });
 
   it('no recording without a WebSocketStream audio input', async () => {
@@ -171,7 +227,7 @@ describe('voxta-sim audio input and recognition', () => {
   });
 
   it('transcript functions receive index and voiced duration', async () => {
-    const seen: { index: number; voicedMs: number }[] = [];
+    const seen: { index: number; voicedMs: number; whole?: boolean }[] = [];
     await setup({ stt: { transcripts: (info) => (seen.push(info), info.index === 0 ? 'first' : null) } });
     const c = await voiceClient();
     const sessionId = (await startChat(c, ARIA_ID)).sessionId as string;
@@ -182,9 +238,9 @@ describe('voxta-sim audio input and recognition', () => {
     after = c.mark();
     sendUtterance(ws, 7, 20);
     expect(await c.next('speechRecognitionEnd', { after })).toMatchObject({ text: null, reason: 'Empty' });
-    expect(seen.map((i) => [i.index, i.voicedMs])).toEqual([
-      [0, 150],
-      [1, 210],
+    expect(seen.map((i) => [i.index, i.voicedMs, i.whole])).toEqual([
+      [0, 150, true],
+      [1, 210, true],
     ]);
   });
 

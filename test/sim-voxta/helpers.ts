@@ -175,8 +175,14 @@ export function frame(amplitude: number, index = 0): Buffer {
   return b;
 }
 
-/** Sends `voicedFrames` loud frames then `silentFrames` zero frames, as fast as the socket takes them. */
-export function sendUtterance(ws: WebSocket, voicedFrames: number, silentFrames: number): void {
+/**
+ * Sends `leadFrames` zero frames, `voicedFrames` loud frames, then `silentFrames` zero frames, as
+ * fast as the socket takes them. The lead silence (default 5 frames, 150 ms) is what a streaming
+ * client sends before anyone speaks; without it the recogniser hears the utterance begin
+ * mid-word (cut at the start, see recognizer.ts).
+ */
+export function sendUtterance(ws: WebSocket, voicedFrames: number, silentFrames: number, leadFrames = 5): void {
+  for (let i = 0; i < leadFrames; i++) ws.send(frame(0));
   for (let i = 0; i < voicedFrames; i++) ws.send(frame(8000, i));
   for (let i = 0; i < silentFrames; i++) ws.send(frame(0));
 }

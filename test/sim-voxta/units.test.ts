@@ -1,7 +1,7 @@
 import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { avatarPng } from '../../sim/voxta/png.js';
-import { Recognizer } from '../../sim/voxta/recognizer.js';
+import { Recognizer, partialTranscript, type UtteranceInfo } from '../../sim/voxta/recognizer.js';
 import { RecordReader, parseRecord } from '../../sim/voxta/signalr.js';
 import { TtsRegistry, hasEspeak, speechDurationMs, synthesiseTone, toneFrequencyFor } from '../../sim/voxta/tts.js';
 import { decodeWav, encodeWav } from '../../sim/voxta/wav.js';
@@ -78,7 +78,7 @@ describe('voxta-sim building blocks', () => {
     const rec = new Recognizer(() => ({ vadThreshold: 500, endSilenceMs: 90 }), {
       start: () => events.push('start'),
       partial: (ms) => events.push(`partial ${ms}`),
-      end: (ms, partials) => events.push(`end ${ms} ${partials}`),
+      end: (i) => events.push(`end ${i.voicedMs} ${i.partials}`),
     });
     // 20 voiced frames delivered in odd-sized pieces.
     const voiced = Buffer.concat(Array.from({ length: 20 }, (_, i) => frame(8000, i)));
@@ -93,6 +93,57 @@ describe('voxta-sim building blocks', () => {
     rec.pushSilence(300);
     expect(events.filter((e) => e === 'start')).toHaveLength(2);
     expect(events.filter((e) => e.startsWith('end'))).toHaveLength(1);
+  });
+
+  it('recogniser: whole only when the onset follows enough silence received while recording; cut at the start or by stop()', () => {
+    const ends: UtteranceInfo[] = [];
+    const stops: UtteranceInfo[] = [];
+    const rec = new Recognizer(() => ({ vadThreshold: 500, endSilenceMs: 90 }), {
+      start: () => {},
+      partial: () => {},
+      end: (i) => ends.push(i),
+      stopped: (i) => stops.push(i),
+    });
+    const voice = (n: number) => rec.pushPcm(Buffer.concat(Array.from({ length: n }, (_, i) => frame(8000, i))));
+    const quiet = (n: number) => rec.pushPcm(Buffer.concat(Array.from({ length: n }, () => frame(0))));
+
+    // Voice from the very first frame heard: the recogniser came in mid-word.
+    voice(10);
+    quiet(3);
+    expect(ends.at(-1)).toEqual({ voicedMs: 300, partials: 1, leadSilenceMs: 0, cut: 'start' });
+    // Two silent frames are not enough lead…
+    rec.stop();
+    quiet(2);
+    voice(5);
+    quiet(3);
+    expect(ends.at(-1)).toMatchObject({ leadSilenceMs: 60, cut: 'start' });
+    // …three are (the previous utterance's trailing silence counts too).
+    voice(5);
+    quiet(3);
+    expect(ends.at(-1)).toMatchObject({ voicedMs: 150, leadSilenceMs: 90, cut: null });
+    // Recording stops while a whole-begun utterance goes on: cut at the end.
+    voice(4);
+    rec.stop();
+    expect(stops).toEqual([{ voicedMs: 120, partials: 0, leadSilenceMs: 90, cut: 'end' }]);
+    // After a stop there is no lead silence: voice right away is cut at both ends when stopped again.
+    voice(4);
+    rec.stop();
+    expect(stops.at(-1)).toMatchObject({ cut: 'both', leadSilenceMs: 0 });
+    // stop() without an utterance reports nothing; silence markers count as lead silence.
+    rec.stop();
+    expect(stops).toHaveLength(2);
+    rec.pushSilence(90);
+    voice(3);
+    quiet(3);
+    expect(ends.at(-1)).toMatchObject({ leadSilenceMs: 90, cut: null });
+  });
+
+  it('partialTranscript is visibly partial and never the sentence itself', () => {
+    expect(partialTranscript('what time is it now', 'start')).toBe('… is it now');
+    expect(partialTranscript('what time is it now', 'end')).toBe('what time is …');
+    expect(partialTranscript('stop', 'start')).toBe('… stop');
+    expect(partialTranscript('stop', 'end')).toBe('stop …');
+    for (const cut of ['start', 'end', 'both'] as const) expect(partialTranscript('the whole question here', cut)).not.toBe('the whole question here');
   });
 
   it('default replies and sentence splitting', () => {

@@ -62,7 +62,7 @@ describe('clipPackets / silencePackets', () => {
     expect(crossings).toBeLessThan(182);
   });
 
-  it('silence:<ms> becomes that many 20 ms silence frames', () => {
+  it('silencePackets(ms) is that many 20 ms silence frames', () => {
     const src = silencePackets(680);
     let n = 0;
     for (let p = src.next(); p; p = src.next()) {
@@ -74,6 +74,56 @@ describe('clipPackets / silencePackets', () => {
 });
 
 describe('ClipStream', () => {
+  /** `n` recognisable packets (0xAA, id, k). */
+  function tagged(id: number, n: number): PacketSource {
+    let k = 0;
+    return { next: () => (k < n ? Buffer.from([0xaa, id, k++]) : null), close: () => {} };
+  }
+  const describePackets = (ps: Buffer[]) => ps.map((p) => (p.length === 3 && p[0] === 0xf8 ? 'silence' : `${p[1]}.${p[2]}`));
+
+  it('audioGapMs: a clip right after another gets the whole gap as silence frames first; its start is its first real packet', () => {
+    const events: string[] = [];
+    const s = new ClipStream({ highWaterMark: 2, now: () => 0 });
+    s.add(item(1, tagged(1, 2), events));
+    s.add({ ...item(2, tagged(2, 2), events), gapMs: 100 });
+    s.endWhenEmpty();
+    const seen: string[] = [];
+    for (let p = s.read(); p; p = s.read()) seen.push(`${describePackets([p])[0]} [${events.join(',')}]`);
+    expect(seen).toEqual([
+      '1.0 [start 1]',
+      '1.1 [start 1,end 1]',
+      'silence [start 1,end 1]',
+      'silence [start 1,end 1]',
+      'silence [start 1,end 1]',
+      'silence [start 1,end 1]',
+      'silence [start 1,end 1]',
+      '2.0 [start 1,end 1,start 2]',
+      '2.1 [start 1,end 1,start 2,end 2]',
+    ]);
+    expect(s.gapPacketsPlayed).toBe(5);
+  });
+
+  it('audioGapMs is a minimum since the previous clip ended, not an added delay', async () => {
+    let t = 1000;
+    const events: string[] = [];
+    const s = new ClipStream({ now: () => t });
+    s.add(item(1, tagged(1, 1), events));
+    expect(describePackets(readAll(s))).toEqual(['1.0']); // clip 1 ends at 1020
+    t = 1080; // 60 ms later the next clip arrives, with a 100 ms gap: 40 ms are missing
+    s.add({ ...item(2, tagged(2, 1), events), gapMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    expect(describePackets(readAll(s))).toEqual(['silence', 'silence', '2.0']);
+    t = 2000; // long after: nothing missing
+    s.add({ ...item(3, tagged(3, 1), events), gapMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    expect(describePackets(readAll(s))).toEqual(['3.0']);
+    // A new stream measures from where the previous one's audio ended.
+    const next = new ClipStream({ now: () => t, lastEndedAt: 1960 });
+    next.add({ ...item(4, tagged(4, 1), events), gapMs: 100 });
+    expect(describePackets(readAll(next))).toEqual(['silence', 'silence', 'silence', '4.0']);
+    expect(events.filter((e) => e.startsWith('start'))).toEqual(['start 1', 'start 2', 'start 3', 'start 4']);
+  });
+
   it('reports each clip started when its first packet is read and finished after its last, in order, with empty clips in place', () => {
     const events: string[] = [];
     const s = new ClipStream({ highWaterMark: 2 });

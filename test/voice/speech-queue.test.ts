@@ -64,6 +64,7 @@ function setup(opts: { maxInFlight?: number } = {}) {
   const contract = new PlaybackContract({ send: (m) => sent.push(m), sessionId: () => 'sess-1' }, { autoAcknowledge: false, log });
   const sink = new FakeSink();
   const latencies: number[] = [];
+  const playback: Array<number | undefined> = [];
   let t = 0;
   const queue = new SpeechQueue<{ durationSec: number; frames: number }>({
     playback: contract,
@@ -81,8 +82,8 @@ function setup(opts: { maxInFlight?: number } = {}) {
       return { durationSec: (bytes[0]! * 20) / 1000, frames: bytes[0]! };
     },
     packets: (audio) => counter(audio.frames),
-    silence: (ms) => counter(Math.round(ms / 20)),
     onFirstPacketLatency: (ms) => latencies.push(ms),
+    onPlaybackChange: (since) => playback.push(since),
   });
   const download = (url: string) => {
     const d = downloads.find((x) => x.url === url);
@@ -99,6 +100,7 @@ function setup(opts: { maxInFlight?: number } = {}) {
     download,
     flush,
     latencies,
+    playback,
     setTime: (v: number) => (t = v),
     starts: (messageId?: string) =>
       sent.filter((m) => m.$type === 'speechPlaybackStart' && (!messageId || m.messageId === messageId)) as Extract<ClientMessage, { $type: 'speechPlaybackStart' }>[],
@@ -250,17 +252,56 @@ describe('SpeechQueue', () => {
     expect(s.completes('m1')).toHaveLength(1);
   });
 
-  it('"" is acknowledged with 0 and silence:<ms> plays that long without a download', async () => {
+  it('"" and silence:<ms> are acknowledged with 0 in their turn, without a download or dead air, and the reply completes once', async () => {
     const s = setup();
-    s.queue.push(chunk('m1', 0, ''));
-    s.queue.push(chunk('m1', 1, 'silence:680'));
-    expect(s.downloads).toHaveLength(0);
+    s.queue.push(chunk('m1', 0, '/a'));
+    s.queue.push(chunk('m1', 1, ''));
+    s.queue.push(chunk('m1', 2, 'silence:680'));
+    expect(s.downloads).toHaveLength(1);
     s.replyEnd('m1');
-    expect(s.completes()).toHaveLength(0); // the silence has not been "played" yet
+    s.download('/a').resolve(Uint8Array.of(3));
+    await s.flush();
+    expect(s.starts()).toHaveLength(0); // in order: after the clip before them
     s.sink.playAll();
-    expect(s.starts().map((m) => m.duration)).toEqual([0, 0.68]);
-    expect(s.sink.played.map((p) => p.packets)).toEqual([0, 34]);
+    expect(s.starts().map((m) => m.duration)).toEqual([0.06, 0, 0]);
+    // No silence is played for silence:680 (the companion acknowledges it at once, 0 s).
+    expect(s.sink.played.map((p) => p.packets)).toEqual([3, 0, 0]);
     expect(s.completes('m1')).toHaveLength(1);
+  });
+
+  it('a reply of silence:<ms> chunks only (TTS off) is acknowledged at once, without the player, and completes exactly once', () => {
+    const s = setup();
+    s.queue.push(chunk('m1', 0, 'silence:500'));
+    s.queue.push(chunk('m1', 1, 'silence:900'));
+    s.replyEnd('m1');
+    // Nothing was given to the player: no stream, no padding frames.
+    expect(s.sink.items).toHaveLength(0);
+    expect(s.starts('m1').map((m) => m.duration)).toEqual([0, 0]);
+    expect(s.completes('m1')).toHaveLength(1);
+    expect(s.playback).toEqual([]); // nothing audible
+  });
+
+  it('audioGapMs reaches the player with clips that have audio, not with empty ones', async () => {
+    const s = setup();
+    s.queue.push({ ...chunk('m1', 0, '/a'), audioGapMs: 250 });
+    s.queue.push({ ...chunk('m1', 1, ''), audioGapMs: 250 });
+    s.queue.push(chunk('m1', 2, '/b'));
+    s.download('/a').resolve(Uint8Array.of(2));
+    s.download('/b').resolve(Uint8Array.of(2));
+    await s.flush();
+    expect(s.sink.items.map((i) => i.gapMs)).toEqual([250, undefined, undefined]);
+  });
+
+  it('reports when the character becomes audible and silent again', async () => {
+    const s = setup();
+    s.setTime(100);
+    s.queue.push(chunk('m1', 0, '/a'));
+    s.download('/a').resolve(Uint8Array.of(2));
+    await s.flush();
+    s.sink.startOne();
+    expect(s.playback).toEqual([100]);
+    s.queue.interrupt();
+    expect(s.playback).toEqual([100, undefined]);
   });
 
   it('a text-only reply (all chunks without audio) completes right after replyEnd', () => {

@@ -73,6 +73,9 @@ describe('VoxtaAudioInput against the simulator', () => {
     const all = Buffer.concat(sim.audio(chat.sessionId)!.frames);
     expect(all.indexOf(speech)).toBeGreaterThanOrEqual(0); // contiguous, byte-exact
     expect(input.stats.speechFrames).toBe(Math.ceil(speech.length / FRAME_BYTES));
+    // What a writer can rely on to know its audio went out (the held input's delivery marks).
+    expect(input.speechBytesSent).toBe(speech.length);
+    expect(input.bufferedBytes).toBe(0);
   });
 
   it('sends a frame of speech as soon as it is complete instead of waiting for the next 30 ms slot', async () => {

@@ -24,7 +24,8 @@ describe('classifyAudioUrl', () => {
     expect(classifyAudioUrl('')).toEqual({ kind: 'none' });
     expect(classifyAudioUrl(null)).toEqual({ kind: 'none' });
     expect(classifyAudioUrl('silence:680')).toEqual({ kind: 'silence', ms: 680 });
-    expect(unfetchedDurationSec(classifyAudioUrl('silence:680'))).toBe(0.68);
+    // TTS off for that chunk: acknowledged as nothing played (duration 0), as the official client does.
+    expect(unfetchedDurationSec(classifyAudioUrl('silence:680'))).toBe(0);
     expect(classifyAudioUrl('/api/tts/gens/abc')).toEqual({ kind: 'fetch', url: '/api/tts/gens/abc' });
     expect(classifyAudioUrl('https://x.example/a.wav')).toEqual({ kind: 'fetch', url: 'https://x.example/a.wav' });
     expect(classifyAudioUrl('file:///etc/passwd')).toEqual({ kind: 'none' });
