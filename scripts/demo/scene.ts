@@ -154,15 +154,20 @@ export class Scene {
       const seq = s.voxta?.seq() ?? 0;
       const bob = this.speak(s.bob.id, LINES.bargeIn, VOICES.baritone);
       const bobStart = (await bob.started) ?? Date.now();
-      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, `${this.character} to stop talking when Bob talked over the story`);
-      if (stoppedAt < bobStart) throw new Error(`${this.character} had already finished before Bob spoke: nothing was interrupted`);
-      bargeInStopMs = stoppedAt + 20 - bobStart;
-      const storyMs = this.voiceWatch.audioMs(first.at, stoppedAt);
-      this.say(stoppedAt, this.character, `■ stops talking ${ms(bargeInStopMs)} after Bob started (${ms(storyMs)} of the story played)`, { colour: cyan, voice: true });
+      // The barge-in is told by what the bot did, not by a gap in its audio: on a busy machine a
+      // sentence can stall for longer than any quiet threshold. With the in-process Voxta its
+      // `interrupt` (sent when a member talks over the character) is the proof; then the moment
+      // the character went quiet after Bob started is the stop.
       if (s.voxta) {
-        const got = await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
+        const got = await s.voxta.waitForClientMessage('interrupt', { after: seq }, 8000);
+        if (got.at < bobStart) throw new Error(`${this.character} was interrupted before Bob spoke`);
         this.say(got.at, 'voxta', 'received “interrupt” from the bot', { colour: yellow });
       }
+      const stoppedAt = await this.voiceWatch.quiet(bobStart, 300, 8000, `${this.character} to stop talking when Bob talked over the story`);
+      if (!s.voxta && stoppedAt <= bobStart) throw new Error(`${this.character} had already finished before Bob spoke: nothing was interrupted`);
+      bargeInStopMs = Math.max(0, stoppedAt + 20 - bobStart);
+      const storyMs = this.voiceWatch.audioMs(first.at, stoppedAt);
+      this.say(stoppedAt, this.character, `■ stops talking ${ms(bargeInStopMs)} after Bob started (${ms(storyMs)} of the story played)`, { colour: cyan, voice: true });
       const { end: bobEnd } = await bob;
       await s.discord.waitForMessage(s.text.id, (m) => this.isMirror(m, 'Bob') && m.createdAt.getTime() >= bobStart, 10_000);
       await this.listenToAnswer(bobEnd, `${this.character}’s answer to Bob`, 15_000);
@@ -181,15 +186,16 @@ export class Scene {
       this.say(at, 'Sam', '/interrupt');
       const answer = await this.finalAnswer(handle, 10_000);
       this.say(answer.at, 'bot', `${answer.text}  (only Sam sees this)`, { colour: magenta });
-      const stoppedAt = await this.voiceWatch.quiet(first.at, 300, 8000, `${this.character} to stop talking after /interrupt`);
-      // Packets arrive every 20 ms: a stop right after the command leaves the last one just before it.
-      if (stoppedAt + 2 * 20 < at) throw new Error(`${this.character} had already stopped talking ${ms(at - stoppedAt)} before /interrupt: nothing was interrupted`);
-      interruptStopMs = Math.max(0, stoppedAt + 20 - at);
-      const within = interruptStopMs < 20 ? 'within one 20 ms frame of' : `${ms(interruptStopMs)} after`;
+      // As above: the bot's `interrupt` proves the cut; the stop is when the audio went quiet after it.
       if (s.voxta) {
         const got = await s.voxta.waitForClientMessage('interrupt', { after: seq }, 5000);
         this.say(got.at, 'voxta', 'received “interrupt” from the bot', { colour: yellow });
       }
+      const stoppedAt = await this.voiceWatch.quiet(at, 300, 8000, `${this.character} to stop talking after /interrupt`);
+      // Packets arrive every 20 ms: a stop right after the command leaves the last one just before it.
+      if (!s.voxta && stoppedAt + 2 * 20 < at) throw new Error(`${this.character} had already stopped talking ${ms(at - stoppedAt)} before /interrupt: nothing was interrupted`);
+      interruptStopMs = Math.max(0, stoppedAt + 20 - at);
+      const within = interruptStopMs < 20 ? 'within one 20 ms frame of' : `${ms(interruptStopMs)} after`;
       this.say(Math.max(stoppedAt + 20, at + 1), this.character, `■ stops talking ${within} /interrupt`, { colour: cyan, voice: true });
       await sleep(400);
     });
