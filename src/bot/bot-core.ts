@@ -63,6 +63,7 @@ export class BotCore {
       },
       voiceGuilds: () => this.admission.voiceCount,
       decodeErrors: () => [...this.sessions.values()].reduce((n, s) => n + s.decodeErrorsTotal(), 0),
+      unheardUtterances: () => [...this.sessions.values()].reduce((n, s) => n + s.unheardUtterancesTotal(), 0),
       playback: () => {
         const total = { owed: 0, sent: 0 };
         for (const s of this.sessions.values()) {

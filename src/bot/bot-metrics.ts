@@ -9,6 +9,8 @@ export interface MetricsSources {
   voiceGuilds(): number;
   /** Undecodable Opus packets, all guilds, since start. */
   decodeErrors(): number;
+  /** Members' utterances Voxta never got, all guilds, since start. */
+  unheardUtterances(): number;
   playback(): { owed: number; sent: number };
   discordReady(): boolean;
 }
@@ -53,6 +55,9 @@ export function createBotMetrics(): BotMetrics {
   // session or voice connection ends.
   registry.gauge('voxta_discord_voice_decode_errors', 'Opus packets from members that failed to decode, since start.', () => [
     { value: src?.decodeErrors() ?? 0 },
+  ]);
+  registry.gauge('voxta_discord_voice_utterances_unheard', "Members' utterances that could not be delivered to Voxta (held past their bound, or the session gone), since start.", () => [
+    { value: src?.unheardUtterances() ?? 0 },
   ]);
   registry.gauge('voxta_discord_playback_completes', 'speechPlaybackComplete messages owed now (ended replies not yet acknowledged) and sent since start.', () => {
     const p = src?.playback() ?? { owed: 0, sent: 0 };

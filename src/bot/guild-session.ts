@@ -651,7 +651,12 @@ export class GuildSession extends EventEmitter {
 
   /** Opus packets that failed to decode, over this guild's whole run (earlier joins too). */
   decodeErrorsTotal(): number {
-    return this.voiceAttachment.decodeErrorsTotal();
+    return this.voiceAttachment.total('decodeErrors');
+  }
+
+  /** Members' utterances Voxta never got (held past their bound, session gone), over this guild's run. */
+  unheardUtterancesTotal(): number {
+    return this.voiceAttachment.total('utterancesUnheard');
   }
 
   private mirror(kind: 'member' | 'character' | 'unheard', name: string, text: string): void {

@@ -20,6 +20,9 @@ import { listeningNotice } from './session-notices.js';
 /** How long the bot stays in a voice channel with no human in it. */
 export const VOICE_IDLE_LEAVE_MS = 120_000;
 
+/** Voice counters kept over a guild's whole run. */
+export type RetiredCounter = 'decodeErrors' | 'utterancesUnheard';
+
 /** Whether to join, and when not, the plain sentence the user sees. */
 export interface VoicePlan {
   join: boolean;
@@ -57,7 +60,8 @@ export class VoiceAttachment {
   private awayFrom: string | undefined;
   private emptyTimer: NodeJS.Timeout | undefined;
   private rejoinQueued = false;
-  private decodeErrorsBefore = 0;
+  /** Counters of earlier (left) voice connections, so guild totals survive rejoins. */
+  private readonly retired: Record<RetiredCounter, number> = { decodeErrors: 0, utterancesUnheard: 0 };
 
   constructor(private readonly deps: VoiceAttachmentDeps) {}
 
@@ -189,9 +193,12 @@ export class VoiceAttachment {
     return this.voice?.stats();
   }
 
-  /** Opus packets that failed to decode, over this guild's whole run (earlier joins too). */
-  decodeErrorsTotal(): number {
-    return this.decodeErrorsBefore + (this.voice?.stats().decodeErrors ?? 0);
+  /**
+   * A counter over this guild's whole run (earlier joins too): Opus packets that failed to decode,
+   * or members' utterances Voxta never got (held past their bound, session gone).
+   */
+  total(counter: RetiredCounter): number {
+    return this.retired[counter] + (this.voice?.stats()[counter] ?? 0);
   }
 
   /** Humans (not bots, not us) in the channel now. */
@@ -305,7 +312,8 @@ export class VoiceAttachment {
 
   private retireStats(voice: GuildVoicePort): void {
     try {
-      this.decodeErrorsBefore += voice.stats().decodeErrors ?? 0;
+      const st = voice.stats();
+      for (const k of Object.keys(this.retired) as RetiredCounter[]) this.retired[k] += st[k] ?? 0;
     } catch {
       // stats of a torn-down connection are not worth failing over
     }

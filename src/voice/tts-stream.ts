@@ -16,6 +16,7 @@
 import { parseWav, WavError } from '../audio/wav.js';
 import { OPUS_FRAME_MS, SpeechEncoder } from '../audio/speech-encoder.js';
 import type { VoxtaEndpoint } from '../voxta/endpoint.js';
+import { BODY_CAPS } from '../voxta/http-body.js';
 import type { PacketSource } from './speech-queue.js';
 
 /** A clip whose samples may still be arriving. */
@@ -61,6 +62,11 @@ export async function openSpeech(endpoint: VoxtaEndpoint, url: string, signal: A
     return await openOnce(endpoint, url, signal, opts);
   }
 }
+
+/** Largest TTS clip read (64 MiB: over five minutes of 48 kHz stereo); the same cap as `fetchSpeech`. */
+const MAX_CLIP_BYTES = BODY_CAPS.audio;
+/** A WAV header (with its metadata chunks) is a few hundred bytes; past this it is not one. */
+const MAX_HEADER_BYTES = 64 * 1024;
 
 async function openOnce(endpoint: VoxtaEndpoint, url: string, signal: AbortSignal, opts: OpenSpeechOptions): Promise<ProgressiveClip> {
   const target = endpoint.resolve(url);
@@ -136,12 +142,23 @@ async function openOnce(endpoint: VoxtaEndpoint, url: string, signal: AbortSigna
       opts.onLateError?.(err);
       notify();
     };
+    let received = 0;
     const pump = async (): Promise<void> => {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
+        // Bounded like every body read from the network: a clip, not an endless stream.
+        received += value.byteLength;
+        if (received > MAX_CLIP_BYTES) {
+          await reader.cancel().catch(() => undefined);
+          throw new WavError(`TTS clip larger than ${MAX_CLIP_BYTES / (1024 * 1024)} MiB; the rest is not played`);
+        }
         if (!header) {
           head = concat(head, value);
+          if (head.length > MAX_HEADER_BYTES) {
+            await reader.cancel().catch(() => undefined);
+            throw new WavError(`no WAV sample data within the first ${MAX_HEADER_BYTES / 1024} KiB`);
+          }
           const parsed = parseHeader(head);
           if (!parsed) continue;
           header = parsed;

@@ -13,6 +13,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { E2EEnv } from '../harness/env.js';
 import { fromBot } from '../harness/env.js';
+import { freePort, httpGet } from '../harness/http.js';
 import { boot as bootWorld, replyIds, sends, tone } from '../voice/e2e-helpers.js';
 import type { VoxtaSimOptions } from '../../sim/voxta/index.js';
 
@@ -110,8 +111,10 @@ describe('voice turns: no utterance lost between a reply and its speech', () => 
   }, 120_000);
 
   it('an utterance Voxta can no longer get (its session gone) is counted and shown as not heard', async () => {
+    const healthPort = await freePort();
     const { env: w, bot, voxta } = await toAnswerText(realisticVoxta({ reply: () => ['A rather long answer, so that there is time to lose the session while it is spoken.'] }), {
       BARGE_IN: 'off',
+      HEALTH_PORT: String(healthPort),
     });
     await w.alice.speak(tone(440, 1200), { sampleRate: 48_000, channels: 1 });
     // Held while the answer is synthesised; Voxta goes away before it listens again.
@@ -120,6 +123,7 @@ describe('voice turns: no utterance lost between a reply and its speech', () => 
     await w.discord.waitForMessage(w.text.id, (m) => fromBot(w)(m) && m.content === '🎙️ **Alice**: (not heard; please say it again)', 30_000);
     const line = await bot.waitForLogMsg(/could not be delivered to Voxta/, (j) => j.reason === 'session', 5000);
     expect(line.json?.speakerId).toBe(w.alice.id);
+    expect((await httpGet(healthPort, '/metrics')).body).toMatch(/^voxta_discord_voice_utterances_unheard 1$/m);
     expect(voxta.recognitions.filter((r) => r.text !== null)).toEqual([]);
     // Nothing is owed to the dead session, and nothing was acknowledged twice.
     expect(replyIds(w).map((id) => voxta.playback(id).completes).every((n) => n <= 1)).toBe(true);

@@ -128,4 +128,26 @@ describe('openSpeech / progressivePackets', () => {
     setTimeout(() => ac.abort(), 50);
     await expect(p).rejects.toBeDefined();
   });
+
+  it('a RIFF whose sample data never starts is refused after 64 KiB, not read forever', async () => {
+    let written = 0;
+    const endpoint = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'audio/x-wav' });
+      // A RIFF/WAVE with a "JUNK" chunk that claims 1 GiB: no 'data' chunk in sight.
+      const head = Buffer.alloc(20);
+      head.write('RIFF', 0);
+      head.writeUInt32LE(0xffffffff, 4);
+      head.write('WAVE', 8);
+      head.write('JUNK', 12);
+      head.writeUInt32LE(1024 * 1024 * 1024, 16);
+      res.write(head);
+      const tick = setInterval(() => {
+        if (res.destroyed || written > 8 * 1024 * 1024) return clearInterval(tick);
+        written += 32 * 1024;
+        res.write(Buffer.alloc(32 * 1024));
+      }, 1);
+    });
+    await expect(openSpeech(endpoint, '/x', new AbortController().signal)).rejects.toThrow(/no WAV sample data within the first 64 KiB/);
+    expect(written).toBeLessThan(2 * 1024 * 1024);
+  });
 });
