@@ -107,6 +107,7 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     },
     displayName: (userId) => guild.members.cache.get(userId)?.displayName ?? client.users.cache.get(userId)?.displayName ?? 'Someone',
     memberRoleIds: (userId) => [...(guild.members.cache.get(userId)?.roles.cache.keys() ?? [])],
+    fetchMemberRoleIds: async (userId) => [...(await guild.members.fetch({ user: userId, force: true })).roles.cache.keys()],
     voiceAdapterCreator: () => guild.voiceAdapterCreator,
     gatewaySessionStartedAt: () => gatewaySessions.get(client),
   };

@@ -62,7 +62,10 @@ export interface GuildPort {
   voiceProblem(channelId: string): string | undefined;
   voiceMembers(channelId: string): VoiceMember[];
   displayName(userId: string): string;
+  /** The member's roles as cached (may be stale without the Guild Members intent). */
   memberRoleIds(userId: string): string[];
+  /** The member's roles fetched from Discord now (REST). */
+  fetchMemberRoleIds(userId: string): Promise<string[]>;
   voiceAdapterCreator(): DiscordGatewayAdapterCreator;
   /** When the bot's current main-gateway session began (epoch ms of its last READY), if known. */
   gatewaySessionStartedAt?(): number | undefined;

@@ -19,6 +19,8 @@ import { listeningNotice } from './session-notices.js';
 
 /** How long the bot stays in a voice channel with no human in it. */
 export const VOICE_IDLE_LEAVE_MS = 120_000;
+/** Roles fetched from Discord for the opt-out check are reused this long. */
+export const FRESH_ROLES_MS = 15_000;
 
 /** Voice counters kept over a guild's whole run. */
 export type RetiredCounter = 'decodeErrors' | 'utterancesUnheard';
@@ -60,6 +62,8 @@ export class VoiceAttachment {
   private awayFrom: string | undefined;
   private emptyTimer: NodeJS.Timeout | undefined;
   private rejoinQueued = false;
+  /** Members' roles as fetched from Discord when they started speaking (privacy checks). */
+  private readonly freshRoles = new Map<string, { roles: string[]; at: number }>();
   /** Counters of earlier (left) voice connections, so guild totals survive rejoins. */
   private readonly retired: Record<RetiredCounter, number> = { decodeErrors: 0, utterancesUnheard: 0 };
 
@@ -133,6 +137,8 @@ export class VoiceAttachment {
         voxta,
         config: this.deps.config.voice,
         isListenable: (userId) => this.isListenable(userId),
+        // Only when a role can opt members out: the check costs a REST call per speaker (cached).
+        verifyListenable: this.deps.config.voice.optOutRoleId ? (userId) => this.verifyListenable(userId) : undefined,
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
         notify: (text) => {
           this.deps.post(text).catch(() => undefined);
@@ -292,6 +298,26 @@ export class VoiceAttachment {
     } catch (err) {
       this.deps.log().warn({ err: errorInfo(err) }, 'guild session: leaving voice failed');
     }
+  }
+
+  /**
+   * The opt-out role against fresh member data: without the Guild Members intent the bot never
+   * hears of role changes, so a member given the role while in voice would go on being streamed.
+   * Checked when a member starts speaking (the uplink holds their audio meanwhile), cached briefly.
+   */
+  private async verifyListenable(userId: string): Promise<boolean> {
+    const optOutRole = this.deps.config.voice.optOutRoleId;
+    const guild = this.deps.guild();
+    if (!optOutRole || !guild) return true;
+    const cached = this.freshRoles.get(userId);
+    const now = Date.now();
+    let roles = cached && now - cached.at < FRESH_ROLES_MS ? cached.roles : undefined;
+    if (!roles) {
+      roles = await guild.fetchMemberRoleIds(userId);
+      this.freshRoles.set(userId, { roles, at: now });
+      if (this.freshRoles.size > 500) this.freshRoles.delete(this.freshRoles.keys().next().value!);
+    }
+    return !roles.includes(optOutRole);
   }
 
   private isListenable(userId: string): boolean {

@@ -63,6 +63,8 @@ export interface GuildVoiceOptions {
   config: Config['voice'];
   /** false for bots, the bot itself, opted-out members. */
   isListenable(userId: string): boolean;
+  /** A fresh check when a member starts speaking (see `UplinkOptions.verifyListenable`). */
+  verifyListenable?(userId: string): Promise<boolean>;
   displayName(userId: string): string;
   /** One plain sentence for the bound text channel. */
   notify(text: string): void;
@@ -187,6 +189,7 @@ export class GuildVoice extends EventEmitter<Events> {
       log: this.log,
       botUserId: opts.botUserId,
       isListenable: (id) => opts.isListenable(id),
+      verifyListenable: opts.verifyListenable ? (id) => opts.verifyListenable!(id) : undefined,
       input: this.heldInput,
       floor: { endOfUtteranceMs: opts.config.endOfUtteranceMs, floorHangoverMs: opts.config.floorHangoverMs },
       onVoice: (userId, voiced) => this.onMemberVoice(userId, voiced),

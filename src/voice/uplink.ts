@@ -36,6 +36,8 @@ const MAX_STREAM_ERRORS = 5;
 const ERROR_WINDOW_MS = 10_000;
 /** How often listenability is re-checked per member (the check may hit the database). */
 const LISTENABLE_TTL_MS = 2000;
+/** Packets of a member held while their fresh verification runs (1 s of 20 ms packets); older ones are dropped. */
+const MAX_UNVERIFIED_PACKETS = 50;
 
 export interface AudioInputPort {
   /** A forwarded frame, with the utterance it belongs to (the held input keeps utterances whole). */
@@ -46,6 +48,13 @@ export interface UplinkOptions {
   log: Logger;
   botUserId: string;
   isListenable(userId: string): boolean;
+  /**
+   * A fresh check when a member starts speaking (e.g. their roles fetched from Discord: without the
+   * Guild Members intent the cached roles may be stale). Until it answers, the member's packets are
+   * held, never decoded or forwarded; false drops them and the member. Called at most once per
+   * `speaking` start; the caller caches briefly.
+   */
+  verifyListenable?(userId: string): Promise<boolean>;
   input: AudioInputPort;
   floor: Pick<FloorOptions, 'endOfUtteranceMs' | 'floorHangoverMs' | 'maxBufferedMsPerSpeaker' | 'maxBufferedMsTotal'>;
   /** Every VAD decision (barge-in detection). */
@@ -88,6 +97,8 @@ interface Member {
   listenableUntil: number;
   /** A deaf stream was re-subscribed at this time (a second deaf spell then means rejoin). */
   resubscribedDeafAt: number | undefined;
+  /** While a fresh verification runs: the packets that arrived meanwhile (not decoded yet). */
+  unverified: Uint8Array[] | undefined;
 }
 
 export class Uplink {
@@ -174,7 +185,30 @@ export class Uplink {
   private speakingStarted(userId: string): void {
     if (!this.listenable(userId)) return;
     const member = this.members.get(userId) ?? this.createMember(userId);
+    if (this.opts.verifyListenable && !member.unverified) this.verify(member, this.opts.verifyListenable);
     if (!member.stream) this.subscribe(member);
+  }
+
+  /** Holds the member's packets until the fresh check answers; then processes or drops them. */
+  private verify(member: Member, check: (userId: string) => Promise<boolean>): void {
+    member.unverified = [];
+    const settle = (ok: boolean): void => {
+      if (this.members.get(member.userId) !== member) return;
+      const held = member.unverified ?? [];
+      member.unverified = undefined;
+      if (!ok) {
+        this.counters.ignoredSpeakers++;
+        this.log.info({ userId: member.userId, packets: held.length }, 'voice: a member may not be listened to (fresh check); their audio is dropped');
+        this.forget(member.userId);
+        return;
+      }
+      for (const packet of held) this.process(member, packet, this.now());
+    };
+    check(member.userId).then(settle, (err: unknown) => {
+      // The fresh data could not be had: the cached check (already passed) stands.
+      this.log.warn({ userId: member.userId, err: errorInfo(err) }, 'voice: fresh listenability check failed; using cached data');
+      settle(true);
+    });
   }
 
   /** Never for the bot, other bots or opted-out members (their packets are never even decrypted by DAVE for us). */
@@ -210,6 +244,7 @@ export class Uplink {
       errors: [],
       listenableUntil: this.now() + LISTENABLE_TTL_MS,
       resubscribedDeafAt: undefined,
+      unverified: undefined,
     };
     this.members.set(userId, member);
     if (!this.seen.has(userId)) {
@@ -282,6 +317,16 @@ export class Uplink {
       return;
     }
     if (!this.listenable(member.userId, member)) return;
+    if (member.unverified) {
+      member.unverified.push(packet);
+      if (member.unverified.length > MAX_UNVERIFIED_PACKETS) member.unverified.shift();
+      return;
+    }
+    this.process(member, packet, t0);
+  }
+
+  /** Decodes one packet and hands its frame to the floor. */
+  private process(member: Member, packet: Uint8Array, t0: number): void {
     let pcm: Int16Array;
     try {
       pcm = member.decoder.decode(packet);

@@ -113,6 +113,9 @@ export class FakeGuild implements GuildPort {
   memberRoleIds(userId: string): string[] {
     return this.roles.get(userId) ?? [];
   }
+  async fetchMemberRoleIds(userId: string): Promise<string[]> {
+    return this.roles.get(userId) ?? [];
+  }
   voiceAdapterCreator(): DiscordGatewayAdapterCreator {
     // Only handed through to the voice joiner; the fake joiner in these tests never calls it.
     return () => ({ sendPayload: () => false, destroy: () => undefined });
