@@ -162,6 +162,27 @@ describe('a group chat', () => {
   });
 });
 
+describe('webhook messages behave as the bot’s did', () => {
+  it('a long reply continues in new messages of the same character at 2000 characters; a cut reply says *(interrupted)*', async () => {
+    await startWith({ character: ARIA_ID, character2: HOLT_ID });
+    const sentences = Array.from({ length: 45 }, (_, i) => `Captain's log, entry ${i + 1}, where nothing much happened on the long watch tonight.`);
+    sim.options.reply = () => [{ senderId: HOLT_ID, text: sentences }];
+    await say('Read the log');
+    await waitUntil(() => general.byWebhook().map((p) => p.content).join(' ').includes('entry 45,'), 'the whole log', 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    const parts = general.byWebhook();
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    expect(parts.every((p) => p.name === 'Captain Holt' && p.content.length <= 2000)).toBe(true);
+    expect(parts.map((p) => p.content).join(' ')).toBe(sentences.join(' '));
+
+    sim.options.reply = () => [{ senderId: ARIA_ID, text: ['I was about to say', 'something long.'] }];
+    sim.faults.errorMidReply = true;
+    await say('Go on');
+    const cut = await waitUntil(() => general.byWebhook().find((p) => p.name === 'Aria' && p.content.endsWith('*(interrupted)*')), 'the cut reply');
+    expect(cut.content).toBe('I was about to say *(interrupted)*');
+  });
+});
+
 describe('a scenario', () => {
   it('starts from the scenario list, and posts narrator lines as the narrator, in italics', async () => {
     const choices: Array<{ name: string; value: string }> = [];

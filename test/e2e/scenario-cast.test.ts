@@ -55,7 +55,8 @@ async function settledReply(e: E2EEnv, name: string, ending: string): Promise<Si
 
 describe('the cast end to end', () => {
   it('two characters answer in text and voice: each through its own webhook, with its avatar bytes, streamed by edits, spoken in order', async () => {
-    const e = await boot({ discord: { botPermissions: WITH_WEBHOOKS }, voxta: { reply: bothAnswer, tts: { sampleRate: 24000 } } });
+    // Discord's own rate limits (webhook executes and edits included): the bot keeps under them.
+    const e = await boot({ discord: { botPermissions: WITH_WEBHOOKS, rateLimit: 'discord' }, voxta: { reply: bothAnswer, tts: { sampleRate: 24000 } } });
     e.alice.joinVoice(e.voice.id);
     const started = await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID, character2: HOLT_ID, 'voice-channel': e.voice.id }));
     expect(started.embeds[0]!.title).toBe('Started: Aria, Captain Holt');
@@ -103,6 +104,7 @@ describe('the cast end to end', () => {
 
     const status = await answer(await e.alice.runCommand(e.text.id, 'status'));
     expect(field(status, 'Cast')).toBe('Aria\nCaptain Holt');
+    expect(e.discord.requests.filter((r) => r.status === 429)).toEqual([]);
   }, 90_000);
 
   it('a scenario picked from autocomplete starts with its cast, and the narrator speaks as the narrator', async () => {
