@@ -301,6 +301,8 @@ export class BotCore {
 
   /** A bridged message was edited (`proxied`: a proxy bot's repost, said by its name). */
   messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string, proxied = false): void {
+    // Still held for a proxy bot's repost: it goes out with the new text.
+    if (this.gates.get(guildId)?.edited(channelId, messageId, content)) return;
     const s = this.sessions.get(guildId);
     if (!s || s.textChannelId !== channelId) return;
     s.handleMessageEdit(messageId, authorName, content, proxied);

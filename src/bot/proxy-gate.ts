@@ -180,6 +180,14 @@ export class ProxyGate {
     return true;
   }
 
+  /** A message was edited: one still held goes out with its new text. True when it was held. */
+  edited(channelId: string, messageId: string, content: string): boolean {
+    const e = this.queues.get(channelId)?.entries.find((x) => x.kind === 'member' && x.msg.id === messageId && x.state === 'held');
+    if (!e) return false;
+    e.msg.content = content;
+    return true;
+  }
+
   /** Drops everything held (the session stopped, or the guild is forgotten). */
   clear(): void {
     for (const q of this.queues.values()) if (q.timer) clearTimeout(q.timer);

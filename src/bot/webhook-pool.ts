@@ -204,14 +204,17 @@ export class WebhookPool {
   }
 
   /** A webhook wearing `persona` in the channel: found, created, or taken over. */
-  private acquire(api: WebhookApi, guildId: string, channelId: string, persona: Persona): Promise<StoredWebhook> {
+  private async acquire(api: WebhookApi, guildId: string, channelId: string, persona: Persona): Promise<StoredWebhook> {
+    const problem = this.problem(api, channelId);
+    if (problem) throw new WebhooksUnavailableError(problem);
+    // Fetched before taking the channel's turn: another character need not wait for this one's picture.
+    const avatar = await loadAvatar(persona, this.deps.log);
     return this.inOrder(channelId, async () => {
       const st = this.state(channelId);
-      const problem = this.problem(api, channelId);
-      if (problem) throw new WebhooksUnavailableError(problem);
+      const problemNow = this.problem(api, channelId);
+      if (problemNow) throw new WebhooksUnavailableError(problemNow);
       if (!st.listed) await this.relist(api, channelId, st, guildId);
       const name = webhookName(persona.name);
-      const avatar = await loadAvatar(persona, this.deps.log);
       const avatarKey = avatar ? hashOf(avatar.bytes) : '';
       let hook = st.hooks.find((h) => h.personaKey === persona.key);
       if (!hook) {

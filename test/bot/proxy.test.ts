@@ -106,6 +106,15 @@ describe('proxy bots', () => {
     expect(sends()).toEqual(['first', 'second']);
   });
 
+  it('a message edited while it is held goes out with its new text', async () => {
+    await boot();
+    const msg = humanMessage(general.id, ALICE, 'Alice', 'helo');
+    await h.core.humanMessage(guild.id, msg);
+    h.core.messageEdited(guild.id, general.id, msg.id, 'Alice', 'hello');
+    await waitUntil(() => sends().length === 1, 'the send');
+    expect(sends()).toEqual(['hello']);
+  });
+
   it('a repost that comes after its original went out corrects the name instead of answering twice', async () => {
     await boot({ pluralKitMember: false }); // no proxy bot known: the original goes at once
     const hook = hooks.addForeign(general.id, PLURALKIT);
