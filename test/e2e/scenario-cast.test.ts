@@ -107,27 +107,33 @@ describe('the cast end to end', () => {
     expect(e.discord.requests.filter((r) => r.status === 429)).toEqual([]);
   }, 90_000);
 
-  it('a scenario picked from autocomplete starts with its cast, and the narrator speaks as the narrator', async () => {
+  it('a scenario picked from autocomplete starts with its cast in a thread, and the narrator speaks as the narrator', async () => {
     const e = await boot({
       discord: { voice: false, botPermissions: WITH_WEBHOOKS },
       voxta: {
         reply: () => [
           { isNarration: true, text: ['The stars drift past the viewport.'] },
-          { senderId: MIRA_ID, text: ['The ferns are thriving, Captain.'] },
+          { senderId: MIRA_ID, text: ['The ferns are thriving,', 'Captain.'] },
         ],
       },
     });
+    // In a thread: webhooks belong to the parent channel and post into the thread (thread_id).
+    const thread = e.text.addThread('bridge log');
     const choices = await e.admin.autocomplete(e.text.id, 'start', 'scenario', 'bri');
     expect(choices).toEqual([{ name: 'The Bridge', value: BRIDGE_SCENARIO_ID }]);
-    const started = await answer(await e.admin.runCommand(e.text.id, 'start', { scenario: String(choices[0]!.value) }));
+    const started = await answer(await e.admin.runCommand(e.text.id, 'start', { scenario: String(choices[0]!.value), 'text-channel': thread.id }));
     expect(started.embeds[0]!.title).toBe('Started: The Bridge');
     expect(field(started, 'Cast')).toBe('Captain Holt (captain)\nMira (botanist)\nChronicler (narrator)');
 
-    e.alice.say(e.text.id, 'Status report, please.');
-    const narration = await settledReply(e, 'Chronicler', '*The stars drift past the viewport.*');
+    e.alice.say(thread.id, 'Status report, please.');
+    const inThread = (name: string, ending: string) => e.discord.waitForMessage(thread.id, (m) => byWebhook(e, name)(m) && m.content.endsWith(ending), 15_000);
+    const narration = await inThread('Chronicler', '*The stars drift past the viewport.*');
     expect(narration.content).toBe('*The stars drift past the viewport.*');
     expect(narration.webhook!.avatar!.equals(await thumbnail(e, CHRONICLER_ID))).toBe(true);
-    await settledReply(e, 'Mira', 'The ferns are thriving, Captain.');
+    const mira = await inThread('Mira', 'The ferns are thriving, Captain.');
+    expect(mira.history.length).toBeGreaterThanOrEqual(1); // streamed: edited in the thread too
+    expect(e.discord.webhooks(e.text.id).map((w) => w.name).sort()).toEqual(['Chronicler', 'Mira']);
+    expect(e.discord.messages(e.text.id).filter((m) => m.webhook)).toEqual([]);
   }, 60_000);
 
   it('without Manage Webhooks: posts as the bot with names in bold and says why; once granted, characters post as themselves, and a deleted webhook is made again', async () => {
