@@ -21,6 +21,8 @@ export interface Config {
     apiUrl: string;
     /** Role ids allowed to run state-changing commands besides Manage Server holders. */
     adminRoleIds: string[];
+    /** Proxy bots (besides PluralKit and Tupperbox) whose webhook reposts are read as their members' words. */
+    proxyBotIds: string[];
   };
   voxta: {
     /** Base URL without credentials. */
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
       guildId: snowflake(env, 'DISCORD_GUILD_ID'),
       apiUrl,
       adminRoleIds: snowflakes(env, 'ADMIN_ROLE_IDS'),
+      proxyBotIds: snowflakes(env, 'PROXY_BOT_IDS'),
     },
     voxta: {
       url: voxtaUrl,

@@ -1,10 +1,13 @@
 /**
- * What everybody says in the demo scene, and what the simulated Aria answers. With a real Voxta
- * server (VOXTA_URL) only the members' lines are used: the character answers for itself.
+ * What everybody says in the demo scene, and what the simulated Aria (and Captain Holt, when he
+ * joins) answer. With a real Voxta server (VOXTA_URL) only the members' lines are used: the
+ * characters answer for themselves.
  */
+import type { ReplyContext, SimReply } from '../../sim/voxta/index.js';
 
 export const LINES = {
   typed: 'Hi Aria! How is your evening going?',
+  together: 'Welcome aboard, Captain! What do you two make of the comet tonight?',
   spoken: 'Can you hear me, Aria?',
   overlapAlice: 'What should we play tonight?',
   overlapBob: 'How about a space adventure, with aliens and a lost moon?',
@@ -36,7 +39,16 @@ const ANSWERS: Array<[needle: string, sentences: string[]]> = [
   ],
 ];
 
-export function scriptedReply(userText: string): string[] {
+/** When the group line is said, every character of the cast answers it, one after another. */
+const GROUP_ANSWERS: Record<string, string[]> = {
+  Aria: ['Oh, it is beautiful!', 'I could watch it all night.'],
+  'Captain Holt': ['Steady as she goes.', 'We keep our distance and enjoy the view.'],
+};
+
+export function scriptedReply(userText: string, ctx?: Pick<ReplyContext, 'characters'>): string[] | SimReply[] {
+  if (userText.includes(LINES.together) && ctx && ctx.characters.length > 1) {
+    return ctx.characters.map((c) => ({ senderId: c.id, text: GROUP_ANSWERS[c.name] ?? [`${c.name} agrees.`] }));
+  }
   const hit = ANSWERS.find(([needle]) => userText.includes(needle));
   return hit ? hit[1] : ['I am not sure what to say to that.'];
 }

@@ -108,6 +108,54 @@ export class Scene {
       await this.listenToAnswer(t, 'the spoken reply');
     });
 
+    await this.step('Sam brings a second character into the scene with /cast add; both answer, in text and in voice', 60_000, async () => {
+      // "holt" finds Captain Holt on the simulator; a real server offers whoever else it has.
+      const typed = s.voxta ? 'holt' : '';
+      const choices = await s.sam.autocomplete(s.text.id, 'cast add', 'character', typed);
+      const pick = choices[0];
+      if (!pick) {
+        this.say(Date.now(), 'demo', 'this Voxta server has no second character: the two-character scene is skipped');
+        return;
+      }
+      const second = pick.name;
+      this.say(Date.now(), 'Sam', `types /cast add character:“${typed}”… autocomplete offers ${choices.slice(0, 6).map((c) => c.name).join(', ')}`);
+      const t = Date.now();
+      const handle = await s.sam.runCommand(s.text.id, 'cast add', { character: String(pick.value) });
+      this.say(t, 'Sam', `/cast add character:${second}`);
+      const final = await this.finalAnswer(handle, 20_000);
+      if (!/joined the chat/.test(final.text)) throw new Error(`/cast add answered “${final.text}”`);
+      this.say(final.at, 'bot', final.text, { colour: magenta });
+
+      const t2 = Date.now();
+      s.alice.say(s.text.id, LINES.together);
+      // Each answers under its own name and avatar: the bot posts through one webhook per character.
+      const speakers = s.voxta ? [this.character, second] : [undefined];
+      for (const name of speakers) this.noteStreaming(await this.waitForReply(t2, 25_000, name), t2);
+      await this.voiceWatch.firstAudible(t2, 15_000, 'the characters’ spoken answers');
+      const quietAt = await this.voiceWatch.quiet(t2, 800, 30_000, 'both characters to finish speaking');
+      if (s.voxta) {
+        // Strictly in order, whoever speaks: the first character's whole reply, then the second's.
+        const ids = this.replyIdsSince(t2);
+        if (ids.length < 2) throw new Error(`expected two replies, Voxta streamed ${ids.length}`);
+        const spans = ids.slice(0, 2).map((id) => {
+          const starts = s.voxta!.playback(id).starts;
+          if (!starts.length) throw new Error('a reply was never played in the voice channel');
+          const last = starts.at(-1)!;
+          return { from: starts[0]!.at, to: last.at + last.duration * 1000 };
+        });
+        if (spans[1]!.from < spans[0]!.to - 100) throw new Error(`${second} started speaking before ${this.character} had finished`);
+        for (const [i, name] of speakers.entries()) this.say(spans[i]!.from, name!, `▶ speaks the answer: ${ms(spans[i]!.to - spans[i]!.from)} of speech`, { colour: cyan, voice: true });
+      } else {
+        this.say(quietAt, 'voice', `the characters spoke until ${this.report.stamp(quietAt)}`, { colour: cyan, voice: true });
+      }
+
+      const t3 = Date.now();
+      const removed = await this.finalAnswer(await s.sam.runCommand(s.text.id, 'cast remove', { character: String(pick.value) }), 20_000);
+      this.say(t3, 'Sam', `/cast remove character:${second}`);
+      if (!/left the chat/.test(removed.text)) throw new Error(`/cast remove answered “${removed.text}”`);
+      this.say(removed.at, 'bot', removed.text, { colour: magenta });
+    });
+
     let voiceLatencyMs = 0;
     await this.step(`Alice speaks; ${this.character} answers out loud`, 30_000, async () => {
       s.expectSpeech(LINES.spoken);
@@ -293,17 +341,27 @@ export class Scene {
     this.say(first.at, this.character, `▶ speaks the answer: ${ms(quietAt + 20 - first.at)} of speech`, { colour: cyan, voice: true });
   }
 
-  /** The character's text reply created after `since`, once it stopped changing. */
-  private async waitForReply(since: number, timeoutMs: number): Promise<SimMessage> {
+  /** The character's (or `name`'s) text reply created after `since`, once it stopped changing. */
+  private async waitForReply(since: number, timeoutMs: number, name?: string): Promise<SimMessage> {
     const s = this.stage;
     return waitUntil(
       () => {
-        const m = messagesSince(s.discord, s.text.id, since).find((x) => this.fromBot(x) && this.isReply(x));
+        const m = messagesSince(s.discord, s.text.id, since).find((x) => this.isReply(x) && (!name || x.webhook?.username === name));
         return m && settled(m, 700) && this.replyDone(since) ? m : undefined;
       },
       timeoutMs,
-      'the character’s reply in #general',
+      `${name ?? 'the character'}’s reply in #general`,
     );
+  }
+
+  /** In-process Voxta: the ids of the replies streamed since `since`, in order. */
+  private replyIdsSince(since: number): string[] {
+    const ids: string[] = [];
+    for (const m of this.stage.voxta?.sent ?? []) {
+      const p = m.payload as { $type?: string; messageId?: string };
+      if (m.at >= since && p.$type === 'replyChunk' && p.messageId && !ids.includes(p.messageId)) ids.push(p.messageId);
+    }
+    return ids;
   }
 
   /** In-process Voxta: the reply stream ended (otherwise the settled message is the signal). */
@@ -322,6 +380,8 @@ export class Scene {
   }
 
   private readonly noteFor = new Map<string, string>();
+  /** Characters whose first reply was printed. */
+  private readonly introduced = new Set<string>();
 
   /** Prints the channel's messages (members' and the bot's) created since `since`. */
   private collectMessages(since: number): void {
@@ -330,12 +390,16 @@ export class Scene {
       if (this.printed.has(m.id) || m.interactionId !== null) continue;
       this.printed.add(m.id);
       const at = m.createdAt.getTime();
-      if (!this.fromBot(m)) {
+      if (!this.fromBot(m) && !this.isCharacter(m)) {
         this.say(at, `${this.name(m.authorId)} (text)`, this.readable(m.content));
       } else if (this.isMirror(m)) {
         this.say(at, '#general', this.readable(m.content), { note: 'the bot’s transcript of the voice turn' });
       } else if (this.isReply(m)) {
-        this.say(at, `${this.character} (text)`, clip(this.readable(m.content)), { colour: cyan, note: this.noteFor.get(m.id) });
+        // Said once per character: its replies come through its own webhook (its name and avatar).
+        const first = m.webhook && !this.introduced.has(m.webhook.username);
+        if (m.webhook) this.introduced.add(m.webhook.username);
+        const note = [first ? 'posted under its own name and avatar (a webhook)' : '', this.noteFor.get(m.id) ?? ''].filter(Boolean).join('; ');
+        this.say(at, `${m.webhook?.username ?? this.character} (text)`, clip(this.readable(m.content)), { colour: cyan, note: note || undefined });
       } else {
         this.say(at, 'bot', this.readable(m.content), { colour: magenta });
       }
@@ -366,9 +430,16 @@ export class Scene {
     return !text || m.content.includes(text);
   }
 
+  /** Posted by one of the bot's webhooks: a character speaking under its own name and avatar. */
+  private isCharacter(m: SimMessage): boolean {
+    if (!m.webhook) return false;
+    const id = m.webhook.webhookId;
+    return this.stage.discord.webhooks().some((w) => w.id === id && w.creatorId === this.stage.discord.botUserId);
+  }
+
   /** A character reply (not a transcript mirror or a notice from the bot itself). */
   private isReply(m: SimMessage): boolean {
-    if (!this.fromBot(m) || m.content.startsWith('🎙️')) return false;
+    if (!(this.fromBot(m) || this.isCharacter(m)) || m.content.startsWith('🎙️')) return false;
     const v = this.stage.voxta;
     if (v) {
       const chunks = v.sent.map((x) => x.payload as { $type?: string; text?: string }).filter((p) => p.$type === 'replyChunk' && p.text);

@@ -7,6 +7,8 @@ import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import {
+  DEFAULT_BOT_PERMISSIONS,
+  Perm,
   startDiscordSim,
   type DiscordSim,
   type SimChannelHandle,
@@ -59,12 +61,13 @@ export async function startStage(opts: StageOptions): Promise<Stage> {
     if (!opts.voxtaUrl) {
       voxta = await startVoxtaSim({
         chunkDelayMs: 40,
-        reply: (userText) => scriptedReply(userText),
+        reply: (userText, ctx) => scriptedReply(userText, ctx),
         stt: { transcripts: () => speechQueue.shift() ?? null },
       });
       closers.push(() => voxta!.close());
     }
-    const discord = await startDiscordSim({ dave: 'v1', log: simLog });
+    // Invited as the README's link does: Manage Webhooks lets each character post as itself.
+    const discord = await startDiscordSim({ dave: 'v1', log: simLog, botPermissions: DEFAULT_BOT_PERMISSIONS | Perm.ManageWebhooks });
     closers.push(() => discord.close());
 
     const guild = discord.addGuild({ name: 'Voxta Lounge' });

@@ -17,7 +17,16 @@ import { VoxtaChatSession } from '../voxta/chat-session.js';
 import { VoxtaEndpoint } from '../voxta/endpoint.js';
 import { VoxtaRest } from '../voxta/rest.js';
 import { BotCore } from './bot-core.js';
-import { autocompleteContext, commandContext, guildPort, incomingMessage, isHumanGuildMessage, noteGatewaySession } from './discord-adapters.js';
+import {
+  autocompleteContext,
+  commandContext,
+  guildPort,
+  incomingMessage,
+  incomingWebhookMessage,
+  isForeignWebhookMessage,
+  isHumanGuildMessage,
+  noteGatewaySession,
+} from './discord-adapters.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { installProcessGuards } from './process-guards.js';
 import type { GuildVoiceJoiner } from './ports.js';
@@ -160,14 +169,27 @@ export async function runBot(config: Config): Promise<RunningBot> {
       handle('handling an interaction', { guildId: interaction.guildId }, routeInteraction(core, interaction, log));
     });
     c.on(Events.MessageCreate, (message: Message) => {
-      if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(message, c.user?.id)) return;
+      if (!accepting || !core.messageContentAvailable) return;
       const botId = c.user?.id ?? '';
+      // Webhook messages: the bot's own (its characters) never; a proxy bot's repost (PluralKit…)
+      // as said by the proxied name; the proxy gate decides (see proxy-gate.ts).
+      if (isForeignWebhookMessage(message, c.user?.id, c.application?.id)) {
+        if (!core.isOwnWebhook(message.webhookId!)) core.webhookMessage(message.guildId, incomingWebhookMessage(message, botId));
+        return;
+      }
+      if (!isHumanGuildMessage(message, c.user?.id)) return;
       handle('bridging a message', { guildId: message.guildId }, core.humanMessage(message.guildId, incomingMessage(message, botId)));
     });
     c.on(Events.MessageUpdate, (old, updated: Message | PartialMessage) => {
-      if (!accepting || !core.messageContentAvailable || !isHumanGuildMessage(updated, c.user?.id)) return;
+      if (!accepting || !core.messageContentAvailable) return;
       // Link previews and pins also fire updates: only a changed text is an edit.
       if (!old.partial && old.content === updated.content) return;
+      if (isForeignWebhookMessage(updated, c.user?.id, c.application?.id)) {
+        // A proxied message edited through its proxy bot (only one that was bridged has a link).
+        if (!core.isOwnWebhook(updated.webhookId!)) core.messageEdited(updated.guildId, updated.channelId, updated.id, updated.author.username, updated.content, true);
+        return;
+      }
+      if (!isHumanGuildMessage(updated, c.user?.id)) return;
       core.messageEdited(updated.guildId, updated.channelId, updated.id, updated.member?.displayName ?? updated.author.displayName, updated.content);
     });
     c.on(Events.MessageDelete, (message) => {

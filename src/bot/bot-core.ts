@@ -12,6 +12,9 @@ import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
 import { OperationCancelledError } from './guild-operations.js';
 import { credentialsRefusedNotice, GuildSession, isAuthRefusal, type GuildSessionState } from './guild-session.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
+import { KNOWN_PROXY_BOTS, ProxyGate, type IncomingWebhookMessage } from './proxy-gate.js';
+import { AvatarCache } from './reply-targets.js';
+import { WebhookPool } from './webhook-pool.js';
 
 export interface BotCoreDeps {
   config: Config;
@@ -28,6 +31,8 @@ export interface BotCoreDeps {
   resumeRetryMs?: { first: number; max: number };
   /** Retry period for a stored record that could not be written (tests shorten it). */
   recordRetryMs?: number;
+  /** How long members' messages wait for a proxy bot's repost (tests shorten it). */
+  proxyHoldMs?: number;
 }
 
 export class BotCore {
@@ -37,7 +42,12 @@ export class BotCore {
   readonly config: Config;
   readonly store: Store;
   readonly log: Logger;
+  /** The bot's channel webhooks (characters post through them). */
+  readonly webhooks: WebhookPool;
+  readonly avatars: AvatarCache;
   private readonly sessions = new Map<string, GuildSession>();
+  /** Per guild: members' messages held for proxy bots' reposts (see proxy-gate.ts). */
+  private readonly gates = new Map<string, ProxyGate>();
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   /** Guilds whose channel was told that Voxta refused the bot's credentials (told once per outage). */
   private readonly toldCredentialsRefused = new Set<string>();
@@ -55,6 +65,8 @@ export class BotCore {
     this.admission = new Admission(deps.config.voxta.maxChats, deps.config.voxta.maxVoiceSessions);
     this.metrics = createBotMetrics();
     this.catalog = new VoxtaCatalog(deps.rest, { log: deps.log });
+    this.webhooks = new WebhookPool({ store: deps.store, log: deps.log.child({ mod: 'webhooks' }) });
+    this.avatars = new AvatarCache((url, opts) => deps.rest.fetchBytes(url, opts), deps.log);
     this.metrics.bind({
       sessionStates: () => {
         const counts: Record<string, number> = {};
@@ -95,6 +107,8 @@ export class BotCore {
         contextDebounceMs: this.deps.contextDebounceMs,
         voiceIdleLeaveMs: this.deps.voiceIdleLeaveMs,
         recordRetryMs: this.deps.recordRetryMs,
+        webhooks: this.webhooks,
+        avatars: this.avatars,
       });
       s.on('voxtaFailed', (info?: { authRefused?: boolean }) => {
         // The session already told the channel; later attempts that meet the same refusal stay quiet.
@@ -102,8 +116,33 @@ export class BotCore {
         this.scheduleResume(guildId, 1);
       });
       this.sessions.set(guildId, s);
+      // Known before the first message: whether a proxy bot's reposts are to be waited for.
+      this.gate(guildId).refreshPresence().catch(() => undefined);
     }
     return s;
+  }
+
+  /** The guild's proxy gate (created on first use). */
+  private gate(guildId: string): ProxyGate {
+    let g = this.gates.get(guildId);
+    if (!g) {
+      g = new ProxyGate({
+        guild: () => this.deps.guild(guildId),
+        describeWebhook: (channelId, webhookId) => this.webhooks.describe(this.deps.guild(guildId)?.webhooks, channelId, webhookId),
+        deliver: (msg) => this.routeHumanMessage(guildId, msg),
+        correct: (originalId, repost) => this.sessions.get(guildId)?.supersede(originalId, repost),
+        log: () => this.log.child({ guildId }),
+        proxyBotIds: [...Object.keys(KNOWN_PROXY_BOTS), ...this.config.discord.proxyBotIds],
+        holdMs: this.deps.proxyHoldMs,
+      });
+      this.gates.set(guildId, g);
+    }
+    return g;
+  }
+
+  /** True for a webhook of this bot: its messages are the characters' own, never bridged. */
+  isOwnWebhook(webhookId: string): boolean {
+    return this.webhooks.isOwn(webhookId);
   }
 
   guildHasTextChannel(guildId: string, channelId: string): boolean {
@@ -223,7 +262,31 @@ export class BotCore {
 
   // ---- Discord events forwarded by app.ts -------------------------------------------------
 
+  /**
+   * A member's message. In a bridged channel it goes through the guild's proxy gate (held briefly
+   * where a proxy bot may repost it), then to the session.
+   */
   async humanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
+    if (!this.bridges(guildId, msg.channelId)) return;
+    await this.gate(guildId).human(msg);
+  }
+
+  /** A message of someone else's webhook in a bridged channel: a proxy bot's repost is bridged. */
+  webhookMessage(guildId: string, msg: IncomingWebhookMessage): void {
+    if (this.isOwnWebhook(msg.webhookId) || !this.bridges(guildId, msg.channelId)) return;
+    this.gate(guildId).webhook({ ...msg, proxied: { webhookId: msg.webhookId } });
+  }
+
+  /** Messages in this channel are (or will be, once resumed) bridged. */
+  private bridges(guildId: string, channelId: string): boolean {
+    const s = this.sessions.get(guildId);
+    if (s?.ownsChannel(channelId)) return true;
+    if (this.shuttingDown || (s && s.state !== 'idle')) return false;
+    const rec = (s ?? this.session(guildId)).record;
+    return rec?.active === true && rec.textChannelId === channelId;
+  }
+
+  private async routeHumanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
     const s = this.sessions.get(guildId);
     if (s?.ownsChannel(msg.channelId)) {
       await s.handleHumanMessage(msg);
@@ -237,13 +300,18 @@ export class BotCore {
     if (rec?.active && rec.textChannelId === msg.channelId) await session.handleHumanMessage(msg, { resumePending: true });
   }
 
-  messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string): void {
+  /** A bridged message was edited (`proxied`: a proxy bot's repost, said by its name). */
+  messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string, proxied = false): void {
+    // Still held for a proxy bot's repost: it goes out with the new text.
+    if (this.gates.get(guildId)?.edited(channelId, messageId, content)) return;
     const s = this.sessions.get(guildId);
     if (!s || s.textChannelId !== channelId) return;
-    s.handleMessageEdit(messageId, authorName, content);
+    s.handleMessageEdit(messageId, authorName, content, proxied);
   }
 
   messageDeleted(guildId: string, channelId: string, messageId: string): void {
+    // A held original its proxy bot deleted (or one a repost replaced): nothing more to do.
+    if (this.gates.get(guildId)?.deleted(channelId, messageId)) return;
     const s = this.sessions.get(guildId);
     if (!s || s.textChannelId !== channelId) {
       // Still drop a stale link so the map does not keep ids of deleted messages.
@@ -278,6 +346,8 @@ export class BotCore {
   /** The bot was removed from a guild (or the guild was deleted): end the session, forget it. */
   async guildRemoved(guildId: string): Promise<void> {
     this.cancelAutoResume(guildId);
+    this.gates.get(guildId)?.clear();
+    this.gates.delete(guildId);
     const s = this.session(guildId);
     await s.stop('removed from the guild', { forget: true });
     s.dispose();

@@ -7,13 +7,15 @@
  * deadline and then answers with nothing rather than time out. One refresh runs at a time.
  */
 import { errorInfo, type Logger } from '../log.js';
-import type { CharacterSummary, ChatSummary, FetchedBytes, FetchOptions } from '../voxta/rest.js';
+import type { CharacterSummary, ChatSummary, FetchedBytes, FetchOptions, ScenarioSummary } from '../voxta/rest.js';
 
 /** The REST calls used here (implemented by `VoxtaRest`). */
 export interface VoxtaCatalogPort {
   listCharacters(opts?: FetchOptions): Promise<CharacterSummary[]>;
   listChats(characterId: string, opts?: FetchOptions): Promise<ChatSummary[]>;
   fetchBytes(url: string, opts?: FetchOptions): Promise<FetchedBytes>;
+  /** Scenarios (`GET /api/scenarios`); optional for callers that have none to offer. */
+  listScenarios?(opts?: FetchOptions): Promise<ScenarioSummary[]>;
 }
 
 interface Entry<T> {
@@ -95,6 +97,7 @@ export const AUTOCOMPLETE_DEADLINE_MS = 2000;
 
 export class VoxtaCatalog {
   readonly characters: CachedList<CharacterSummary[]>;
+  readonly scenarios: CachedList<ScenarioSummary[]>;
   private readonly chats = new Map<string, CachedList<ChatSummary[]>>();
   private readonly ttlMs: number;
 
@@ -104,6 +107,18 @@ export class VoxtaCatalog {
   ) {
     this.ttlMs = opts.ttlMs ?? 30_000;
     this.characters = new CachedList(() => rest.listCharacters({ timeoutMs: 10_000 }), this.ttlMs, opts.log, 'characters', opts.now);
+    this.scenarios = new CachedList(async () => (rest.listScenarios ? rest.listScenarios({ timeoutMs: 10_000 }) : []), this.ttlMs, opts.log, 'scenarios', opts.now);
+  }
+
+  /** Scenarios whose name contains what was typed (prefix matches first), ≤ 25. */
+  async scenarioChoices(typed: string, deadlineMs = AUTOCOMPLETE_DEADLINE_MS): Promise<Choice[]> {
+    const list = (await this.scenarios.within(deadlineMs)) ?? [];
+    return rank(list, typed).map((s) => ({ name: truncate(s.name, 100), value: s.id }));
+  }
+
+  /** A scenario picked (its id) or typed (exact name, then a unique prefix); undefined when none matches. */
+  async resolveScenario(input: string): Promise<ScenarioSummary | undefined> {
+    return resolveByName(await this.scenarios.get(), input);
   }
 
   chatsOf(characterId: string): CachedList<ChatSummary[]> {
@@ -116,14 +131,9 @@ export class VoxtaCatalog {
   }
 
   /** Characters whose name contains what was typed (prefix matches first), ≤ 25. */
-  async characterChoices(typed: string, deadlineMs = AUTOCOMPLETE_DEADLINE_MS): Promise<Choice[]> {
-    const list = (await this.characters.within(deadlineMs)) ?? [];
-    const q = typed.trim().toLowerCase();
-    const scored = list
-      .map((c) => ({ c, i: q ? c.name.toLowerCase().indexOf(q) : 0 }))
-      .filter((x) => x.i >= 0)
-      .sort((a, b) => (a.i === 0 ? 0 : 1) - (b.i === 0 ? 0 : 1) || a.c.name.localeCompare(b.c.name));
-    return scored.slice(0, AUTOCOMPLETE_LIMIT).map(({ c }) => ({ name: truncate(c.name, 100), value: c.id }));
+  async characterChoices(typed: string, deadlineMs = AUTOCOMPLETE_DEADLINE_MS, keep: (c: CharacterSummary) => boolean = () => true): Promise<Choice[]> {
+    const list = ((await this.characters.within(deadlineMs)) ?? []).filter(keep);
+    return rank(list, typed).map((c) => ({ name: truncate(c.name, 100), value: c.id }));
   }
 
   /**
@@ -131,17 +141,7 @@ export class VoxtaCatalog {
    * without picking (exact, then unique prefix). Undefined when nothing matches.
    */
   async resolveCharacter(input: string): Promise<CharacterSummary | undefined> {
-    const list = await this.characters.get();
-    const q = input.trim();
-    const lower = q.toLowerCase();
-    return (
-      list.find((c) => c.id === q) ??
-      list.find((c) => c.name.toLowerCase() === lower) ??
-      (() => {
-        const prefix = list.filter((c) => c.name.toLowerCase().startsWith(lower));
-        return prefix.length === 1 ? prefix[0] : undefined;
-      })()
-    );
+    return resolveByName(await this.characters.get(), input);
   }
 
   /** Recent chats of a character with readable labels ("Aria — 3 days ago"), ≤ 25. */
@@ -175,6 +175,32 @@ export function relativeTime(ms: number): string {
   if (d < 60) return `${d} day${d === 1 ? '' : 's'} ago`;
   const mo = Math.round(d / 30);
   return `${mo} month${mo === 1 ? '' : 's'} ago`;
+}
+
+/** Items whose name contains what was typed, prefix matches first, then by name; ≤ 25. */
+function rank<T extends { name: string }>(list: readonly T[], typed: string): T[] {
+  const q = typed.trim().toLowerCase();
+  return list
+    .map((c) => ({ c, i: q ? c.name.toLowerCase().indexOf(q) : 0 }))
+    .filter((x) => x.i >= 0)
+    .sort((a, b) => (a.i === 0 ? 0 : 1) - (b.i === 0 ? 0 : 1) || a.c.name.localeCompare(b.c.name))
+    .slice(0, AUTOCOMPLETE_LIMIT)
+    .map(({ c }) => c);
+}
+
+/** An id picked from autocomplete, or a name typed without picking (exact, then a unique prefix). */
+function resolveByName<T extends { id: string; name: string }>(list: readonly T[], input: string): T | undefined {
+  const q = input.trim();
+  const lower = q.toLowerCase();
+  if (!q) return undefined;
+  return (
+    list.find((c) => c.id === q) ??
+    list.find((c) => c.name.toLowerCase() === lower) ??
+    (() => {
+      const prefix = list.filter((c) => c.name.toLowerCase().startsWith(lower));
+      return prefix.length === 1 ? prefix[0] : undefined;
+    })()
+  );
 }
 
 function truncate(s: string, n: number): string {

@@ -5,6 +5,7 @@
 import {
   AttachmentBuilder,
   ChannelType,
+  DiscordAPIError,
   MessageFlags,
   PermissionFlagsBits,
   Routes,
@@ -15,10 +16,13 @@ import {
   type Message,
   type PartialMessage,
   type SendableChannels,
+  type APIMessage,
+  type APIWebhook,
 } from 'discord.js';
 import type { AutocompleteContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
 import type { BotCore } from './bot-core.js';
-import type { GuildPort, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort } from './ports.js';
+import { WebhookCallError, type GuildPort, type IncomingTextMessage, type OutgoingMessage, type PostedMessage, type TextChannelPort, type WebhookApi } from './ports.js';
+import type { IncomingWebhookMessage } from './proxy-gate.js';
 
 /** Never let a character's text ping @everyone, roles or users. */
 const NO_MENTIONS = { parse: [] as never[] };
@@ -37,6 +41,7 @@ export function textChannelPort(channel: SendableChannels & { id: string; name?:
   return {
     id: channel.id,
     name: channel.name ?? channel.id,
+    ...(channel.isThread() && channel.parentId ? { parentId: channel.parentId } : {}),
     async send(message): Promise<PostedMessage> {
       const sent = await channel.send(toPayload(message));
       return {
@@ -110,7 +115,88 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     fetchMemberRoleIds: async (userId) => [...(await guild.members.fetch({ user: userId, force: true })).roles.cache.keys()],
     voiceAdapterCreator: () => guild.voiceAdapterCreator,
     gatewaySessionStartedAt: () => gatewaySessions.get(client),
+    webhooks: webhookApi(client, guild),
+    async hasMember(userId) {
+      if (guild.members.cache.has(userId)) return true;
+      try {
+        await guild.members.fetch({ user: userId, force: false });
+        return true;
+      } catch (err) {
+        // 10007 Unknown Member, 10013 Unknown User: not here.
+        if (err instanceof DiscordAPIError && (err.code === 10007 || err.code === 10013)) return false;
+        throw err;
+      }
+    },
   };
+}
+
+/** Discord's webhook calls over the client's REST (its rate-limit queues included). */
+function webhookApi(client: Client, guild: Guild): WebhookApi {
+  const rest = client.rest;
+  const noMentions = { parse: [] as string[] };
+  const dataUri = (a: { bytes: Buffer; contentType: string }): string => `data:${a.contentType};base64,${a.bytes.toString('base64')}`;
+  const threadQuery = (threadId: string | undefined): URLSearchParams | undefined => (threadId ? new URLSearchParams({ thread_id: threadId }) : undefined);
+  return {
+    problem(channelId) {
+      const ch = guild.channels.cache.get(channelId);
+      if (!ch) return 'that channel is gone';
+      const me = guild.members.me;
+      if (!me || !('permissionsFor' in ch)) return undefined;
+      const perms = ch.permissionsFor(me);
+      if (!perms.has(PermissionFlagsBits.ManageWebhooks)) return `I lack the Manage Webhooks permission in #${ch.name}`;
+      return undefined;
+    },
+    list: (channelId) =>
+      discordCall(async () => {
+        const hooks = (await rest.get(Routes.channelWebhooks(channelId))) as APIWebhook[];
+        const appId = client.application?.id ?? client.user?.id;
+        return hooks.map((w) => ({
+          id: w.id,
+          name: w.name ?? '',
+          own: w.application_id !== null && w.application_id !== undefined && w.application_id === appId,
+          ...(w.token ? { token: w.token } : {}),
+          ...(w.user?.id ? { creatorId: w.user.id } : {}),
+          ...(w.application_id ? { applicationId: w.application_id } : {}),
+        }));
+      }),
+    create: (channelId, p) =>
+      discordCall(async () => {
+        const w = (await rest.post(Routes.channelWebhooks(channelId), {
+          body: { name: p.name, ...(p.avatar ? { avatar: dataUri(p.avatar) } : {}) },
+          reason: 'A character posts here under its own name and avatar',
+        })) as APIWebhook;
+        if (!w.token) throw new WebhookCallError('other', 'Discord returned a webhook without a token');
+        return { id: w.id, token: w.token, name: w.name ?? p.name };
+      }),
+    modify: (hook, p) =>
+      discordCall(async () => {
+        await rest.patch(Routes.webhook(hook.id, hook.token), { body: { name: p.name, avatar: p.avatar ? dataUri(p.avatar) : null }, auth: false });
+      }),
+    execute: (hook, p) =>
+      discordCall(async () => {
+        const query = new URLSearchParams({ wait: 'true', ...(p.threadId ? { thread_id: p.threadId } : {}) });
+        const sent = (await rest.post(Routes.webhook(hook.id, hook.token), { body: { content: p.content, allowed_mentions: noMentions }, query, auth: false })) as APIMessage;
+        return {
+          id: sent.id,
+          edit: (content: string) =>
+            discordCall(async () => {
+              const q = threadQuery(p.threadId);
+              await rest.patch(Routes.webhookMessage(hook.id, hook.token, sent.id), { body: { content, allowed_mentions: noMentions }, ...(q ? { query: q } : {}), auth: false });
+            }),
+        };
+      }),
+  };
+}
+
+/** Runs a webhook call, turning Discord's refusals into {@link WebhookCallError}s. */
+async function discordCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof DiscordAPIError)) throw err;
+    const kind = err.code === 10015 ? 'unknown-webhook' : err.code === 50013 || err.code === 50001 ? 'forbidden' : err.code === 30007 ? 'limit' : 'other';
+    throw new WebhookCallError(kind, `Discord: ${err.message} (${String(err.code)})`, { cause: err });
+  }
 }
 
 function channelKind(type: ChannelType): ChannelOption['kind'] {
@@ -198,6 +284,7 @@ export function autocompleteContext(core: BotCore, interaction: AutocompleteInte
     commandName: interaction.commandName,
     guildId: interaction.guildId,
     focused: { name: focused.name, value: String(focused.value) },
+    subcommand: () => interaction.options.getSubcommand(false) ?? undefined,
     respond: async (choices) => {
       if (interaction.responded) return;
       await interaction.respond(choices);
@@ -219,6 +306,38 @@ export function incomingMessage(message: Message<true>, botUserId: string): Inco
       await message.reactions.resolve(emoji)?.users.remove(botUserId);
     },
   };
+}
+
+/** A webhook's message, as the proxy gate reads it: said by the webhook's name. */
+export function incomingWebhookMessage(message: Message<true>, botUserId: string): IncomingWebhookMessage {
+  const name = message.author.username;
+  return {
+    id: message.id,
+    channelId: message.channelId,
+    // One speaker per proxied name (a member may have several).
+    authorId: `proxy:${name.toLowerCase()}`,
+    authorName: name,
+    content: message.content,
+    webhookId: message.webhookId ?? '',
+    ...(message.applicationId ? { applicationId: message.applicationId } : {}),
+    react: async (emoji) => {
+      await message.react(emoji);
+    },
+    unreact: async (emoji) => {
+      await message.reactions.resolve(emoji)?.users.remove(botUserId);
+    },
+  };
+}
+
+/**
+ * A webhook's message the bridge may read (a proxy bot's repost): in a guild, not the bot's own
+ * (its webhooks, its interaction responses), not a system message.
+ */
+export function isForeignWebhookMessage(message: Message | PartialMessage, botUserId: string | undefined, applicationId: string | undefined): message is Message<true> {
+  if (!message.inGuild() || message.partial || !message.webhookId || message.system) return false;
+  if (message.author.id === botUserId || message.webhookId === applicationId) return false;
+  if (applicationId !== undefined && message.applicationId === applicationId) return false;
+  return true;
 }
 
 /** A message the bridge should consider: in a guild, from a human, not a system message. */

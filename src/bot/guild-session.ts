@@ -28,10 +28,11 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
-import type { GuildSessionRecord, Store } from '../store/store.js';
+import type { CastEntry, GuildSessionRecord, Store } from '../store/store.js';
+import { senderOf, type ChatInfo } from '../voxta/chat-info.js';
 import { VoxtaNotFoundError } from '../voxta/errors.js';
 import type { CloseOutcome } from '../voxta/chat-session.js';
-import type { AppTriggerMessage, ContextItem, HistoryMessage, ServerMessage, ServerUpdateMessage } from '../voxta/messages.js';
+import type { AppTriggerMessage, ContextItem, HistoryMessage, ReplyChunkMessage, ServerMessage, ServerUpdateMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
@@ -49,10 +50,12 @@ import type {
   VoxtaSessionState,
 } from './ports.js';
 import { ReplyStream } from './reply-stream.js';
+import { replyTarget, type AvatarCache, type Speaker } from './reply-targets.js';
 import { credentialsRefusedNotice, isAuthRefusal } from './session-notices.js';
 import { SessionRecord, type RecordProblem } from './session-record.js';
 import { UserFacingError } from './user-errors.js';
 import { VoiceAttachment, type VoicePlan } from './voice-attachment.js';
+import type { WebhookPool } from './webhook-pool.js';
 
 // Moved into their own modules; still importable from here.
 export { credentialsRefusedNotice, isAuthRefusal, notDeliveredNotice } from './session-notices.js';
@@ -97,13 +100,22 @@ export interface GuildSessionDeps {
   voiceIdleLeaveMs?: number;
   /** Retry period for a stored record that could not be written (tests shorten it). */
   recordRetryMs?: number;
+  /** The bot's channel webhooks (characters post as themselves); without it the bot posts replies itself. */
+  webhooks?: WebhookPool;
+  /** Characters' avatars from Voxta (for their webhooks). */
+  avatars?: AvatarCache;
 }
 
 export interface StartRequest {
+  /** The main character (the first of `cast`). */
   characterId: string;
   characterName: string;
   textChannelId: string;
   voiceChannelId: string | undefined;
+  /** A group chat: every character, the main one first (`startChat {characterIds}`). */
+  cast?: CastEntry[];
+  /** A scenario chat (`startChat {scenarioId}`): its roles bring their default characters. */
+  scenario?: { id: string; name: string };
 }
 
 export interface ResumeRequest {
@@ -136,6 +148,10 @@ export interface StopOptions {
 export interface SessionStatus {
   state: GuildSessionState;
   record: GuildSessionRecord | undefined;
+  /** Who speaks in the running chat (characters, then the narrator of a scenario), as Voxta says now. */
+  cast: Array<{ id: string; name: string; role?: string; narrator?: boolean }> | undefined;
+  /** Why characters cannot post under their own name and avatar here (webhooks), or undefined. */
+  postingProblem: string | undefined;
   voxtaState: VoxtaSessionState | 'none';
   voice: { channelId: string; state: string } | undefined;
   latency: { p50: number | undefined; p95: number | undefined; samples: number };
@@ -151,7 +167,16 @@ interface BringUp {
   voiceChannelId: string | undefined;
   /** The voice decision (its slot already taken when `join`). */
   plan: VoicePlan;
-  begin: (voxta: VoxtaSessionPort) => Promise<{ characterId: string; characterName: string; chatId: string }>;
+  begin: (voxta: VoxtaSessionPort) => Promise<Opened>;
+}
+
+/** What a chat that has just been opened is, for the stored record. */
+interface Opened {
+  characterId: string;
+  characterName: string;
+  chatId: string;
+  cast?: CastEntry[];
+  scenario?: { id: string; name: string };
 }
 
 type TeardownOptions = StopOptions & {
@@ -185,6 +210,8 @@ export class GuildSession extends EventEmitter {
   private readonly latency = new RecentSamples(50);
   /** Humans who have written in this session, to decide whether names are attached. */
   private readonly speakers = new Set<string>();
+  /** The names of those who wrote recently, newest last (for Voxta's context: who is present). */
+  private readonly recentWriters = new Map<string, string>();
   /** The chat being resumed while `starting` (undefined for a new chat). */
   private openingChatId: string | undefined;
   /** The character's replies streaming into the bound channel. */
@@ -226,6 +253,13 @@ export class GuildSession extends EventEmitter {
       // A reply to a voice turn is heard; it is shown only when transcripts are mirrored.
       showsReplies: () => !(this.lastInput === 'voice' && this.voiceAttachment.connection && !this.mirrorTranscripts()),
       editIntervalMs: deps.editIntervalMs,
+      target: (channel, speaker) =>
+        replyTarget(
+          { guildId: deps.guildId, pool: deps.webhooks, webhooks: deps.guild()?.webhooks, avatars: deps.avatars, log: this.log },
+          channel,
+          speaker,
+          this.severalVoices() || speaker?.narration === true,
+        ),
     });
     this.voiceAttachment = new VoiceAttachment({
       guildId: deps.guildId,
@@ -307,8 +341,14 @@ export class GuildSession extends EventEmitter {
         voiceChannelId: req.voiceChannelId,
         plan: { join: false, note: undefined },
         begin: async (voxta) => {
-          const { chatId } = await voxta.startChat({ characterId: req.characterId, contexts: this.contexts(req.textChannelId, req.voiceChannelId) });
-          return { characterId: req.characterId, characterName: req.characterName, chatId };
+          const contexts = this.contexts(req.textChannelId, req.voiceChannelId, req.cast);
+          const ids = req.cast?.map((c) => c.id) ?? [req.characterId];
+          const chat = req.scenario
+            ? await voxta.startChat({ scenarioId: req.scenario.id, contexts })
+            : ids.length > 1
+              ? await voxta.startChat({ characterIds: ids, contexts })
+              : await voxta.startChat({ characterId: req.characterId, contexts });
+          return opened(chat, { characterId: req.characterId, characterName: req.characterName, cast: req.cast, scenario: req.scenario });
         },
       }),
     );
@@ -329,8 +369,8 @@ export class GuildSession extends EventEmitter {
         voiceChannelId,
         plan: { join: false, note: undefined },
         begin: async (voxta) => {
-          const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId) });
-          return { characterId: stored.characterId, characterName: stored.characterName, chatId: res.chatId || chatId };
+          const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, voiceChannelId, stored.cast) });
+          return opened(res, stored, chatId);
         },
       });
     });
@@ -401,6 +441,8 @@ export class GuildSession extends EventEmitter {
       textChannelId: up.textChannelId,
       voiceChannelId: this.voiceAttachment.channelId ?? (up.plan.join ? up.voiceChannelId : undefined),
       active: true,
+      ...(started.cast ? { cast: started.cast } : {}),
+      ...(started.scenario ? { scenario: started.scenario } : {}),
     });
     if (!saved.ok) {
       throw new UserFacingError(`I could not save this chat in my database (${saved.error}), so I did not keep it running. Check the disk and DATA_DIR, then try again.`);
@@ -484,6 +526,7 @@ export class GuildSession extends EventEmitter {
       this.pending.holding = false;
       this.pending.clearEchoes();
       this.speakers.clear();
+      this.recentWriters.clear();
     } finally {
       // Whatever failed above, the slots are free and the machine is idle.
       this.deps.admission.releaseChat(this.guildId);
@@ -602,8 +645,8 @@ export class GuildSession extends EventEmitter {
           voiceChannelId: channelId,
           plan,
           begin: async (voxta) => {
-            const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, channelId) });
-            return { characterId: rec.characterId, characterName: rec.characterName, chatId: res.chatId || chatId };
+            const res = await voxta.resumeChat({ chatId, contexts: this.contexts(textChannelId, channelId, rec.cast) });
+            return opened(res, rec, chatId);
           },
         },
         signal,
@@ -696,7 +739,9 @@ export class GuildSession extends EventEmitter {
     }
     if (!waitingForResume && (msg.channelId !== this.boundTextChannelId || !(this.bridging || this._state === 'starting'))) return;
     this.speakers.add(msg.authorId);
-    const multi = this.speakers.size > 1;
+    this.noteWriter(msg.authorId, msg.authorName);
+    // A proxied name (PluralKit, Tupperbox) is always said: it is who is speaking.
+    const multi = this.speakers.size > 1 || msg.proxied !== undefined;
     const composed = multi ? attributeSpeaker(msg.authorName, msg.content, { maxChars: MAX_SEND_CHARS }) : this.capped(msg.content);
     if (composed === '') return; // only an attachment or whitespace: nothing to say
     // capText marks a cut with " […]" (a message that itself ends so is not a cut).
@@ -759,14 +804,27 @@ export class GuildSession extends EventEmitter {
     this.pending.abandon();
   }
 
-  /** A bridged message was edited: edit the Voxta message it created. */
-  handleMessageEdit(discordMessageId: string, authorName: string, newContent: string): boolean {
+  /** A bridged message was edited: edit the Voxta message it created. `named`: a proxied message. */
+  handleMessageEdit(discordMessageId: string, authorName: string, newContent: string, named = false): boolean {
     const link = this.findLink(discordMessageId);
     if (!link || !this.voxta || link.chatId !== this.voxta.chatId) return false;
-    const text = this.speakers.size > 1 ? attributeSpeaker(authorName, newContent, { maxChars: MAX_SEND_CHARS }) : this.capped(newContent);
+    const text = this.speakers.size > 1 || named ? attributeSpeaker(authorName, newContent, { maxChars: MAX_SEND_CHARS }) : this.capped(newContent);
     if (!text) return false;
     this.voxta.updateMessage(link.voxtaMessageId, text).catch(() => undefined);
     return true;
+  }
+
+  /**
+   * A proxy bot's repost came after its original had been sent (see proxy-gate.ts): the Voxta
+   * message now says who spoke, and it belongs to the repost (the original is about to be deleted).
+   */
+  supersede(originalDiscordId: string, repost: IncomingTextMessage): void {
+    const link = this.findLink(originalDiscordId);
+    if (!link || !this.voxta || link.chatId !== this.voxta.chatId) return;
+    const text = attributeSpeaker(repost.authorName, repost.content, { maxChars: MAX_SEND_CHARS });
+    if (text) this.voxta.updateMessage(link.voxtaMessageId, text).catch(() => undefined);
+    this.guard('moving a message link to a proxied repost', () => this.deps.store.unlinkMessage(originalDiscordId));
+    this.link(repost.id, link.voxtaMessageId, link.chatId);
   }
 
   /** A bridged message was deleted: delete the Voxta message it created. */
@@ -872,6 +930,11 @@ export class GuildSession extends EventEmitter {
         .catch((e: unknown) => this.log.error({ err: errorInfo(e, true) }, 'guild session: after Voxta failed'));
     });
     on('appTrigger', (t: AppTriggerMessage) => this.onAppTrigger(t));
+    on('participantsUpdated', (chat: ChatInfo) => {
+      // The cast changed (here by /cast, or in the Voxta app): the record and the context follow.
+      this.noteCast(chat);
+      this.scheduleContextUpdate();
+    });
     on('chatClosed', () => {
       if (!this.bridging) return;
       // Closed on the Voxta side (its app, or an admin): nothing to talk to any more.
@@ -919,7 +982,7 @@ export class GuildSession extends EventEmitter {
           this.latency.add(ms);
           this.deps.metrics.turnLatency.observe(ms / 1000);
         }
-        this.replies.chunk(m.messageId, m.text);
+        this.replies.chunk(m.messageId, m.text, this.speakerOf(m));
         break;
       }
       case 'replyEnd':
@@ -979,11 +1042,20 @@ export class GuildSession extends EventEmitter {
     this.contextTimer.unref();
   }
 
-  /** Where the character is: the guild, the channels and who is present. */
-  contexts(textChannelId: string, voiceChannelId: string | undefined): ContextItem[] {
+  /**
+   * Where the characters are and who is there: the guild, the channels, the cast and the people
+   * present (those in the voice channel, those who wrote lately). Voxta has one user persona per
+   * chat and no field for the people of a Discord channel, so, like the official clients, the bot
+   * describes its surroundings in contexts under its own contextKey ("discord").
+   */
+  contexts(textChannelId: string, voiceChannelId: string | undefined, cast?: readonly CastEntry[]): ContextItem[] {
     const guild = this.deps.guild();
     if (!guild) return [];
     const lines = [`You are talking with people on the Discord server "${guild.name}", in the text channel #${guild.channelName(textChannelId) ?? 'unknown'}.`];
+    const characters = this.voxta?.chat?.characters ?? cast ?? [];
+    if (characters.length > 1) lines.push(`The characters in this conversation: ${characters.map((c) => c.name).join(', ')}.`);
+    const writers = [...this.recentWriters.values()];
+    if (writers.length) lines.push(`People who have written in the channel lately: ${writers.join(', ')}.`);
     if (voiceChannelId && this.voiceAttachment.connection) {
       const present = this.voiceAttachment.present(voiceChannelId);
       lines.push(
@@ -1043,6 +1115,8 @@ export class GuildSession extends EventEmitter {
     return {
       state: this._state,
       record: this.record,
+      cast: this.castNow(),
+      postingProblem: this.postingProblem(),
       voxtaState: this.voxtaState,
       voice: this.voiceStatus(),
       latency: { p50: this.latency.percentile(50), p95: this.latency.percentile(95), samples: this.latency.count },
@@ -1062,6 +1136,97 @@ export class GuildSession extends EventEmitter {
     return { owed: st?.owed ?? 0, sent: this.completesSentBefore + (st?.completesSent ?? 0) };
   }
 
+  // ---- the cast ------------------------------------------------------------------------------
+
+  /** `/cast add`: a character joins the running chat. Resolves with the new cast. */
+  addCastMember(characterId: string, characterName: string): Promise<CastEntry[]> {
+    return this.ops.run('cast add', async (signal) => {
+      const voxta = this.requireReady();
+      if (voxta.chat?.characters.some((c) => c.id === characterId)) throw new UserFacingError(`${characterName} is already in this chat.`);
+      const chat = await abortable(voxta.addParticipant(characterId), signal);
+      if (this.voxta !== voxta || !this.bridging) throw new UserFacingError('The chat stopped meanwhile.');
+      this.noteCast(chat);
+      this.scheduleContextUpdate();
+      return castOf(chat);
+    });
+  }
+
+  /** `/cast remove`: a character leaves the running chat (not the last one). */
+  removeCastMember(characterId: string): Promise<CastEntry[]> {
+    return this.ops.run('cast remove', async (signal) => {
+      const voxta = this.requireReady();
+      const cast = voxta.chat?.characters ?? [];
+      const who = cast.find((c) => c.id === characterId);
+      if (!who) throw new UserFacingError('That character is not in this chat. Pick one from the list as you type.');
+      if (cast.length <= 1) throw new UserFacingError(`${who.name} is the only character in this chat; a chat needs one. Use /stop to end it.`);
+      const chat = await abortable(voxta.removeParticipant(characterId), signal);
+      if (this.voxta !== voxta || !this.bridging) throw new UserFacingError('The chat stopped meanwhile.');
+      this.noteCast(chat);
+      this.scheduleContextUpdate();
+      return castOf(chat);
+    });
+  }
+
+  /** Who speaks in the running chat now (undefined when none runs). */
+  castNow(): SessionStatus['cast'] {
+    const chat = this.bridging ? this.voxta?.chat : undefined;
+    if (!chat) return undefined;
+    const out: NonNullable<SessionStatus['cast']> = chat.characters.map((c) => ({ id: c.id, name: c.name, ...(c.scenarioRole ? { role: c.scenarioRole } : {}) }));
+    if (chat.scenario && chat.narrator) out.push({ id: chat.narrator.id, name: chat.narrator.name, narrator: true });
+    return out;
+  }
+
+  /** Why replies are not posted under the characters' own names and avatars in the bound channel. */
+  postingProblem(): string | undefined {
+    const channelId = this.boundTextChannelId ?? this.record?.textChannelId;
+    const guild = this.deps.guild();
+    // A port without webhooks (a test double) has nothing to explain.
+    if (!channelId || !guild?.webhooks || !this.deps.webhooks) return undefined;
+    const channel = guild.textChannel(channelId);
+    return this.deps.webhooks.problem(guild.webhooks, channel?.parentId ?? channelId);
+  }
+
+  private requireReady(): VoxtaSessionPort {
+    const voxta = this.requireRunning();
+    if (voxta.state !== 'ready' || !voxta.chat) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+    return voxta;
+  }
+
+  /** The stored record follows the cast (the main character is the first one). */
+  private noteCast(chat: ChatInfo): void {
+    const cast = castOf(chat);
+    const main = cast[0];
+    if (!main) return;
+    this.records.update({ cast, characterId: main.id, characterName: main.name });
+  }
+
+  /** More than one voice speaks in this chat (names are then shown on the bot's own posts). */
+  private severalVoices(): boolean {
+    const chat = this.voxta?.chat;
+    return (chat?.characters.length ?? 0) > 1 || chat?.scenario !== undefined;
+  }
+
+  /** Who says this reply chunk: its sender (a character or the narrator), as Voxta names it. */
+  private speakerOf(m: ReplyChunkMessage): Speaker | undefined {
+    const chat = this.voxta?.chat;
+    if (!chat) return undefined;
+    const who = (m.isNarration ? chat.narrator : undefined) ?? senderOf(chat, m.senderId) ?? (m.senderId ? undefined : chat.characters[0]);
+    if (!who) {
+      return m.isNarration ? { key: `narrator:${chat.scenario?.id ?? chat.chatId}`, name: chat.scenario?.name || 'Narrator', narration: true } : undefined;
+    }
+    const name = who.name || (m.isNarration ? chat.scenario?.name || 'Narrator' : 'Character');
+    return { key: who.id, name, ...(who.thumbnailUrl ? { thumbnailUrl: who.thumbnailUrl } : {}), narration: m.isNarration === true };
+  }
+
+  /** Someone wrote in the bound channel: Voxta's context learns who is around (debounced). */
+  private noteWriter(authorId: string, name: string): void {
+    const known = this.recentWriters.get(authorId);
+    this.recentWriters.delete(authorId);
+    this.recentWriters.set(authorId, name);
+    if (this.recentWriters.size > 12) this.recentWriters.delete(this.recentWriters.keys().next().value!);
+    if (known !== name && this.bridging) this.scheduleContextUpdate();
+  }
+
   /** Stops retrying record writes (the process is stopping, or the guild is forgotten). */
   dispose(): void {
     this.records.dispose();
@@ -1069,3 +1234,26 @@ export class GuildSession extends EventEmitter {
 }
 
 export { OperationCancelledError };
+
+/** The cast of a chat as stored (characters only, the main one first). */
+function castOf(chat: ChatInfo): CastEntry[] {
+  return chat.characters.map((c) => ({ id: c.id, name: c.name }));
+}
+
+/** What was opened, for the record: Voxta's chat is the truth; `fallback` fills what it lacks. */
+function opened(
+  chat: ChatInfo,
+  fallback: { characterId: string; characterName: string; cast?: CastEntry[]; scenario?: { id: string; name: string } },
+  chatId?: string,
+): Opened {
+  const cast = chat.characters.length ? castOf(chat) : fallback.cast;
+  const main = cast?.[0];
+  const scenario = chat.scenario ? { id: chat.scenario.id, name: chat.scenario.name } : fallback.scenario;
+  return {
+    characterId: main?.id ?? fallback.characterId,
+    characterName: main?.name ?? fallback.characterName,
+    chatId: chat.chatId || chatId || '',
+    ...(cast ? { cast } : {}),
+    ...(scenario ? { scenario } : {}),
+  };
+}

@@ -32,6 +32,8 @@ export interface OutgoingMessage {
 export interface TextChannelPort {
   readonly id: string;
   readonly name: string;
+  /** For a thread: the channel it belongs to (webhooks live there and post into the thread). */
+  readonly parentId?: string;
   send(message: string | OutgoingMessage): Promise<PostedMessage>;
   sendTyping(): Promise<void>;
   /**
@@ -69,6 +71,69 @@ export interface GuildPort {
   voiceAdapterCreator(): DiscordGatewayAdapterCreator;
   /** When the bot's current main-gateway session began (epoch ms of its last READY), if known. */
   gatewaySessionStartedAt?(): number | undefined;
+  /** Channel webhooks (characters post as themselves); absent where the port cannot offer them. */
+  readonly webhooks?: WebhookApi;
+  /** Whether this user is a member of the guild (asked of Discord when not cached); for proxy bots. */
+  hasMember?(userId: string): Promise<boolean>;
+}
+
+// ---- Webhooks ---------------------------------------------------------------------------
+
+/** A webhook the bot can execute (its token is a credential: never logged). */
+export interface WebhookRef {
+  readonly id: string;
+  readonly token: string;
+}
+
+/** A webhook as listed in a channel (`GET /channels/{id}/webhooks`). */
+export interface ListedWebhook {
+  id: string;
+  name: string;
+  /** Only for webhooks this application owns (Discord leaves it out for others'). */
+  token?: string;
+  /** Created by this bot's application. */
+  own: boolean;
+  /** The user who created it (a proxy bot's webhook names that bot). */
+  creatorId?: string;
+  applicationId?: string;
+}
+
+/**
+ * The webhook calls the core needs, over Discord's REST API. Failures are
+ * {@link WebhookCallError}s that say what went wrong in Discord's terms.
+ */
+export interface WebhookApi {
+  /**
+   * Why the bot cannot manage webhooks in this channel (a missing permission, in words), from
+   * what it knows without asking Discord; undefined when it can.
+   */
+  problem(channelId: string): string | undefined;
+  list(channelId: string): Promise<ListedWebhook[]>;
+  create(channelId: string, p: { name: string; avatar?: { bytes: Buffer; contentType: string } }): Promise<WebhookRef & { name: string }>;
+  /** Renames / re-avatars with the webhook's token (no permission needed). `avatar: null` removes it. */
+  modify(hook: WebhookRef, p: { name: string; avatar: { bytes: Buffer; contentType: string } | null }): Promise<void>;
+  /** Posts as the webhook (into `threadId` when given); the message is edited with the same token. */
+  execute(hook: WebhookRef, p: { content: string; threadId?: string }): Promise<PostedMessage>;
+}
+
+export type WebhookFailure =
+  /** 10015: the webhook is gone (a moderator deleted it). */
+  | 'unknown-webhook'
+  /** 50013 / 50001: no Manage Webhooks (or no access). */
+  | 'forbidden'
+  /** 30007: the channel has the most webhooks Discord allows. */
+  | 'limit'
+  | 'other';
+
+export class WebhookCallError extends Error {
+  constructor(
+    readonly kind: WebhookFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'WebhookCallError';
+  }
 }
 
 /** A human's message in a bound channel. */
@@ -77,6 +142,11 @@ export interface IncomingTextMessage extends MarkableMessage {
   authorId: string;
   authorName: string;
   content: string;
+  /**
+   * Reposted by a proxy bot (PluralKit, Tupperbox) under another name: always sent to Voxta as
+   * `Name: text` (the name is the point of proxying).
+   */
+  proxied?: { webhookId: string };
 }
 
 // ---- Voxta side ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../log.js';
 import { errorInfo } from '../log.js';
-import type { PostedMessage, TextChannelPort } from './ports.js';
+import type { PostedMessage } from './ports.js';
 import { DISCORD_MESSAGE_LIMIT, findSplitPoint, splitMessage } from './split-message.js';
 
 const collapse = (t: string): string => t.replace(/\s+/g, ' ').trim();
@@ -37,7 +37,7 @@ export class ReplyRenderer {
   private readonly limit: number;
 
   constructor(
-    private readonly channel: Pick<TextChannelPort, 'id' | 'send'>,
+    private readonly channel: { readonly id: string; send(content: string): Promise<PostedMessage> },
     private readonly opts: ReplyRendererOptions,
   ) {
     this.editIntervalMs = opts.editIntervalMs ?? 1000;

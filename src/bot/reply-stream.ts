@@ -6,6 +6,7 @@
 import type { Logger } from '../log.js';
 import type { TextChannelPort } from './ports.js';
 import { ReplyRenderer } from './reply-renderer.js';
+import type { ReplyTarget, Speaker } from './reply-targets.js';
 
 const TYPING_REFRESH_MS = 8000;
 /** Finished replies kept for corrections. */
@@ -19,12 +20,19 @@ export interface ReplyStreamDeps {
   showsReplies: () => boolean;
   /** Reply edit throttle (tests shorten it). */
   editIntervalMs?: number;
+  /**
+   * Where a reply of this speaker goes (its character's webhook, or the bot with the name).
+   * Without it replies are posted by the bot, as they are.
+   */
+  target?: (channel: TextChannelPort, speaker: Speaker | undefined) => ReplyTarget;
 }
 
 export class ReplyStream {
   private readonly streaming = new Map<string, ReplyRenderer>();
   /** Finished replies, newest last, kept briefly so a later `update` can correct them. */
   private readonly recent = new Map<string, ReplyRenderer>();
+  /** Each streaming reply's target, released when the reply is finished. */
+  private readonly targets = new Map<string, ReplyTarget>();
   private typingTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: ReplyStreamDeps) {}
@@ -45,8 +53,8 @@ export class ReplyStream {
     this.typingTimer = undefined;
   }
 
-  chunk(messageId: string, text: string): void {
-    const r = this.renderer(messageId);
+  chunk(messageId: string, text: string, speaker?: Speaker): void {
+    const r = this.renderer(messageId, speaker);
     if (r) {
       this.stopTyping();
       r.append(text);
@@ -64,7 +72,16 @@ export class ReplyStream {
     this.streaming.delete(messageId);
     this.recent.set(messageId, r);
     if (this.recent.size > RECENT_REPLIES) this.recent.delete(this.recent.keys().next().value!);
-    r.finish({ interrupted }).then(posted, () => undefined);
+    r.finish({ interrupted })
+      .then(posted, () => undefined)
+      .finally(() => this.release(messageId))
+      .catch(() => undefined);
+  }
+
+  /** The reply's target is no longer needed (its character's webhook may serve another). */
+  private release(messageId: string): void {
+    this.targets.get(messageId)?.done();
+    this.targets.delete(messageId);
   }
 
   /** Voxta now stores this text for a reply (cut after an interruption, edited): show it so. */
@@ -85,24 +102,34 @@ export class ReplyStream {
 
   /** Replies still streaming are ended as interrupted, one after another (stop). */
   async cutAll(): Promise<void> {
-    for (const r of this.streaming.values()) await r.finish({ interrupted: true }).catch(() => undefined);
+    for (const [id, r] of this.streaming) {
+      await r.finish({ interrupted: true }).catch(() => undefined);
+      this.release(id);
+    }
     this.streaming.clear();
   }
 
   /** Replies a lost connection was streaming will never end: shown as cut, without waiting. */
   cutAllNow(): void {
-    for (const r of this.streaming.values()) r.finish({ interrupted: true }).catch(() => undefined);
+    for (const [id, r] of this.streaming) {
+      r.finish({ interrupted: true })
+        .catch(() => undefined)
+        .finally(() => this.release(id))
+        .catch(() => undefined);
+    }
     this.streaming.clear();
   }
 
   /** A renderer for the reply, unless it is not to be shown. */
-  private renderer(messageId: string): ReplyRenderer | undefined {
+  private renderer(messageId: string, speaker: Speaker | undefined): ReplyRenderer | undefined {
     let r = this.streaming.get(messageId);
     if (r) return r;
     if (!this.deps.showsReplies()) return undefined;
     const channel = this.deps.channel();
     if (!channel) return undefined;
-    r = new ReplyRenderer(channel, { log: this.deps.log(), editIntervalMs: this.deps.editIntervalMs });
+    const target = this.deps.target?.(channel, speaker);
+    if (target) this.targets.set(messageId, target);
+    r = new ReplyRenderer(target ?? channel, { log: this.deps.log(), editIntervalMs: this.deps.editIntervalMs, ...(target ? { limit: target.limit } : {}) });
     this.streaming.set(messageId, r);
     return r;
   }

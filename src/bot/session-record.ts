@@ -104,11 +104,18 @@ export class SessionRecord {
   }
 
   /** Changes fields of the existing record (no-op without one). */
-  update(patch: Partial<Pick<GuildSessionRecord, 'active' | 'voiceChannelId' | 'textChannelId'>>): boolean {
+  update(patch: Partial<Pick<GuildSessionRecord, 'active' | 'voiceChannelId' | 'textChannelId' | 'cast' | 'characterId' | 'characterName'>>): boolean {
     const cur = this.get();
     if (!cur) return true;
     const next = { ...cur, ...patch, updatedAt: Date.now() };
-    if (next.active === cur.active && next.voiceChannelId === cur.voiceChannelId && next.textChannelId === cur.textChannelId && !this.#dirty) return true;
+    const same =
+      next.active === cur.active &&
+      next.voiceChannelId === cur.voiceChannelId &&
+      next.textChannelId === cur.textChannelId &&
+      next.characterId === cur.characterId &&
+      next.characterName === cur.characterName &&
+      JSON.stringify(next.cast ?? null) === JSON.stringify(cur.cast ?? null);
+    if (same && !this.#dirty) return true;
     this.#intended = next;
     return this.#flush('update');
   }

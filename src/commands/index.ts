@@ -7,6 +7,7 @@ import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js
 import { mayControlSession, refusalText } from '../bot/permissions.js';
 import { describeForUser, UserFacingError } from '../bot/user-errors.js';
 import { errorInfo } from '../log.js';
+import { cast } from './cast.js';
 import { interrupt } from './interrupt.js';
 import { join } from './join.js';
 import { leave } from './leave.js';
@@ -21,7 +22,7 @@ import type { AutocompleteContext, Command, CommandContext } from './types.js';
 
 export type { AutocompleteContext, Command, CommandContext, CommandReply, ChannelOption, Invoker } from './types.js';
 
-export const COMMANDS: readonly Command[] = [start, resume, stop, status, say, interrupt, join, leave, listen, transcripts];
+export const COMMANDS: readonly Command[] = [start, resume, stop, status, say, interrupt, join, leave, listen, transcripts, cast];
 
 const byName = new Map(COMMANDS.map((c) => [c.data.name, c]));
 

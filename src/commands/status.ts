@@ -1,5 +1,6 @@
 /** `/status`: what runs in this server, how Voxta is doing, and how fast replies come. */
 import { SlashCommandBuilder, type APIEmbed } from 'discord.js';
+import { castLines, postingNotice } from './embeds.js';
 import type { Command } from './types.js';
 
 const STATE_WORDS: Record<string, string> = {
@@ -22,8 +23,14 @@ export const status: Command = {
     const state = st?.state ?? 'idle';
     const fields: NonNullable<APIEmbed['fields']> = [];
     fields.push({ name: 'Session', value: STATE_WORDS[state] ?? state, inline: true });
-    if (rec) {
+    const cast = st?.cast ?? (rec?.cast && rec.cast.length > 1 ? rec.cast : undefined);
+    if (rec && cast && (cast.length > 1 || rec.scenario)) {
+      if (rec.scenario) fields.push({ name: 'Scenario', value: rec.scenario.name || rec.scenario.id, inline: true });
+      fields.push({ name: 'Cast', value: castLines(cast), inline: true });
+    } else if (rec) {
       fields.push({ name: 'Character', value: rec.characterName, inline: true });
+    }
+    if (rec) {
       fields.push({ name: 'Chat', value: rec.chatId ? `\`${rec.chatId}\`` : 'none yet', inline: false });
       fields.push({ name: 'Text channel', value: `<#${rec.textChannelId}>`, inline: true });
     }
@@ -54,6 +61,7 @@ export const status: Command = {
         inline: false,
       });
     }
+    if (st?.postingProblem) fields.push({ name: 'Replies', value: postingNotice(st.postingProblem), inline: false });
     if (st && st.pendingMessages > 0) fields.push({ name: 'Waiting to be delivered', value: `${st.pendingMessages} message(s)`, inline: true });
     fields.push({
       name: 'Message Content intent',

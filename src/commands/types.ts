@@ -54,6 +54,8 @@ export interface AutocompleteContext {
   readonly commandName: string;
   readonly guildId: string;
   readonly focused: { name: string; value: string };
+  /** The subcommand being typed (`/cast add` → 'add'), if any. */
+  subcommand?(): string | undefined;
   respond(choices: Choice[]): Promise<void>;
 }
 

@@ -68,4 +68,25 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pending_messages_guild ON pending_messages (guild_id, id);
     `,
   },
+  {
+    description: 'the cast of a chat (characters, scenario) and the bot\'s channel webhooks (characters post as themselves)',
+    sql: `
+      ALTER TABLE guild_sessions ADD COLUMN cast_json TEXT;
+      ALTER TABLE guild_sessions ADD COLUMN scenario_id TEXT;
+      ALTER TABLE guild_sessions ADD COLUMN scenario_name TEXT;
+
+      CREATE TABLE channel_webhooks (
+        webhook_id    TEXT PRIMARY KEY,
+        guild_id      TEXT NOT NULL,
+        channel_id    TEXT NOT NULL,
+        token         TEXT NOT NULL,
+        persona_key   TEXT,
+        name          TEXT NOT NULL,
+        avatar_key    TEXT NOT NULL DEFAULT '',
+        last_used_at  INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL
+      );
+      CREATE INDEX channel_webhooks_channel ON channel_webhooks (channel_id, last_used_at);
+    `,
+  },
 ];

@@ -23,8 +23,37 @@ export interface GuildSessionRecord {
   voiceChannelId: string | undefined;
   /** True while the session should run (and be resumed after a restart). */
   active: boolean;
+  /**
+   * Everyone who speaks in the chat, the main character first (its id and name are also
+   * `characterId`/`characterName`). Absent in records written before group chats.
+   */
+  cast?: CastEntry[];
+  /** The scenario the chat was started from, if any. */
+  scenario?: { id: string; name: string };
   createdAt: number;
   updatedAt: number;
+}
+
+/** One character of a stored cast. */
+export interface CastEntry {
+  id: string;
+  name: string;
+}
+
+/** One of the bot's own webhooks in a channel (characters post through them). */
+export interface StoredWebhook {
+  id: string;
+  guildId: string;
+  /** The channel it belongs to (a thread's parent: webhooks live in the parent). */
+  channelId: string;
+  token: string;
+  /** Who it posts as now (a character id); undefined when not known (adopted after a restart). */
+  personaKey: string | undefined;
+  name: string;
+  /** Identifies the avatar uploaded to it (a hash of the image bytes); '' = none. */
+  avatarKey: string;
+  lastUsedAt: number;
+  createdAt: number;
 }
 
 export interface MessageLink {
@@ -71,12 +100,30 @@ interface SessionRow {
   text_channel_id: string;
   voice_channel_id: string | null;
   active: number;
+  cast_json?: string | null;
+  scenario_id?: string | null;
+  scenario_name?: string | null;
   created_at: number;
   updated_at: number;
 }
 
+function parseCast(json: string | null | undefined): CastEntry[] | undefined {
+  if (!json) return undefined;
+  try {
+    const v: unknown = JSON.parse(json);
+    if (!Array.isArray(v)) return undefined;
+    const cast = v.filter((c): c is CastEntry => typeof c === 'object' && c !== null && typeof (c as CastEntry).id === 'string' && typeof (c as CastEntry).name === 'string');
+    return cast.length ? cast.map((c) => ({ id: c.id, name: c.name })) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function toRecord(row: SessionRow): GuildSessionRecord {
+  const cast = parseCast(row.cast_json);
   return {
+    ...(cast ? { cast } : {}),
+    ...(row.scenario_id ? { scenario: { id: row.scenario_id, name: row.scenario_name ?? '' } } : {}),
     guildId: row.guild_id,
     characterId: row.character_id,
     characterName: row.character_name,
@@ -86,6 +133,32 @@ function toRecord(row: SessionRow): GuildSessionRecord {
     active: row.active === 1,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+  };
+}
+
+interface WebhookRow {
+  webhook_id: string;
+  guild_id: string;
+  channel_id: string;
+  token: string;
+  persona_key: string | null;
+  name: string;
+  avatar_key: string;
+  last_used_at: number;
+  created_at: number;
+}
+
+function toWebhook(r: WebhookRow): StoredWebhook {
+  return {
+    id: r.webhook_id,
+    guildId: r.guild_id,
+    channelId: r.channel_id,
+    token: r.token,
+    personaKey: r.persona_key ?? undefined,
+    name: r.name,
+    avatarKey: r.avatar_key,
+    lastUsedAt: r.last_used_at,
+    createdAt: r.created_at,
   };
 }
 
@@ -216,12 +289,14 @@ export class Store {
   saveGuildSession(rec: Omit<GuildSessionRecord, 'createdAt' | 'updatedAt'>): GuildSessionRecord {
     const now = this.now();
     this.run(
-      `INSERT INTO guild_sessions (guild_id, character_id, character_name, chat_id, text_channel_id, voice_channel_id, active, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO guild_sessions (guild_id, character_id, character_name, chat_id, text_channel_id, voice_channel_id, active,
+                                   cast_json, scenario_id, scenario_name, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (guild_id) DO UPDATE SET
          character_id = excluded.character_id, character_name = excluded.character_name, chat_id = excluded.chat_id,
          text_channel_id = excluded.text_channel_id, voice_channel_id = excluded.voice_channel_id,
-         active = excluded.active, updated_at = excluded.updated_at`,
+         active = excluded.active, cast_json = excluded.cast_json, scenario_id = excluded.scenario_id,
+         scenario_name = excluded.scenario_name, updated_at = excluded.updated_at`,
       rec.guildId,
       rec.characterId,
       rec.characterName,
@@ -229,6 +304,9 @@ export class Store {
       rec.textChannelId,
       rec.voiceChannelId ?? null,
       rec.active ? 1 : 0,
+      rec.cast?.length ? JSON.stringify(rec.cast.map((c) => ({ id: c.id, name: c.name }))) : null,
+      rec.scenario?.id ?? null,
+      rec.scenario?.name ?? null,
       now,
       now,
     );
@@ -243,7 +321,7 @@ export class Store {
   /** Forgets a guild entirely (the bot was removed from it): session, message map, opt-outs, settings. */
   forgetGuild(guildId: string): void {
     this.transaction(() => {
-      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings', 'pending_messages']) {
+      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings', 'pending_messages', 'channel_webhooks']) {
         this.db.prepare(`DELETE FROM ${table} WHERE guild_id = ?`).run(guildId);
       }
     });
@@ -354,6 +432,46 @@ export class Store {
       afterMessageId: r.after_message_id ?? undefined,
       createdAt: r.created_at,
     }));
+  }
+
+  // ---- the bot's channel webhooks ------------------------------------------------------------
+
+  /** The bot's webhooks in a channel, least recently used first. */
+  listWebhooks(channelId: string): StoredWebhook[] {
+    this.assertOpen();
+    const rows = this.db.prepare('SELECT * FROM channel_webhooks WHERE channel_id = ? ORDER BY last_used_at, created_at').all(channelId) as unknown as WebhookRow[];
+    return rows.map(toWebhook);
+  }
+
+  /** One of the bot's webhooks, by id (to recognise its own messages). */
+  findWebhook(webhookId: string): StoredWebhook | undefined {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT * FROM channel_webhooks WHERE webhook_id = ?').get(webhookId) as WebhookRow | undefined;
+    return row ? toWebhook(row) : undefined;
+  }
+
+  /** Inserts or replaces one of the bot's webhooks. */
+  saveWebhook(w: StoredWebhook): void {
+    this.run(
+      `INSERT INTO channel_webhooks (webhook_id, guild_id, channel_id, token, persona_key, name, avatar_key, last_used_at, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (webhook_id) DO UPDATE SET
+         guild_id = excluded.guild_id, channel_id = excluded.channel_id, token = excluded.token, persona_key = excluded.persona_key,
+         name = excluded.name, avatar_key = excluded.avatar_key, last_used_at = excluded.last_used_at`,
+      w.id,
+      w.guildId,
+      w.channelId,
+      w.token,
+      w.personaKey ?? null,
+      w.name,
+      w.avatarKey,
+      w.lastUsedAt,
+      w.createdAt,
+    );
+  }
+
+  deleteWebhook(webhookId: string): void {
+    this.run('DELETE FROM channel_webhooks WHERE webhook_id = ?', webhookId);
   }
 
   // ---- voice opt-outs -------------------------------------------------------------------

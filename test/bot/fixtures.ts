@@ -9,7 +9,19 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
 import { BotCore } from '../../src/bot/bot-core.js';
-import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort, VoiceMember } from '../../src/bot/ports.js';
+import {
+  WebhookCallError,
+  type GuildPort,
+  type GuildVoiceJoiner,
+  type IncomingTextMessage,
+  type ListedWebhook,
+  type OutgoingMessage,
+  type PostedMessage,
+  type TextChannelPort,
+  type VoiceMember,
+  type WebhookApi,
+  type WebhookRef,
+} from '../../src/bot/ports.js';
 import type { CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
@@ -26,6 +38,8 @@ export interface Posted {
   content: string;
   edits: number;
   embeds?: OutgoingMessage['embeds'];
+  /** Posted through a webhook: its id and the name and avatar it showed. */
+  webhook?: { id: string; name: string; avatar: Buffer | null };
 }
 
 let nextId = 1;
@@ -37,6 +51,7 @@ export class RecordingChannel implements TextChannelPort {
   constructor(
     readonly id: string,
     readonly name: string,
+    readonly parentId?: string,
   ) {}
   async send(message: string | OutgoingMessage): Promise<PostedMessage> {
     const m = typeof message === 'string' ? { content: message } : message;
@@ -69,6 +84,96 @@ export class RecordingChannel implements TextChannelPort {
   texts(): string[] {
     return this.posted.map((p) => p.content);
   }
+  /** Messages a webhook posted, with the name they showed. */
+  byWebhook(): Array<{ name: string; content: string; avatar: Buffer | null; edits: number }> {
+    return this.posted.filter((p) => p.webhook).map((p) => ({ name: p.webhook!.name, content: p.content, avatar: p.webhook!.avatar, edits: p.edits }));
+  }
+}
+
+interface FakeHook {
+  id: string;
+  token: string;
+  channelId: string;
+  name: string;
+  avatar: Buffer | null;
+  own: boolean;
+  creatorId: string;
+  deleted: boolean;
+}
+
+/**
+ * Discord's webhooks as the bot sees them through `WebhookApi`: 15 per channel, Manage Webhooks
+ * needed to list and create (switchable), tokens for execute/modify, 10015 once deleted.
+ */
+export class FakeWebhooks implements WebhookApi {
+  manageWebhooks = true;
+  readonly hooks = new Map<string, FakeHook>();
+  readonly calls: string[] = [];
+  constructor(private readonly guild: FakeGuild) {}
+
+  problem(channelId: string): string | undefined {
+    return this.manageWebhooks ? undefined : `I lack the Manage Webhooks permission in #${this.guild.channelName(channelId) ?? channelId}`;
+  }
+  private live(channelId: string): FakeHook[] {
+    return [...this.hooks.values()].filter((h) => !h.deleted && h.channelId === channelId);
+  }
+  private byRef(ref: WebhookRef): FakeHook {
+    const h = this.hooks.get(ref.id);
+    if (!h || h.deleted) throw new WebhookCallError('unknown-webhook', 'Unknown Webhook (10015)');
+    if (h.token !== ref.token) throw new WebhookCallError('other', 'Invalid Webhook Token (50027)');
+    return h;
+  }
+  async list(channelId: string): Promise<ListedWebhook[]> {
+    this.calls.push(`list ${channelId}`);
+    if (!this.manageWebhooks) throw new WebhookCallError('forbidden', 'Missing Permissions (50013)');
+    return this.live(channelId).map((h) => ({ id: h.id, name: h.name, own: h.own, creatorId: h.creatorId, ...(h.own ? { token: h.token, applicationId: this.guild.botUserId } : {}) }));
+  }
+  async create(channelId: string, p: { name: string; avatar?: { bytes: Buffer; contentType: string } }): Promise<WebhookRef & { name: string }> {
+    this.calls.push(`create ${p.name}`);
+    if (!this.manageWebhooks) throw new WebhookCallError('forbidden', 'Missing Permissions (50013)');
+    if (this.guild.channels.get(channelId)?.parentId) throw new WebhookCallError('other', 'Cannot execute action on this channel type (50024)');
+    if (this.live(channelId).length >= 15) throw new WebhookCallError('limit', 'Maximum number of webhooks reached (15) (30007)');
+    const h: FakeHook = { id: snowflake(), token: `tok-${snowflake()}`, channelId, name: p.name, avatar: p.avatar?.bytes ?? null, own: true, creatorId: this.guild.botUserId, deleted: false };
+    this.hooks.set(h.id, h);
+    return { id: h.id, token: h.token, name: h.name };
+  }
+  /** Someone else's webhook in a channel (a proxy bot's). */
+  addForeign(channelId: string, creatorId: string, name = 'PluralKit Proxy Webhook'): FakeHook {
+    const h: FakeHook = { id: snowflake(), token: `tok-${snowflake()}`, channelId, name, avatar: null, own: false, creatorId, deleted: false };
+    this.hooks.set(h.id, h);
+    return h;
+  }
+  async modify(ref: WebhookRef, p: { name: string; avatar: { bytes: Buffer; contentType: string } | null }): Promise<void> {
+    const h = this.byRef(ref);
+    this.calls.push(`modify ${h.name} -> ${p.name}`);
+    h.name = p.name;
+    h.avatar = p.avatar?.bytes ?? null;
+  }
+  async execute(ref: WebhookRef, p: { content: string; threadId?: string }): Promise<PostedMessage> {
+    const h = this.byRef(ref);
+    const target = this.guild.channels.get(p.threadId ?? h.channelId);
+    if (!target || (p.threadId && target.parentId !== h.channelId)) throw new WebhookCallError('other', 'Unknown Channel (10003)');
+    if (p.content.length > 2000) throw new Error(`Discord would refuse ${p.content.length} characters`);
+    const rec: Posted = { id: snowflake(), content: p.content, edits: 0, webhook: { id: h.id, name: h.name, avatar: h.avatar } };
+    target.posted.push(rec);
+    return {
+      id: rec.id,
+      edit: async (content: string) => {
+        this.byRef(ref);
+        if (content.length > 2000) throw new Error(`Discord would refuse an edit of ${content.length} characters`);
+        rec.content = content;
+        rec.edits++;
+      },
+    };
+  }
+  /** A moderator deletes it in the server settings. */
+  deleteByModerator(id: string): void {
+    const h = this.hooks.get(id);
+    if (h) h.deleted = true;
+  }
+  ownIn(channelId: string): FakeHook[] {
+    return this.live(channelId).filter((h) => h.own);
+  }
 }
 
 export class FakeGuild implements GuildPort {
@@ -78,10 +183,26 @@ export class FakeGuild implements GuildPort {
   readonly voiceChannels = new Map<string, { name: string; members: VoiceMember[] }>();
   readonly names = new Map<string, string>();
   readonly roles = new Map<string, string[]>();
+  /** Channel webhooks, when enabled (`enableWebhooks()`); absent, replies are posted by the bot. */
+  webhooks: FakeWebhooks | undefined;
+  /** Members asked about by `hasMember` (proxy bots). */
+  readonly members = new Set<string>();
   constructor(
     readonly id: string,
     readonly name: string,
   ) {}
+  enableWebhooks(): FakeWebhooks {
+    this.webhooks ??= new FakeWebhooks(this);
+    return this.webhooks;
+  }
+  async hasMember(userId: string): Promise<boolean> {
+    return this.members.has(userId);
+  }
+  addThread(parent: RecordingChannel, name: string): RecordingChannel {
+    const c = new RecordingChannel(snowflake(), name, parent.id);
+    this.channels.set(c.id, c);
+    return c;
+  }
   addText(name: string): RecordingChannel {
     const c = new RecordingChannel(snowflake(), name);
     this.channels.set(c.id, c);
@@ -147,6 +268,7 @@ export function makeCore(
     voiceIdleLeaveMs?: number;
     recordRetryMs?: number;
     busyTimeoutMs?: number;
+    proxyHoldMs?: number;
   } = {},
 ): CoreHarness {
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'vd-bot-'));
@@ -178,6 +300,7 @@ export function makeCore(
     contextDebounceMs: 20,
     resumeRetryMs: { first: 100, max: 400 },
     recordRetryMs: opts.recordRetryMs,
+    proxyHoldMs: opts.proxyHoldMs,
   });
   core.discordReady = true;
   return {

@@ -160,11 +160,16 @@ describe('Store', () => {
 
   it('upgrades a database of the first schema version, keeping its sessions, and adds the pending messages', () => {
     const v1 = openStore({ migrations: MIGRATIONS.slice(0, 1) });
-    v1.saveGuildSession(session);
     expect(v1.schemaVersion).toBe(1);
     v1.close();
+    // Written as the first version wrote it (today's store writes columns it did not have).
+    const raw = new DatabaseSync(path.join(dir, DB_FILE_NAME));
+    raw
+      .prepare('INSERT INTO guild_sessions (guild_id, character_id, character_name, chat_id, text_channel_id, voice_channel_id, active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, 1, 1, 1)')
+      .run(session.guildId, session.characterId, session.characterName, session.chatId, session.textChannelId);
+    raw.close();
     const s = openStore();
-    expect(s.appliedMigrations).toEqual([`2: ${MIGRATIONS[1]!.description}`]);
+    expect(s.appliedMigrations).toEqual(MIGRATIONS.slice(1).map((m, i) => `${i + 2}: ${m.description}`));
     expect(s.getGuildSession(session.guildId)).toMatchObject({ chatId: 'chat-1', active: true });
     s.addPendingMessage({ guildId: session.guildId, chatId: 'chat-1', discordMessageId: undefined, text: 'x' });
     expect(s.listPendingMessages(session.guildId)).toHaveLength(1);
@@ -174,5 +179,51 @@ describe('Store', () => {
     const s = openStore();
     s.close();
     expect(() => s.getGuildSession('x')).toThrow(StoreError);
+  });
+});
+
+describe('Store: casts and webhooks', () => {
+  it('keeps a chat’s cast and scenario with its record, and reads records without one', () => {
+    const s = openStore();
+    s.saveGuildSession(session);
+    expect(s.getGuildSession(session.guildId)?.cast).toBeUndefined();
+    const cast = [
+      { id: 'char-holt', name: 'Captain Holt' },
+      { id: 'char-mira', name: 'Mira' },
+    ];
+    s.saveGuildSession({ ...session, characterId: 'char-holt', characterName: 'Captain Holt', cast, scenario: { id: 'sc-1', name: 'The Bridge' } });
+    s.close();
+    const again = openStore();
+    expect(again.getGuildSession(session.guildId)).toMatchObject({ characterId: 'char-holt', cast, scenario: { id: 'sc-1', name: 'The Bridge' } });
+  });
+
+  it('stores the bot’s webhooks per channel, least recently used first, and forgets them with the guild', () => {
+    const s = openStore();
+    const hook = (id: string, lastUsedAt: number) => ({
+      id,
+      guildId: session.guildId,
+      channelId: 'ch-1',
+      token: `token-${id}`,
+      personaKey: `char-${id}`,
+      name: `Name ${id}`,
+      avatarKey: '',
+      lastUsedAt,
+      createdAt: 1,
+    });
+    s.saveWebhook(hook('w1', 20));
+    s.saveWebhook(hook('w2', 10));
+    s.saveWebhook({ ...hook('w3', 5), channelId: 'ch-2' });
+    expect(s.listWebhooks('ch-1').map((w) => w.id)).toEqual(['w2', 'w1']);
+    s.saveWebhook({ ...hook('w2', 30), personaKey: undefined });
+    expect(s.listWebhooks('ch-1').map((w) => [w.id, w.personaKey])).toEqual([
+      ['w1', 'char-w1'],
+      ['w2', undefined],
+    ]);
+    expect(s.findWebhook('w3')?.token).toBe('token-w3');
+    s.deleteWebhook('w1');
+    expect(s.findWebhook('w1')).toBeUndefined();
+    s.forgetGuild(session.guildId);
+    expect(s.listWebhooks('ch-1')).toEqual([]);
+    expect(s.listWebhooks('ch-2')).toEqual([]);
   });
 });

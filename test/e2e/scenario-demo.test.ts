@@ -58,6 +58,7 @@ describe('scenario: npm run demo', () => {
       'The bot comes online',
       'starts a character with /start',
       'Alice types; the reply streams',
+      'both answer, in text and in voice',
       'Alice speaks; Aria answers out loud',
       'Bob talks over Alice',
       'barge-in',
@@ -68,6 +69,11 @@ describe('scenario: npm run demo', () => {
     }
     expect(output).toMatch(/autocomplete offers Aria/);
     expect(output).toMatch(/Alice \(text\)\s+Hi Aria!/);
+    // Two characters, each posting under its own name, each heard in the voice channel, in order.
+    expect(output).toMatch(/Captain Holt joined the chat/);
+    expect(output).toMatch(/Aria \(text\)\s+Oh, it is beautiful!/);
+    expect(output).toMatch(/Captain Holt \(text\) Steady as she goes\./);
+    expect(output).toMatch(/Captain Holt \(voice\) ▶ speaks the answer/);
     expect(output).toMatch(/🎙️ Bob: How about a space adventure, with aliens and a lost moon\?/);
     expect(output).toMatch(/speech end → first reply audio: \d+ ms/);
     expect(output).toMatch(/voice frames end-to-end encrypted \(DAVE v1\), 0 in clear/);
