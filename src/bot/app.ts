@@ -202,7 +202,7 @@ export async function runBot(config: Config): Promise<RunningBot> {
     });
     c.on(Events.VoiceStateUpdate, (before, after) => {
       if (!accepting) return;
-      core.voiceStateChanged(after.guild.id, before.channelId ?? undefined, after.channelId ?? undefined);
+      core.voiceStateChanged(after.guild.id, before.channelId ?? undefined, after.channelId ?? undefined, after.id === c.user?.id);
     });
     c.on(Events.GuildDelete, (guild) => {
       // `available === false` is an outage, not a removal: keep everything.

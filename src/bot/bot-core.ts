@@ -325,8 +325,10 @@ export class BotCore {
     s.handleMessageDelete(messageId);
   }
 
-  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined): void {
-    this.sessions.get(guildId)?.voiceMembersChanged([oldChannelId, newChannelId]);
+  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined, isBot = false): void {
+    const s = this.sessions.get(guildId);
+    if (isBot) s?.botVoiceChanged();
+    s?.voiceMembersChanged([oldChannelId, newChannelId]);
   }
 
   async channelDeleted(guildId: string, channelId: string): Promise<void> {

@@ -98,6 +98,24 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     },
     channelName: (channelId) => guild.channels.cache.get(channelId)?.name,
     isVoiceChannel: (channelId) => guild.channels.cache.get(channelId)?.isVoiceBased() ?? false,
+    isStageChannel: (channelId) => guild.channels.cache.get(channelId)?.type === ChannelType.GuildStageVoice,
+    botSuppressed: () => guild.members.me?.voice.suppress ?? false,
+    async requestToSpeak() {
+      const voice = guild.members.me?.voice;
+      if (!voice?.channelId) return 'refused';
+      try {
+        await voice.setSuppressed(false);
+        return 'speaking';
+      } catch {
+        // No Mute Members on this Stage: ask, like an audience member raising their hand.
+      }
+      try {
+        await voice.setRequestToSpeak(true);
+        return 'requested';
+      } catch {
+        return 'refused';
+      }
+    },
     voiceProblem(channelId) {
       const ch = guild.channels.cache.get(channelId);
       if (!ch?.isVoiceBased()) return 'that voice channel is gone';

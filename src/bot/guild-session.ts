@@ -251,7 +251,7 @@ export class GuildSession extends EventEmitter {
       channel: () => this.channel(),
       log: () => this.log,
       // A reply to a voice turn is heard; it is shown only when transcripts are mirrored.
-      showsReplies: () => !(this.lastInput === 'voice' && this.voiceAttachment.connection && !this.mirrorTranscripts()),
+      showsReplies: () => !(this.lastInput === 'voice' && this.voiceAttachment.audible && !this.mirrorTranscripts()),
       editIntervalMs: deps.editIntervalMs,
       target: (channel, speaker) =>
         replyTarget(
@@ -1024,6 +1024,12 @@ export class GuildSession extends EventEmitter {
   }
 
   // ---- context -------------------------------------------------------------------------
+
+  /** The bot's own voice state changed (e.g. on a Stage: invited to speak, or moved to the audience). */
+  botVoiceChanged(): void {
+    if (!this.bridging) return;
+    this.voiceAttachment.botVoiceChanged();
+  }
 
   /** Voice members changed (join/leave/move) in this guild: update Voxta's context, debounced. */
   voiceMembersChanged(channelIds: Array<string | undefined>): void {

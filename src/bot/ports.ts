@@ -60,6 +60,15 @@ export interface GuildPort {
   /** Channel name, or undefined when the channel does not exist (any more). */
   channelName(channelId: string): string | undefined;
   isVoiceChannel(channelId: string): boolean;
+  /** A Stage channel: joining makes the bot audience (suppressed) until it may speak. */
+  isStageChannel(channelId: string): boolean;
+  /** The bot is in voice here but suppressed (a Stage audience): it cannot be heard. */
+  botSuppressed(): boolean;
+  /**
+   * On a Stage: become a speaker (needs Mute Members there), else raise the bot's hand (Request to
+   * Speak). What happened: 'speaking', 'requested' (a stage moderator must invite it) or 'refused'.
+   */
+  requestToSpeak(): Promise<'speaking' | 'requested' | 'refused'>;
   /** Why the bot cannot join and speak in this voice channel (permissions, full), or undefined. */
   voiceProblem(channelId: string): string | undefined;
   voiceMembers(channelId: string): VoiceMember[];

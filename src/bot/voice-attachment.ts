@@ -62,6 +62,10 @@ export class VoiceAttachment {
   private awayFrom: string | undefined;
   private emptyTimer: NodeJS.Timeout | undefined;
   private rejoinQueued = false;
+  /** On a Stage: whether the bot could be heard when last checked (to say so when it changes). */
+  private stageSpeaking: boolean | undefined;
+  /** What the Stage said about speaking when the bot joined it, told with the listening notice. */
+  private stageNote: string | undefined;
   /** Members' roles as fetched from Discord when they started speaking (privacy checks). */
   private readonly freshRoles = new Map<string, { roles: string[]; at: number }>();
   /** Counters of earlier (left) voice connections, so guild totals survive rejoins. */
@@ -137,6 +141,7 @@ export class VoiceAttachment {
         voxta,
         config: this.deps.config.voice,
         isListenable: (userId) => this.isListenable(userId),
+        canSpeak: () => this.audible,
         // Only when a role can opt members out: the check costs a REST call per speaker (cached).
         verifyListenable: this.deps.config.voice.optOutRoleId ? (userId) => this.verifyListenable(userId) : undefined,
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
@@ -161,6 +166,7 @@ export class VoiceAttachment {
       checkNotAborted(signal);
     }
     this.voice = voice;
+    await this.takeTheStage(guild, channelId, signal);
     voice.once('ended', (why: string) => {
       this.deps.enqueue('voice ended', async () => this.ended(voice, String(why ?? ''))).catch((err: unknown) => {
         this.deps.log().debug({ err: errorInfo(err) }, 'guild session: voice-ended handling did not run (the session stopped)');
@@ -173,7 +179,45 @@ export class VoiceAttachment {
 
   /** The one sentence that says the bot listens in the channel it is in now (posted by the caller). */
   listeningNotice(): string | undefined {
-    return this.voice ? listeningNotice(this.voice.channelId) : undefined;
+    if (!this.voice) return undefined;
+    return this.stageNote ? `${listeningNotice(this.voice.channelId)} ${this.stageNote}` : listeningNotice(this.voice.channelId);
+  }
+
+  /** The character can be heard in the channel (in voice, and not a Stage audience). */
+  get audible(): boolean {
+    if (!this.voice) return false;
+    return !(this.deps.guild()?.isStageChannel(this.voice.channelId) && this.deps.guild()?.botSuppressed());
+  }
+
+  /**
+   * On a Stage a bot joins as audience and nobody hears it: it asks to speak (un-suppresses itself
+   * when it may, else raises its hand) and says plainly what happened; until it speaks, replies are
+   * answered in text and never acknowledged to Voxta as heard.
+   */
+  private async takeTheStage(guild: GuildPort, channelId: string, signal: AbortSignal): Promise<void> {
+    this.stageNote = undefined;
+    this.stageSpeaking = undefined;
+    if (!guild.isStageChannel(channelId)) return;
+    const outcome = guild.botSuppressed() ? await guild.requestToSpeak().catch(() => 'refused' as const) : 'speaking';
+    checkNotAborted(signal);
+    this.stageSpeaking = outcome === 'speaking' && !guild.botSuppressed();
+    this.deps.log().info({ channelId, outcome }, 'guild session: joined a Stage');
+    if (this.stageSpeaking) return;
+    this.stageNote =
+      outcome === 'requested'
+        ? 'This is a Stage and I joined as audience, so nobody can hear me yet: I asked to speak, and a stage moderator can invite me up (or give me the Mute Members permission there). Until then I answer here in text.'
+        : 'This is a Stage and I joined as audience, so nobody can hear me: I may not even ask to speak (I need the Request to Speak permission there). I answer here in text; move me to a voice channel or invite me to speak.';
+  }
+
+  /** The bot's own voice state changed (a stage moderator invited it up, or moved it back). */
+  botVoiceChanged(): void {
+    if (!this.voice || this.stageSpeaking === undefined) return;
+    const now = this.audible;
+    if (now === this.stageSpeaking) return;
+    this.stageSpeaking = now;
+    this.deps
+      .post(now ? `I can speak on the stage now; you will hear me in <#${this.voice.channelId}>.` : 'I was moved to the stage audience, so nobody can hear me; I answer here in text until I am invited to speak again.')
+      .catch(() => undefined);
   }
 
   /** Leaves voice (if in it) and gives the slot back. Never throws. */

@@ -63,6 +63,11 @@ export interface GuildVoiceOptions {
   config: Config['voice'];
   /** false for bots, the bot itself, opted-out members. */
   isListenable(userId: string): boolean;
+  /**
+   * False while the bot may not be heard in the channel (a Stage channel's audience): replies are
+   * then not fetched nor played, and acknowledged as unplayed (duration 0) — never as heard.
+   */
+  canSpeak?(): boolean;
   /** A fresh check when a member starts speaking (see `UplinkOptions.verifyListenable`). */
   verifyListenable?(userId: string): Promise<boolean>;
   displayName(userId: string): string;
@@ -143,6 +148,7 @@ export class GuildVoice extends EventEmitter<Events> {
     bargeIns: 0,
     voxtaInterrupts: 0,
     pausedAborts: 0,
+    chunksInaudible: 0,
   };
   private readonly voxtaListeners: Array<[string, (...args: never[]) => void]> = [];
 
@@ -462,9 +468,12 @@ export class GuildVoice extends EventEmitter<Events> {
     const r = this.reply(m.messageId);
     r.senderId ??= m.senderId;
     if (isNew) this.bargeIn.setAnswering(this.lastSpeaker);
+    // Not heard in the channel (a Stage audience): no audio, acknowledged as such, in order.
+    const audible = this.opts.canSpeak?.() ?? true;
+    if (!audible) this.counters.chunksInaudible++;
     this.queue.push({
       messageId: m.messageId,
-      audioUrl: m.audioUrl,
+      audioUrl: audible ? m.audioUrl : '',
       text: m.text,
       startIndex: m.startIndex,
       endIndex: m.endIndex,

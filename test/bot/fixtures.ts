@@ -222,6 +222,15 @@ export class FakeGuild implements GuildPort {
   isVoiceChannel(channelId: string): boolean {
     return this.voiceChannels.has(channelId);
   }
+  isStageChannel(): boolean {
+    return false;
+  }
+  botSuppressed(): boolean {
+    return false;
+  }
+  async requestToSpeak(): Promise<'speaking' | 'requested' | 'refused'> {
+    return 'speaking';
+  }
   voiceProblem(channelId: string): string | undefined {
     return this.voiceChannels.has(channelId) ? undefined : 'that voice channel is gone';
   }
