@@ -23,6 +23,8 @@ export interface Config {
     adminRoleIds: string[];
     /** Proxy bots (besides PluralKit and Tupperbox) whose webhook reposts are read as their members' words. */
     proxyBotIds: string[];
+    /** Discord's media CDN: pictures members post are downloaded from its host (and media.discordapp.net) only. */
+    cdnUrl: string;
   };
   voxta: {
     /** Base URL without credentials. */
@@ -32,6 +34,8 @@ export interface Config {
     basicAuth: { username: string; password: string } | undefined;
     maxChats: number;
     maxVoiceSessions: number;
+    /** Offer pictures members post to Voxta's vision (capture requests). */
+    vision: boolean;
   };
   voice: {
     endOfUtteranceMs: number;
@@ -159,6 +163,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
       apiUrl,
       adminRoleIds: snowflakes(env, 'ADMIN_ROLE_IDS'),
       proxyBotIds: snowflakes(env, 'PROXY_BOT_IDS'),
+      cdnUrl: httpUrl(env, 'DISCORD_CDN_URL', 'https://cdn.discordapp.com').href.replace(/\/$/, ''),
     },
     voxta: {
       url: voxtaUrl,
@@ -166,6 +171,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
       basicAuth,
       maxChats: int(env, 'VOXTA_MAX_CHATS', 2, 1, 100),
       maxVoiceSessions: int(env, 'VOXTA_MAX_VOICE_SESSIONS', 1, 0, 100),
+      vision: bool(env, 'VOXTA_VISION', true),
     },
     voice: {
       endOfUtteranceMs: int(env, 'END_OF_UTTERANCE_MS', 700, 200, 5000),

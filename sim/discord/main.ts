@@ -160,7 +160,7 @@ async function main(): Promise<void> {
       `  Members:   ${alice.username} (${alice.id}), ${admin.username} (${admin.id}, admin)`,
       '',
       'Run the bot against it with:',
-      `  DISCORD_TOKEN=${sim.token} DISCORD_API_URL=${sim.restUrl} DISCORD_GUILD_ID=${guild.id} NODE_EXTRA_CA_CERTS=${sim.caCertPath} npm start`,
+      `  DISCORD_TOKEN=${sim.token} DISCORD_API_URL=${sim.restUrl} DISCORD_CDN_URL=${sim.cdnUrl} DISCORD_GUILD_ID=${guild.id} NODE_EXTRA_CA_CERTS=${sim.caCertPath} npm start`,
       '',
       'Type "help" for scenario commands; Ctrl-C to stop.',
       '',

@@ -219,6 +219,8 @@ export class UserConnection implements SessionOwner {
         TextGen: [{ serviceName: 'SimTextGen' }],
         TextToSpeech: this.ctx.options.tts.enabled ? [{ serviceName: 'SimToneTTS' }] : [],
         SpeechToText: this.ctx.options.stt.enabled ? [{ serviceName: 'SimVadSTT' }] : [],
+        // The service that describes pictures (Voxta's ServiceTypes.ComputerVision, e.g. Florence-2).
+        ComputerVision: this.ctx.options.vision.enabled ? [{ serviceName: 'SimVision' }] : [],
       },
       featureFlags: [],
     });

@@ -21,6 +21,7 @@ import {
   autocompleteContext,
   commandContext,
   guildPort,
+  imagesOf,
   incomingMessage,
   incomingWebhookMessage,
   isForeignWebhookMessage,
@@ -79,6 +80,8 @@ export async function runBot(config: Config): Promise<RunningBot> {
       new VoxtaChatSession({
         endpoint,
         textOnly: !voice,
+        // Voxta may ask for the pictures members post (docs/voxta-vision.md).
+        ...(config.voxta.vision ? { vision: { sources: ['Screen' as const] } } : {}),
         log,
         logBindings: { guildId },
       }),
@@ -182,6 +185,12 @@ export async function runBot(config: Config): Promise<RunningBot> {
     });
     c.on(Events.MessageUpdate, (old, updated: Message | PartialMessage) => {
       if (!accepting || !core.messageContentAvailable) return;
+      // Discord resolved an image link after the message was posted: the picture is offered to Voxta.
+      if (!old.partial && isHumanGuildMessage(updated, c.user?.id) && old.embeds.length < updated.embeds.length) {
+        const before = new Set(imagesOf(old).map((r) => r.url));
+        const added = imagesOf(updated).filter((r) => !before.has(r.url) && !updated.attachments.some((a) => a.url === r.url));
+        if (added.length) core.messageImagesResolved(updated.guildId, updated.channelId, updated.author.id, updated.member?.displayName ?? updated.author.displayName, added);
+      }
       // Link previews and pins also fire updates: only a changed text is an edit.
       if (!old.partial && old.content === updated.content) return;
       if (isForeignWebhookMessage(updated, c.user?.id, c.application?.id)) {

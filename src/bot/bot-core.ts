@@ -11,6 +11,7 @@ import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
 import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
 import { OperationCancelledError } from './guild-operations.js';
 import { credentialsRefusedNotice, GuildSession, isAuthRefusal, type GuildSessionState } from './guild-session.js';
+import type { ImageRef } from './channel-images.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
 import { KNOWN_PROXY_BOTS, ProxyGate, type IncomingWebhookMessage } from './proxy-gate.js';
 import { AvatarCache } from './reply-targets.js';
@@ -301,6 +302,11 @@ export class BotCore {
   }
 
   /** A bridged message was edited (`proxied`: a proxy bot's repost, said by its name). */
+  /** Discord resolved an image link of a member's message (a picture embed added later). */
+  messageImagesResolved(guildId: string, channelId: string, authorId: string, authorName: string, refs: ImageRef[]): void {
+    this.sessions.get(guildId)?.imagesResolved(channelId, authorId, authorName, refs);
+  }
+
   messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string, proxied = false): void {
     // Still held for a proxy bot's repost: it goes out with the new text.
     if (this.gates.get(guildId)?.edited(channelId, messageId, content)) return;

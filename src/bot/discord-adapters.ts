@@ -22,6 +22,7 @@ import {
 import type { AutocompleteContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
 import type { BotCore } from './bot-core.js';
 import { WebhookCallError, type GuildPort, type IncomingTextMessage, type OutgoingMessage, type PostedMessage, type TextChannelPort, type WebhookApi } from './ports.js';
+import type { ImageRef } from './channel-images.js';
 import type { IncomingWebhookMessage } from './proxy-gate.js';
 
 /** Never let a character's text ping @everyone, roles or users. */
@@ -310,13 +311,38 @@ export function autocompleteContext(core: BotCore, interaction: AutocompleteInte
   };
 }
 
+/** File names Discord would show as pictures (the bytes decide later; this only picks candidates). */
+const PICTURE_NAME = /\.(png|jpe?g|webp|gif)$/i;
+
+/**
+ * The pictures of a message: image attachments, and embeds Discord resolved for image links
+ * (their proxied copy on Discord's media CDN). Animated `gifv` embeds are videos: left out.
+ */
+export function imagesOf(message: Pick<Message, 'attachments' | 'embeds'>): ImageRef[] {
+  const refs: ImageRef[] = [];
+  for (const a of message.attachments.values()) {
+    const type = a.contentType ?? undefined;
+    if (!(type?.startsWith('image/') || PICTURE_NAME.test(a.name))) continue;
+    refs.push({ url: a.url, name: a.name, ...(type ? { contentType: type } : {}), size: a.size });
+  }
+  for (const e of message.embeds) {
+    if (e.data.type !== 'image' && e.data.type !== 'rich' && e.data.type !== 'article') continue;
+    const img = e.data.type === 'image' ? (e.thumbnail ?? e.image) : (e.image ?? undefined);
+    const url = img?.proxyURL ?? img?.url;
+    if (url) refs.push({ url, name: url.split('?')[0]?.split('/').pop() ?? 'image' });
+  }
+  return refs;
+}
+
 export function incomingMessage(message: Message<true>, botUserId: string): IncomingTextMessage {
+  const images = imagesOf(message);
   return {
     id: message.id,
     channelId: message.channelId,
     authorId: message.author.id,
     authorName: message.member?.displayName ?? message.author.displayName,
     content: message.content,
+    ...(images.length ? { images } : {}),
     react: async (emoji) => {
       await message.react(emoji);
     },

@@ -31,12 +31,14 @@ import { errorInfo, type Logger } from '../log.js';
 import type { CastEntry, GuildSessionRecord, Store } from '../store/store.js';
 import { senderOf, type ChatInfo } from '../voxta/chat-info.js';
 import { VoxtaNotFoundError } from '../voxta/errors.js';
+import { attachVisionResponder, captureCommand, type VisionResponder } from '../voxta/vision.js';
 import type { CloseOutcome } from '../voxta/chat-session.js';
 import type { AppTriggerMessage, ContextItem, HistoryMessage, ReplyChunkMessage, ServerMessage, ServerUpdateMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
 import type { BotMetrics } from './bot-metrics.js';
 import { emoteReaction } from './app-triggers.js';
+import { ChannelImages, discordCdnAllow, type ImageRef } from './channel-images.js';
 import { abortable, abortReason, checkNotAborted, GuildOperations, OperationCancelledError } from './guild-operations.js';
 import { RecentSamples } from './metrics.js';
 import { PendingMessages } from './pending-messages.js';
@@ -75,6 +77,8 @@ const TRANSITIONS: Record<GuildSessionState, readonly GuildSessionState[]> = {
 /** Longest user text sent as one message; see `text-bridge` notes in the README. */
 export const MAX_SEND_CHARS = 6000;
 const TRUNCATED_EMOJI = '✂️';
+/** What a message that is only a picture says to the character. */
+export const PICTURE_PLACEHOLDER = '(shows a picture)';
 const NOT_DELIVERED_EMOJI = '❌';
 const CONTEXT_DEBOUNCE_MS = 1500;
 /** The same Voxta error is posted again only after this long. */
@@ -158,6 +162,8 @@ export interface SessionStatus {
   pendingMessages: number;
   /** Why the stored record is behind (a database write failed), while it is. */
   storeProblem: RecordProblem | undefined;
+  /** Whether posted pictures are shown to the character ('absent': the server has no vision service). */
+  pictures: 'off' | 'present' | 'absent' | 'unknown';
 }
 
 /** What a Voxta connection that is being brought up needs to open its chat. */
@@ -226,6 +232,12 @@ export class GuildSession extends EventEmitter {
   /** Playback completes sent by this guild's earlier (closed) Voxta sessions. */
   private completesSentBefore = 0;
   private boundTextChannelId: string | undefined;
+  /** Pictures posted in the bound channel: the latest answers Voxta's capture requests. */
+  private readonly images: ChannelImages;
+  /** Answers the live Voxta connection's capture requests (vision on). */
+  private visionResponder: VisionResponder | undefined;
+  /** Messages carrying a picture, whose delivery first tells Voxta to look (`/capture`). */
+  private readonly picturesFor = new Set<string>();
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -261,6 +273,7 @@ export class GuildSession extends EventEmitter {
           this.severalVoices() || speaker?.narration === true,
         ),
     });
+    this.images = new ChannelImages({ log: () => this.log, allowUrl: discordCdnAllow(deps.config.discord.cdnUrl) });
     this.voiceAttachment = new VoiceAttachment({
       guildId: deps.guildId,
       guild: deps.guild,
@@ -526,6 +539,8 @@ export class GuildSession extends EventEmitter {
       this.pending.holding = false;
       this.pending.clearEchoes();
       this.speakers.clear();
+      this.images.clear();
+      this.picturesFor.clear();
       this.recentWriters.clear();
     } finally {
       // Whatever failed above, the slots are free and the machine is idle.
@@ -547,6 +562,9 @@ export class GuildSession extends EventEmitter {
   private async closeVoxta(voxta: VoxtaSessionPort, opts: { stopChat: boolean }): Promise<CloseOutcome> {
     if (this.voxta === voxta) this.voxta = undefined;
     this.detachVoxta(voxta);
+    // Stops answering at once (in-flight uploads are aborted); not waited for.
+    this.visionResponder?.close().catch(() => undefined);
+    this.visionResponder = undefined;
     const chatId = voxta.chatId;
     const onUpdate = (m: ServerUpdateMessage): void => {
       if (m.role.toLowerCase() === 'user') this.pending.echoed(m.text, m.messageId, chatId);
@@ -742,8 +760,12 @@ export class GuildSession extends EventEmitter {
     this.noteWriter(msg.authorId, msg.authorName);
     // A proxied name (PluralKit, Tupperbox) is always said: it is who is speaking.
     const multi = this.speakers.size > 1 || msg.proxied !== undefined;
-    const composed = multi ? attributeSpeaker(msg.authorName, msg.content, { maxChars: MAX_SEND_CHARS }) : this.capped(msg.content);
-    if (composed === '') return; // only an attachment or whitespace: nothing to say
+    const pictures = msg.images?.length && this.looksAtPicturesOf(msg.authorId) ? msg.images : undefined;
+    // A picture without words still tells the character something was shown.
+    const content = msg.content.trim() === '' && pictures ? PICTURE_PLACEHOLDER : msg.content;
+    const composed = multi ? attributeSpeaker(msg.authorName, content, { maxChars: MAX_SEND_CHARS }) : this.capped(content);
+    if (composed === '') return; // only a file or whitespace: nothing to say
+    if (pictures && this.images.add(pictures, msg.authorName)) this.picturesFor.add(msg.id);
     // capText marks a cut with " […]" (a message that itself ends so is not a cut).
     const truncated = composed.endsWith(' […]') && !msg.content.trimEnd().endsWith(' […]');
     if (truncated) {
@@ -766,6 +788,48 @@ export class GuildSession extends EventEmitter {
     this.deliver(voxta, msg.id, composed, 'text', rowId);
   }
 
+  /**
+   * Whether a member's pictures are offered to Voxta: vision is on, the server did not say it has
+   * no vision service, and the member has not opted out of being listened to (their pictures are
+   * never looked at either).
+   */
+  private looksAtPicturesOf(userId: string): boolean {
+    if (!this.deps.config.voxta.vision || this.visionService() === 'absent') return false;
+    try {
+      return !this.deps.store.isVoiceOptedOut(this.guildId, userId);
+    } catch (err) {
+      this.log.warn({ err: errorInfo(err) }, 'guild session: reading opt-outs failed; not looking at this picture');
+      return false;
+    }
+  }
+
+  /**
+   * Whether the Voxta server has a vision service, from its `configuration` (service types it has
+   * configured): 'absent' when it lists services but none for vision; 'unknown' before it said.
+   */
+  visionService(): 'present' | 'absent' | 'unknown' {
+    const services = this.voxta?.configuration?.services;
+    if (!services || typeof services !== 'object') return 'unknown';
+    const entries = Object.entries(services as Record<string, unknown>);
+    if (entries.length === 0) return 'unknown';
+    return entries.some(([type, list]) => /vision/i.test(type) && (!Array.isArray(list) || list.length > 0)) ? 'present' : 'absent';
+  }
+
+  /**
+   * Discord resolved an image link of a message in the bound channel (an embed added after it was
+   * posted): the picture becomes the channel's latest, and Voxta is asked to look at it.
+   */
+  imagesResolved(channelId: string, authorId: string, authorName: string, refs: ImageRef[]): void {
+    if (!this.bridging || channelId !== this.boundTextChannelId || refs.length === 0 || !this.looksAtPicturesOf(authorId)) return;
+    const voxta = this.voxta;
+    if (!voxta || !this.images.add(refs, authorName)) return;
+    try {
+      voxta.send(captureCommand('Screen'));
+    } catch (err) {
+      this.log.debug({ err: errorInfo(err) }, 'guild session: asking Voxta to look at a resolved picture failed');
+    }
+  }
+
   private capped(text: string): string {
     const clean = sanitizeUserText(text);
     if (clean === '') return '';
@@ -779,6 +843,9 @@ export class GuildSession extends EventEmitter {
     this.deps.metrics.turns.inc({ source });
     if (discordId) this.pending.expectEcho(discordId, text, rowId);
     try {
+      // The message carries a picture: Voxta is asked to look first (it then requests the image,
+      // which the vision responder uploads), and the text lands on that same user message.
+      if (discordId && this.picturesFor.delete(discordId)) voxta.send(captureCommand('Screen'));
       voxta.send(text);
     } catch (err) {
       // No chat to deliver to (closed under us): say so instead of dropping it silently.
@@ -872,6 +939,9 @@ export class GuildSession extends EventEmitter {
 
   private adoptVoxta(v: VoxtaSessionPort): void {
     this.voxta = v;
+    if (this.deps.config.voxta.vision) {
+      this.visionResponder = attachVisionResponder(v, (_req, signal) => this.images.latest(signal), { log: this.log });
+    }
     const mine = (): boolean => this.voxta === v;
     const on = <A extends unknown[]>(event: string, fn: (...args: A) => void): void => {
       const l = (...args: A): void => {
@@ -1128,6 +1198,7 @@ export class GuildSession extends EventEmitter {
       latency: { p50: this.latency.percentile(50), p95: this.latency.percentile(95), samples: this.latency.count },
       pendingMessages: this.pending.count,
       storeProblem: this.records.problem,
+      pictures: !this.deps.config.voxta.vision ? 'off' : this.visionService(),
     };
   }
 
@@ -1236,6 +1307,7 @@ export class GuildSession extends EventEmitter {
   /** Stops retrying record writes (the process is stopping, or the guild is forgotten). */
   dispose(): void {
     this.records.dispose();
+    this.images.close();
   }
 }
 

@@ -7,6 +7,7 @@ import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
 import type { APIEmbed } from 'discord.js';
 import type { GuildVoice, GuildVoiceOptions } from '../voice/guild-voice.js';
 import type { SessionState, VoxtaChatSession } from '../voxta/chat-session.js';
+import type { ImageRef } from './channel-images.js';
 
 // ---- Discord side ------------------------------------------------------------------------
 
@@ -156,6 +157,8 @@ export interface IncomingTextMessage extends MarkableMessage {
    * `Name: text` (the name is the point of proxying).
    */
   proxied?: { webhookId: string };
+  /** Pictures attached to it or embedded in it (for Voxta's vision). */
+  images?: ImageRef[];
 }
 
 // ---- Voxta side ---------------------------------------------------------------------------

@@ -54,6 +54,14 @@ export const status: Command = {
       value: lat && lat.samples > 0 ? `median ${fmtMs(lat.p50)}, 95th percentile ${fmtMs(lat.p95)} (last ${lat.samples} turns)` : 'no turns yet',
       inline: false,
     });
+    if (st && st.pictures !== 'off' && st.state !== 'idle') {
+      const words: Record<string, string> = {
+        present: 'shown to the character (Voxta has a vision service)',
+        unknown: 'offered to the character (Voxta did not say whether it has a vision service)',
+        absent: 'not shown: Voxta has no vision service (enable one in Voxta to let the character see pictures)',
+      };
+      fields.push({ name: 'Pictures', value: words[st.pictures] ?? st.pictures, inline: false });
+    }
     if (st?.storeProblem) {
       fields.push({
         name: 'Database',

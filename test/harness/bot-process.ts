@@ -179,6 +179,7 @@ export async function spawnBot(opts: SpawnBotOptions): Promise<BotProcess> {
     DOTENV_CONFIG_QUIET: 'true',
     DISCORD_TOKEN: opts.discordSim.token,
     DISCORD_API_URL: opts.discordSim.restUrl,
+    DISCORD_CDN_URL: opts.discordSim.cdnUrl,
     VOXTA_URL: opts.voxtaUrl,
     DATA_DIR: dataDir,
     LOG_LEVEL: opts.logLevel ?? 'debug',
