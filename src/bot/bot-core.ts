@@ -7,10 +7,13 @@ import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '../voxta/errors.js';
 import { Admission } from './admission.js';
+import { AgeGate, AgeRestrictionError } from './age-gate.js';
 import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
 import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
 import { OperationCancelledError } from './guild-operations.js';
 import { credentialsRefusedNotice, GuildSession, isAuthRefusal, type GuildSessionState } from './guild-session.js';
+import { GuildSettings, type SettingName } from './guild-settings.js';
+import { TalkGate } from './talk-gate.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
 
 export interface BotCoreDeps {
@@ -37,6 +40,12 @@ export class BotCore {
   readonly config: Config;
   readonly store: Store;
   readonly log: Logger;
+  /** Per-server settings (`/config`), over the environment's defaults. */
+  readonly settings: GuildSettings;
+  /** Who may talk to the character, and how often. */
+  readonly gate: TalkGate;
+  /** Explicit characters only in age-restricted channels. */
+  readonly ageGate: AgeGate;
   private readonly sessions = new Map<string, GuildSession>();
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   /** Guilds whose channel was told that Voxta refused the bot's credentials (told once per outage). */
@@ -55,6 +64,9 @@ export class BotCore {
     this.admission = new Admission(deps.config.voxta.maxChats, deps.config.voxta.maxVoiceSessions);
     this.metrics = createBotMetrics();
     this.catalog = new VoxtaCatalog(deps.rest, { log: deps.log });
+    this.settings = new GuildSettings(deps.store, deps.config, deps.log);
+    this.gate = new TalkGate({ settings: this.settings, store: deps.store, metrics: this.metrics, log: deps.log, guild: deps.guild });
+    this.ageGate = new AgeGate({ catalog: this.catalog, settings: this.settings, log: deps.log });
     this.metrics.bind({
       sessionStates: () => {
         const counts: Record<string, number> = {};
@@ -94,6 +106,7 @@ export class BotCore {
         contextDebounceMs: this.deps.contextDebounceMs,
         voiceIdleLeaveMs: this.deps.voiceIdleLeaveMs,
         recordRetryMs: this.deps.recordRetryMs,
+        admin: { settings: this.settings, gate: this.gate, ageGate: this.ageGate },
       });
       s.on('voxtaFailed', (info?: { authRefused?: boolean }) => {
         // The session already told the channel; later attempts that meet the same refusal stay quiet.
@@ -103,6 +116,10 @@ export class BotCore {
       this.sessions.set(guildId, s);
     }
     return s;
+  }
+
+  guild(guildId: string): GuildPort | undefined {
+    return this.deps.guild(guildId);
   }
 
   guildHasTextChannel(guildId: string, channelId: string): boolean {
@@ -162,6 +179,12 @@ export class BotCore {
       if (err instanceof OperationCancelledError) {
         // A /stop (or shutdown) got in first: it also cancelled the retries.
         this.log.info({ guildId }, 'resume: cancelled');
+        return;
+      }
+      if (err instanceof AgeRestrictionError) {
+        this.log.info({ guildId, reason: err.message }, 'resume: the chat may not run in its channels any more; not resuming it');
+        await session.post(`I did not resume the chat with ${rec.characterName}. ${err.message} It stays saved for /resume.`);
+        await session.stop('age restriction');
         return;
       }
       if (err instanceof VoxtaNotFoundError) {
@@ -225,6 +248,7 @@ export class BotCore {
   async humanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
     const s = this.sessions.get(guildId);
     if (s?.ownsChannel(msg.channelId)) {
+      if (this.refused(guildId, s, msg)) return;
       await s.handleHumanMessage(msg);
       return;
     }
@@ -233,7 +257,35 @@ export class BotCore {
     if (this.shuttingDown || (s && s.state !== 'idle')) return;
     const session = this.session(guildId);
     const rec = session.record;
-    if (rec?.active && rec.textChannelId === msg.channelId) await session.handleHumanMessage(msg, { resumePending: true });
+    if (rec?.active && rec.textChannelId === msg.channelId) {
+      if (this.refused(guildId, session, msg)) return;
+      await session.handleHumanMessage(msg, { resumePending: true });
+    }
+  }
+
+  /**
+   * Who may talk, and how often (see TalkGate): a message that is not forwarded gets one reaction
+   * (⛔ or 🐢) and nothing else.
+   */
+  private refused(guildId: string, session: GuildSession, msg: IncomingTextMessage): boolean {
+    const refusal = this.gate.admitText(guildId, msg.authorId, msg.roleIds, session.queuedTurns);
+    if (!refusal) return false;
+    this.log.debug({ guildId, userId: msg.authorId, reason: refusal.reason }, 'a message was not forwarded');
+    msg.react(refusal.emoji).catch((err: unknown) => this.log.debug({ guildId, err: errorInfo(err) }, 'marking a refused message failed'));
+    return true;
+  }
+
+  /** A channel of the guild changed (its age-restricted flag, or a thread's parent's). */
+  channelUpdated(guildId: string): void {
+    this.sessions.get(guildId)?.recheckAgeRestriction('a channel changed');
+  }
+
+  /** An admin changed a setting: what runs follows it where it can without a restart. */
+  settingChanged(guildId: string, name: SettingName): void {
+    const s = this.sessions.get(guildId);
+    if (!s) return;
+    if (name === 'barge-in') s.applyBargeIn();
+    if (name === 'explicit-characters') s.recheckAgeRestriction('the explicit-characters setting changed');
   }
 
   messageEdited(guildId: string, channelId: string, messageId: string, authorName: string, content: string): void {
@@ -256,8 +308,14 @@ export class BotCore {
     s.handleMessageDelete(messageId);
   }
 
-  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined): void {
-    this.sessions.get(guildId)?.voiceMembersChanged([oldChannelId, newChannelId]);
+  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined, userId?: string): void {
+    const s = this.sessions.get(guildId);
+    // A voice state carries the member's current roles: known fresh before they first speak.
+    if (s && userId && newChannelId && newChannelId === s.voiceChannelId) {
+      const roles = this.deps.guild(guildId)?.memberRoleIds(userId);
+      if (roles) this.gate.noteRoles(guildId, userId, roles);
+    }
+    s?.voiceMembersChanged([oldChannelId, newChannelId]);
   }
 
   async channelDeleted(guildId: string, channelId: string): Promise<void> {

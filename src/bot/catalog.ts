@@ -115,15 +115,22 @@ export class VoxtaCatalog {
     return c;
   }
 
-  /** Characters whose name contains what was typed (prefix matches first), ≤ 25. */
-  async characterChoices(typed: string, deadlineMs = AUTOCOMPLETE_DEADLINE_MS): Promise<Choice[]> {
-    const list = (await this.characters.within(deadlineMs)) ?? [];
+  /**
+   * Characters whose name contains what was typed (prefix matches first), ≤ 25. `explicit`: what
+   * to do with characters Voxta marks explicit: list them as the others (`show`, the default),
+   * list them marked 🔞 (`mark`), or leave them out (`hide`: where they may not run).
+   */
+  async characterChoices(typed: string, deadlineMs = AUTOCOMPLETE_DEADLINE_MS, opts: { explicit?: 'show' | 'mark' | 'hide' } = {}): Promise<Choice[]> {
+    const explicit = opts.explicit ?? 'show';
+    const list = ((await this.characters.within(deadlineMs)) ?? []).filter((c) => explicit !== 'hide' || c.explicitContent !== true);
     const q = typed.trim().toLowerCase();
     const scored = list
       .map((c) => ({ c, i: q ? c.name.toLowerCase().indexOf(q) : 0 }))
       .filter((x) => x.i >= 0)
       .sort((a, b) => (a.i === 0 ? 0 : 1) - (b.i === 0 ? 0 : 1) || a.c.name.localeCompare(b.c.name));
-    return scored.slice(0, AUTOCOMPLETE_LIMIT).map(({ c }) => ({ name: truncate(c.name, 100), value: c.id }));
+    return scored
+      .slice(0, AUTOCOMPLETE_LIMIT)
+      .map(({ c }) => ({ name: truncate(explicit === 'mark' && c.explicitContent === true ? `🔞 ${c.name}` : c.name, 100), value: c.id }));
   }
 
   /**

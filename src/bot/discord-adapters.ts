@@ -4,11 +4,16 @@
  */
 import {
   AttachmentBuilder,
+  ButtonStyle,
   ChannelType,
+  ComponentType,
   MessageFlags,
   PermissionFlagsBits,
   Routes,
+  type APIActionRowComponent,
+  type APIButtonComponentWithCustomId,
   type AutocompleteInteraction,
+  type ButtonInteraction,
   type ChatInputCommandInteraction,
   type Client,
   type Guild,
@@ -16,12 +21,31 @@ import {
   type PartialMessage,
   type SendableChannels,
 } from 'discord.js';
-import type { AutocompleteContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
+import type { AutocompleteContext, ButtonContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
 import type { BotCore } from './bot-core.js';
-import type { GuildPort, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort } from './ports.js';
+import type { GuildPort, IncomingTextMessage, MessageButton, OutgoingMessage, PostedMessage, TextChannelPort } from './ports.js';
 
 /** Never let a character's text ping @everyone, roles or users. */
 const NO_MENTIONS = { parse: [] as never[] };
+
+const BUTTON_STYLES = { primary: ButtonStyle.Primary, secondary: ButtonStyle.Secondary, success: ButtonStyle.Success, danger: ButtonStyle.Danger } as const;
+
+/** One action row of buttons (Discord's component JSON); none for an empty list. */
+export function buttonRows(buttons: readonly MessageButton[]): APIActionRowComponent<APIButtonComponentWithCustomId>[] {
+  if (buttons.length === 0) return [];
+  return [
+    {
+      type: ComponentType.ActionRow,
+      components: buttons.slice(0, 5).map((b) => ({
+        type: ComponentType.Button,
+        style: BUTTON_STYLES[b.style],
+        custom_id: b.customId,
+        label: b.label,
+        ...(b.emoji ? { emoji: { name: b.emoji } } : {}),
+      })),
+    },
+  ];
+}
 
 function toPayload(message: string | OutgoingMessage) {
   const m = typeof message === 'string' ? { content: message } : message;
@@ -29,6 +53,7 @@ function toPayload(message: string | OutgoingMessage) {
     ...(m.content !== undefined ? { content: m.content } : {}),
     ...(m.embeds ? { embeds: m.embeds } : {}),
     ...(m.files ? { files: m.files.map((f) => new AttachmentBuilder(f.data, { name: f.name })) } : {}),
+    ...(m.buttons ? { components: buttonRows(m.buttons) } : {}),
     allowedMentions: NO_MENTIONS,
   };
 }
@@ -43,6 +68,12 @@ export function textChannelPort(channel: SendableChannels & { id: string; name?:
         id: sent.id,
         edit: async (content) => {
           await sent.edit({ content, allowedMentions: NO_MENTIONS });
+        },
+        setButtons: async (buttons) => {
+          await sent.edit({ components: buttonRows(buttons) });
+        },
+        delete: async () => {
+          await sent.delete();
         },
       };
     },
@@ -108,6 +139,24 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     displayName: (userId) => guild.members.cache.get(userId)?.displayName ?? client.users.cache.get(userId)?.displayName ?? 'Someone',
     memberRoleIds: (userId) => [...(guild.members.cache.get(userId)?.roles.cache.keys() ?? [])],
     voiceAdapterCreator: () => guild.voiceAdapterCreator,
+    isAgeRestricted(channelId) {
+      const ch = guild.channels.cache.get(channelId);
+      if (!ch) return false;
+      // A thread has no flag of its own: its parent's applies.
+      const own = ch.isThread() ? ch.parent : ch;
+      return own !== null && 'nsfw' in own && own.nsfw === true;
+    },
+    guildRoles: () => [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name })),
+    async fetchMemberRoleIds(userId) {
+      try {
+        const member = await guild.members.fetch({ user: userId, force: true });
+        return [...member.roles.cache.keys()].filter((id) => id !== guild.id);
+      } catch (err) {
+        // 10007 Unknown Member: not (or no longer) in the server.
+        if ((err as { code?: unknown }).code === 10007) return undefined;
+        throw err;
+      }
+    },
     gatewaySessionStartedAt: () => gatewaySessions.get(client),
   };
 }
@@ -126,7 +175,7 @@ function channelKind(type: ChannelType): ChannelOption['kind'] {
   return 'other';
 }
 
-function invokerOf(interaction: ChatInputCommandInteraction, guild: Guild | null): Invoker {
+function invokerOf(interaction: ChatInputCommandInteraction | ButtonInteraction, guild: Guild | null): Invoker {
   const member = interaction.member;
   let roleIds: string[] = [];
   let displayName = interaction.user.displayName;
@@ -163,6 +212,13 @@ export function commandContext(core: BotCore, interaction: ChatInputCommandInter
       if (!ch) return undefined;
       return { id: ch.id, name: ch.name ?? ch.id, kind: channelKind(ch.type) };
     },
+    user(name) {
+      const user = interaction.options.getUser(name);
+      if (!user) return undefined;
+      const member = interaction.options.getMember(name);
+      const displayName = member && 'displayName' in member && typeof member.displayName === 'string' ? member.displayName : user.displayName;
+      return { id: user.id, displayName, bot: user.bot };
+    },
     subcommand: () => interaction.options.getSubcommand(false) ?? undefined,
     async defer({ ephemeral }) {
       if (interaction.deferred || interaction.replied) return;
@@ -196,10 +252,40 @@ export function autocompleteContext(core: BotCore, interaction: AutocompleteInte
     core,
     commandName: interaction.commandName,
     guildId: interaction.guildId,
+    channelId: interaction.channelId,
     focused: { name: focused.name, value: String(focused.value) },
+    option(name) {
+      // Options typed so far, as Discord sent them (channel options carry the channel id).
+      const raw = interaction.options.data.flatMap((o) => (o.options ? o.options : [o])).find((o) => o.name === name);
+      return raw?.value === undefined ? undefined : String(raw.value);
+    },
+    subcommand: () => interaction.options.getSubcommand(false) ?? undefined,
     respond: async (choices) => {
       if (interaction.responded) return;
       await interaction.respond(choices);
+    },
+  };
+}
+
+export function buttonContext(core: BotCore, interaction: ButtonInteraction<'cached' | 'raw'>): ButtonContext {
+  return {
+    core,
+    guildId: interaction.guildId,
+    channelId: interaction.channelId,
+    messageId: interaction.message.id,
+    customId: interaction.customId,
+    invoker: invokerOf(interaction, interaction.guild),
+    get acknowledged() {
+      return interaction.deferred || interaction.replied;
+    },
+    async deferUpdate() {
+      if (interaction.deferred || interaction.replied) return;
+      await interaction.deferUpdate();
+    },
+    async reply(content) {
+      const payload = { content, allowedMentions: NO_MENTIONS, flags: MessageFlags.Ephemeral } as const;
+      if (interaction.deferred || interaction.replied) await interaction.followUp(payload);
+      else await interaction.reply(payload);
     },
   };
 }
@@ -211,6 +297,8 @@ export function incomingMessage(message: Message<true>, botUserId: string): Inco
     authorId: message.author.id,
     authorName: message.member?.displayName ?? message.author.displayName,
     content: message.content,
+    // The message's member payload carries the author's roles as they are now.
+    ...(message.member ? { roleIds: [...message.member.roles.cache.keys()].filter((id) => id !== message.guildId) } : {}),
     react: async (emoji) => {
       await message.react(emoji);
     },

@@ -22,8 +22,13 @@
  *
  * The session decides what happens when; the details live with their own parts:
  * `PendingMessages` (user messages until Voxta has stored them: ⏳/❌, SQLite rows, held delivery),
- * `ReplyStream` (replies streamed into the channel), `VoiceAttachment` (the voice connection and
- * its slot) and `session-notices` (the sentences for failures).
+ * `ReplyStream` (replies streamed into the channel), `ReplyControls` (the buttons under the latest
+ * reply and what Voxta's deletions do to the shown messages), `VoiceAttachment` (the voice
+ * connection and its slot) and `session-notices` (the sentences for failures). Server admins'
+ * rules come in through `deps.admin`: the age gate (explicit characters only in age-restricted
+ * channels: checked before a chat opens, again with its real cast, before a /join, and when a
+ * channel, the cast or the setting changes: then the chat stops, kept for /resume), who may be
+ * listened to in voice (`TalkGate`) and the barge-in mode of the server.
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
@@ -33,8 +38,10 @@ import { VoxtaNotFoundError } from '../voxta/errors.js';
 import type { ContextItem, HistoryMessage, ServerMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
+import { AgeRestrictionError, type AgeGate } from './age-gate.js';
 import type { BotMetrics } from './bot-metrics.js';
 import { abortable, abortReason, checkNotAborted, GuildOperations, OperationCancelledError } from './guild-operations.js';
+import type { GuildSettings } from './guild-settings.js';
 import { RecentSamples } from './metrics.js';
 import { PendingMessages } from './pending-messages.js';
 import type {
@@ -46,9 +53,11 @@ import type {
   VoxtaSessionPort,
   VoxtaSessionState,
 } from './ports.js';
+import { ReplyControls, type ReplyAction } from './reply-controls.js';
 import { ReplyStream } from './reply-stream.js';
 import { credentialsRefusedNotice, isAuthRefusal } from './session-notices.js';
 import { SessionRecord, type RecordProblem } from './session-record.js';
+import type { TalkGate } from './talk-gate.js';
 import { UserFacingError } from './user-errors.js';
 import { VoiceAttachment, type VoicePlan } from './voice-attachment.js';
 
@@ -95,6 +104,14 @@ export interface GuildSessionDeps {
   voiceIdleLeaveMs?: number;
   /** Retry period for a stored record that could not be written (tests shorten it). */
   recordRetryMs?: number;
+  /** Server admins' rules (settings, who may talk, explicit characters); absent: none applies. */
+  admin?: SessionAdminDeps;
+}
+
+export interface SessionAdminDeps {
+  settings: GuildSettings;
+  gate: TalkGate;
+  ageGate: AgeGate;
 }
 
 export interface StartRequest {
@@ -145,6 +162,8 @@ export interface SessionStatus {
 /** What a Voxta connection that is being brought up needs to open its chat. */
 interface BringUp {
   kind: 'start' | 'resume';
+  /** The characters the chat is expected to have (checked against the age gate before opening). */
+  characterIds: readonly string[];
   textChannelId: string;
   voiceChannelId: string | undefined;
   /** The voice decision (its slot already taken when `join`). */
@@ -197,6 +216,10 @@ export class GuildSession extends EventEmitter {
   /** Playback completes sent by this guild's earlier (closed) Voxta sessions. */
   private completesSentBefore = 0;
   private boundTextChannelId: string | undefined;
+  /** The buttons under the latest reply, and what Voxta's deletions do to the shown messages. */
+  private readonly controls: ReplyControls;
+  /** Explicit characters of the chat (by name); undefined while Voxta could not tell. */
+  private explicitNames: string[] | undefined = [];
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -218,7 +241,14 @@ export class GuildSession extends EventEmitter {
       post,
       link: (discordId, voxtaId, chatId) => this.link(discordId, voxtaId, chatId),
     });
+    this.controls = new ReplyControls({
+      store: deps.store,
+      log: () => this.log,
+      channel: () => this.channel(),
+      chatId: () => this.voxta?.chatId,
+    });
     this.replies = new ReplyStream({
+      decorate: (messageId, channel) => this.controls.decorate(messageId, channel),
       channel: () => this.channel(),
       log: () => this.log,
       // A reply to a voice turn is heard; it is shown only when transcripts are mirrored.
@@ -240,6 +270,12 @@ export class GuildSession extends EventEmitter {
       mirror: (kind, name, text) => this.mirror(kind, name, text),
       presenceChanged: () => this.scheduleContextUpdate(),
       idleLeaveMs: deps.voiceIdleLeaveMs,
+      voiceConfig: () => ({ ...deps.config.voice, bargeIn: deps.admin?.settings.bargeIn(deps.guildId) ?? deps.config.voice.bargeIn }),
+      mayListen: (userId) => {
+        const verdict = deps.admin?.gate.admitVoice(deps.guildId, userId);
+        if (verdict?.notice) this.tell(verdict.notice);
+        return verdict?.ok ?? true;
+      },
     });
   }
 
@@ -301,6 +337,7 @@ export class GuildSession extends EventEmitter {
     return this.ops.run('start', (signal) =>
       this.open(signal, { chatIdToResume: undefined, keepPendingOnFailure: false }, {
         kind: 'start',
+        characterIds: [req.characterId],
         textChannelId: req.textChannelId,
         voiceChannelId: req.voiceChannelId,
         plan: { join: false, note: undefined },
@@ -323,6 +360,7 @@ export class GuildSession extends EventEmitter {
       const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
       return this.open(signal, { chatIdToResume: chatId, keepPendingOnFailure: req.keepPendingOnFailure ?? false }, {
         kind: 'resume',
+        characterIds: [stored.characterId],
         textChannelId,
         voiceChannelId,
         plan: { join: false, note: undefined },
@@ -376,8 +414,8 @@ export class GuildSession extends EventEmitter {
   }
 
   /**
-   * Opens a Voxta connection (registered at once), joins voice when planned, opens the chat and
-   * stores the record. Voice comes before the chat: a new chat opens with the character's
+   * Opens a Voxta connection (registered at once), checks the age gate (explicit characters),
+   * joins voice when planned, opens the chat (its real cast checked again) and stores the record. Voice comes before the chat: a new chat opens with the character's
    * greeting, which is then spoken instead of being acknowledged as text-only. Every await is
    * abortable; what it acquired stays registered for the teardown.
    */
@@ -386,9 +424,16 @@ export class GuildSession extends EventEmitter {
     this.voxtaHasAudio = up.plan.join;
     this.adoptVoxta(voxta);
     await abortable(voxta.connect(), signal);
+    // Voxta answers: may these characters run in these channels (the voice one only if joined)?
+    this.explicitNames = await this.ageCheck(up.characterIds, up.textChannelId, up.plan.join ? up.voiceChannelId : undefined, signal);
     const voiceNote = up.plan.join && up.voiceChannelId ? await this.voiceAttachment.connect(up.voiceChannelId, signal) : up.plan.note;
     checkNotAborted(signal);
     const started = await abortable(up.begin(voxta), signal);
+    // The cast Voxta opened may hold more characters than asked for (a resumed group chat).
+    const cast = voxta.chat?.characters.map((c) => c.id) ?? [];
+    if (cast.some((id) => !up.characterIds.includes(id))) {
+      this.explicitNames = await this.ageCheck(cast, up.textChannelId, this.voiceAttachment.channelId, signal);
+    }
     // Stored before the session counts as running: a chat we could not record would not be
     // resumed after a restart, so it is better refused now.
     const saved = this.records.trySave({
@@ -413,6 +458,7 @@ export class GuildSession extends EventEmitter {
     this.pending.holding = true;
     const history = voxta.chat?.messages ?? [];
     this.pending.lastStoredMessageId = history.at(-1)?.messageId;
+    this.controls.latestMessageId = history.at(-1)?.messageId;
     this.log = this.deps.log.child({ guildId: this.guildId, chatId });
     this.log.info({ chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
@@ -466,6 +512,7 @@ export class GuildSession extends EventEmitter {
       this.voiceAttachment.forgetAway();
       if (opts.notice) await this.bounded(this.post(opts.notice));
       this.replies.stopTyping();
+      await this.guardAsync('removing the reply buttons', () => this.bounded(this.controls.clear()));
       if (this.contextTimer) clearTimeout(this.contextTimer);
       this.contextTimer = undefined;
       await this.guardAsync('leaving voice', () => this.voiceAttachment.leave(reason));
@@ -487,6 +534,7 @@ export class GuildSession extends EventEmitter {
       this.deps.admission.releaseChat(this.guildId);
       this.voxtaHasAudio = false;
       this.openingChatId = undefined;
+      this.explicitNames = [];
       this.stoppingKeepsActive = false;
       this.transition('idle', reason);
       this.log = this.deps.log.child({ guildId: this.guildId });
@@ -545,6 +593,8 @@ export class GuildSession extends EventEmitter {
       this.voiceAttachment.forgetAway();
       const guild = this.deps.guild();
       if (!guild) throw new UserFacingError('The bot is not in this server any more.');
+      await this.ageCheckRunning(guild, channelId, signal);
+      if (!this.bridging || this.voiceAttachment.channelId === channelId) return undefined;
       if (!this.voxtaHasAudio) return this.reopenWithVoice(guild, channelId, signal);
       await this.voiceAttachment.leave('moving');
       const note = await this.voiceAttachment.planAndConnect(guild, channelId, signal);
@@ -567,6 +617,7 @@ export class GuildSession extends EventEmitter {
     const rec = this.record;
     const chatId = this.voxta?.chatId ?? rec?.chatId;
     const textChannelId = this.boundTextChannelId;
+    const castIds = this.voxta?.chat?.characters.map((c) => c.id);
     if (!rec || !chatId || !textChannelId) {
       this.deps.admission.releaseVoice(this.guildId);
       throw new UserFacingError('The running chat cannot be reopened with voice right now; try /stop and /resume.');
@@ -582,6 +633,7 @@ export class GuildSession extends EventEmitter {
       outcome = await this.bringUp(
         {
           kind: 'resume',
+          characterIds: castIds ?? [rec.characterId],
           textChannelId,
           voiceChannelId: channelId,
           plan,
@@ -781,6 +833,111 @@ export class GuildSession extends EventEmitter {
     if (!(await this.requireRunning().interrupt())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
   }
 
+  /**
+   * A reply button. Stop works on whatever plays; Regenerate and Undo only on the chat's latest
+   * message (a click that raced a newer message is refused). Resolves with a sentence for the
+   * member who pressed it, or undefined when what happens in the channel says it all.
+   */
+  async pressReplyButton(action: ReplyAction, voxtaMessageId: string): Promise<string | undefined> {
+    const voxta = this.requireRunning();
+    if (action === 'stop') {
+      await this.interrupt();
+      return undefined;
+    }
+    if (voxtaMessageId !== this.controls.latestMessageId) {
+      throw new UserFacingError(`That is no longer the latest reply; only the latest one can be ${action === 'undo' ? 'undone' : 'regenerated'}.`);
+    }
+    if (action === 'regenerate') {
+      this.controls.regenerate(voxtaMessageId);
+      if (!(await voxta.retry())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+      return undefined;
+    }
+    const deleted = this.controls.nextDeletion(2500);
+    if (!(await voxta.revert())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+    return (await deleted) ? undefined : 'There was nothing to undo.';
+  }
+
+  /** Turns waiting for the character (accepted, not yet stored by Voxta): for the per-server bound. */
+  get queuedTurns(): number {
+    return this.pending.count;
+  }
+
+  /** The server's barge-in setting changed: the voice connection uses it from now on. */
+  applyBargeIn(): void {
+    const mode = this.deps.admin?.settings.bargeIn(this.guildId);
+    if (mode) this.voiceAttachment.setBargeIn(mode);
+  }
+
+  /**
+   * The explicit characters among these (their names), refusing with {@link AgeRestrictionError}
+   * when they may not run in these channels. Undefined: Voxta could not tell, and the channels
+   * would allow an explicit chat anyway.
+   */
+  private async ageCheck(characterIds: readonly string[], textChannelId: string, voiceChannelId: string | undefined, signal: AbortSignal): Promise<string[] | undefined> {
+    const gate = this.deps.admin?.ageGate;
+    const guild = this.deps.guild();
+    if (!gate || !guild) return [];
+    let names: string[];
+    try {
+      names = await abortable(gate.explicitAmong(characterIds), signal);
+    } catch (err) {
+      checkNotAborted(signal);
+      if (gate.channelsAllow(guild, textChannelId, voiceChannelId)) return undefined;
+      throw err;
+    }
+    const refusal = gate.refusal(guild, names, textChannelId, voiceChannelId);
+    if (refusal) throw new AgeRestrictionError(refusal);
+    return names;
+  }
+
+  /** Before the running chat goes into this voice channel: an explicit chat needs it age-restricted. */
+  private async ageCheckRunning(guild: GuildPort, voiceChannelId: string, signal: AbortSignal): Promise<void> {
+    const gate = this.deps.admin?.ageGate;
+    const text = this.boundTextChannelId;
+    if (!gate || !text || this.explicitNames?.length === 0) return;
+    const names = this.explicitNames ?? (await this.ageCheck(this.castIds(), text, voiceChannelId, signal));
+    const refusal = names && gate.refusal(guild, names, text, voiceChannelId);
+    if (refusal) throw new AgeRestrictionError(refusal);
+  }
+
+  private castIds(): string[] {
+    return this.voxta?.chat?.characters.map((c) => c.id) ?? (this.record ? [this.record.characterId] : []);
+  }
+
+  /**
+   * A channel changed (its age-restricted flag), the cast changed, or the server's setting did: an
+   * explicit chat that may no longer run in its channels is stopped (kept for /resume), with one
+   * notice. Runs as an operation of the guild's queue; never throws.
+   */
+  recheckAgeRestriction(why: string, opts: { castChanged?: boolean } = {}): void {
+    const gate = this.deps.admin?.ageGate;
+    if (!gate || !this.bridging || (this.explicitNames?.length === 0 && !opts.castChanged)) return;
+    this.ops
+      .run('age check', async (signal) => {
+        const guild = this.deps.guild();
+        const text = this.boundTextChannelId;
+        if (!this.bridging || !guild || !text) return;
+        const voice = this.voiceAttachment.channelId ?? (this.voiceAttachment.isAway ? this.record?.voiceChannelId : undefined);
+        let names = opts.castChanged ? undefined : this.explicitNames;
+        if (names === undefined) {
+          try {
+            names = await abortable(gate.explicitAmong(this.castIds()), signal);
+            this.explicitNames = names;
+          } catch (err) {
+            checkNotAborted(signal);
+            // Voxta cannot tell: fine where an explicit chat could run anyway, stopped elsewhere.
+            if (gate.channelsAllow(guild, text, voice)) return;
+            this.log.warn({ err: errorInfo(err), why }, 'guild session: cannot tell whether the chat is explicit; stopping it');
+          }
+        }
+        if (!this.bridging) return;
+        if (names?.length === 0 || !gate.refusal(guild, names ?? [this.record?.characterName ?? 'the character'], text, voice)) return;
+        this.log.info({ why, explicit: names }, 'guild session: an explicit chat may no longer run in its channels; stopping');
+        await this.teardown(`age restriction: ${why}`, { notice: gate.stoppedNotice(guild, names ?? [this.record?.characterName ?? 'the character'], text, voice) });
+      })
+      .catch((err: unknown) => this.log.debug({ err: errorInfo(err) }, 'guild session: the age check did not run (the session stopped)'));
+  }
+
   private requireRunning(): VoxtaSessionPort {
     if (!this.bridging || !this.voxta) throw new UserFacingError('No chat is running in this server. Start one with /start.');
     return this.voxta;
@@ -849,6 +1006,7 @@ export class GuildSession extends EventEmitter {
         .then(() => this.emit('voxtaFailed', { authRefused }))
         .catch((e: unknown) => this.log.error({ err: errorInfo(e, true) }, 'guild session: after Voxta failed'));
     });
+    on('participantsUpdated', () => this.recheckAgeRestriction('the cast changed', { castChanged: true }));
     on('chatClosed', () => {
       if (!this.bridging) return;
       // Closed on the Voxta side (its app, or an admin): nothing to talk to any more.
@@ -871,6 +1029,7 @@ export class GuildSession extends EventEmitter {
         this.replies.generating();
         break;
       case 'replyChunk': {
+        this.controls.noteMessage(m.messageId, 'reply');
         if (this.turnStartedAt !== undefined) {
           const ms = Date.now() - this.turnStartedAt;
           this.turnStartedAt = undefined;
@@ -895,9 +1054,14 @@ export class GuildSession extends EventEmitter {
           this.replies.corrected(m.messageId, m.text);
           break;
         }
+        this.controls.noteMessage(m.messageId, 'user');
         this.pending.echoed(m.text, m.messageId, this.voxta?.chatId);
         break;
       }
+      case 'messageDeleted':
+        // Regenerate, Undo, or a deletion elsewhere: the shown messages follow.
+        this.controls.deleted(m.messageId, this.replies.shown(m.messageId));
+        break;
       case 'chatSessionError':
         // The same error every turn (a dead LLM service) is repeated at most every few minutes.
         if (Date.now() - (this.errorAnnouncedAt.get(m.message) ?? -Infinity) >= ERROR_REPEAT_MS) {

@@ -10,10 +10,22 @@ import type { SessionState, VoxtaChatSession } from '../voxta/chat-session.js';
 
 // ---- Discord side ------------------------------------------------------------------------
 
+/** A button under a message the bot posted (the reply controls). */
+export interface MessageButton {
+  customId: string;
+  label: string;
+  emoji?: string;
+  style: 'primary' | 'secondary' | 'success' | 'danger';
+}
+
 /** A message the bot posted, which it may edit or react to later. */
 export interface PostedMessage {
   readonly id: string;
   edit(content: string): Promise<void>;
+  /** Replaces the buttons under it (`[]` removes them); the text stays. Absent where not supported. */
+  setButtons?(buttons: MessageButton[]): Promise<void>;
+  /** Deletes it. Absent where not supported. */
+  delete?(): Promise<void>;
 }
 
 /** A human's message the bot may mark (pending, truncated). */
@@ -27,6 +39,8 @@ export interface OutgoingMessage {
   content?: string;
   embeds?: APIEmbed[];
   files?: Array<{ name: string; data: Buffer }>;
+  /** One row of buttons under the message. */
+  buttons?: MessageButton[];
 }
 
 export interface TextChannelPort {
@@ -64,6 +78,18 @@ export interface GuildPort {
   displayName(userId: string): string;
   memberRoleIds(userId: string): string[];
   voiceAdapterCreator(): DiscordGatewayAdapterCreator;
+  /**
+   * Discord marks this channel age-restricted (`nsfw`; a thread inherits its parent's flag).
+   * Absent or unknown: not age-restricted.
+   */
+  isAgeRestricted?(channelId: string): boolean;
+  /** The server's roles (for `/config set chat-roles`). */
+  guildRoles?(): Array<{ id: string; name: string }>;
+  /**
+   * The member's current roles from Discord (REST; the bot has no Guild Members intent, so its
+   * cache may be stale); undefined when they are not a member.
+   */
+  fetchMemberRoleIds?(userId: string): Promise<string[] | undefined>;
   /** When the bot's current main-gateway session began (epoch ms of its last READY), if known. */
   gatewaySessionStartedAt?(): number | undefined;
 }
@@ -74,6 +100,8 @@ export interface IncomingTextMessage extends MarkableMessage {
   authorId: string;
   authorName: string;
   content: string;
+  /** The author's roles as the message carried them (current), when known. */
+  roleIds?: string[];
 }
 
 // ---- Voxta side ---------------------------------------------------------------------------

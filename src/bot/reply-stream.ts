@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../log.js';
 import type { TextChannelPort } from './ports.js';
+import type { ShownReply } from './reply-controls.js';
 import { ReplyRenderer } from './reply-renderer.js';
 
 const TYPING_REFRESH_MS = 8000;
@@ -19,6 +20,8 @@ export interface ReplyStreamDeps {
   showsReplies: () => boolean;
   /** Reply edit throttle (tests shorten it). */
   editIntervalMs?: number;
+  /** What a reply posts through (the reply controls add their buttons); default: the channel. */
+  decorate?: (messageId: string, channel: TextChannelPort) => Pick<TextChannelPort, 'id' | 'send'>;
 }
 
 export class ReplyStream {
@@ -73,6 +76,13 @@ export class ReplyStream {
     if (shown && text) shown.rewrite(text).catch(() => undefined);
   }
 
+  /** A reply as shown in the channel (streaming or finished recently), for the reply controls. */
+  shown(messageId: string): ShownReply | undefined {
+    const r = this.streaming.get(messageId) ?? this.recent.get(messageId);
+    if (!r) return undefined;
+    return { messages: r.postedMessages(), content: r.content, rewrite: (text) => r.rewrite(text) };
+  }
+
   /** Replies still streaming are ended as interrupted, one after another (stop). */
   async cutAll(): Promise<void> {
     for (const r of this.streaming.values()) await r.finish({ interrupted: true }).catch(() => undefined);
@@ -92,7 +102,7 @@ export class ReplyStream {
     if (!this.deps.showsReplies()) return undefined;
     const channel = this.deps.channel();
     if (!channel) return undefined;
-    r = new ReplyRenderer(channel, { log: this.deps.log(), editIntervalMs: this.deps.editIntervalMs });
+    r = new ReplyRenderer(this.deps.decorate?.(messageId, channel) ?? channel, { log: this.deps.log(), editIntervalMs: this.deps.editIntervalMs });
     this.streaming.set(messageId, r);
     return r;
   }

@@ -9,7 +9,7 @@
  * with a start, a stop or a /join half-way; and a join takes the operation's `AbortSignal`, so a
  * stop during a slow join leaves the channel at once instead of after the join completes.
  */
-import type { Config } from '../config.js';
+import type { BargeInMode, Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
@@ -49,6 +49,13 @@ export interface VoiceAttachmentDeps {
   presenceChanged: () => void;
   /** Leave an empty voice channel after this long (tests shorten it). */
   idleLeaveMs?: number;
+  /** The voice settings for a new connection (the server's barge-in mode); default `config.voice`. */
+  voiceConfig?: () => Config['voice'];
+  /**
+   * Whether this member's voice may go to the character now (chat roles, block list, spoken-turn
+   * limit), after the privacy checks; default: yes. Called often: quick and synchronous.
+   */
+  mayListen?: (userId: string) => boolean;
 }
 
 export class VoiceAttachment {
@@ -127,7 +134,7 @@ export class VoiceAttachment {
         adapterCreator: guild.voiceAdapterCreator(),
         botUserId: guild.botUserId,
         voxta,
-        config: this.deps.config.voice,
+        config: this.deps.voiceConfig?.() ?? this.deps.config.voice,
         isListenable: (userId) => this.isListenable(userId),
         displayName: (userId) => this.deps.guild()?.displayName(userId) ?? 'Someone',
         notify: (text) => {
@@ -164,6 +171,11 @@ export class VoiceAttachment {
   /** The one sentence that says the bot listens in the channel it is in now (posted by the caller). */
   listeningNotice(): string | undefined {
     return this.voice ? listeningNotice(this.voice.channelId) : undefined;
+  }
+
+  /** The server's barge-in mode changed: the live connection uses it from now on. */
+  setBargeIn(mode: BargeInMode): void {
+    this.voice?.setBargeInMode(mode);
   }
 
   /** Leaves voice (if in it) and gives the slot back. Never throws. */
@@ -300,7 +312,8 @@ export class VoiceAttachment {
     const optOutRole = this.deps.config.voice.optOutRoleId;
     if (optOutRole && guild.memberRoleIds(userId).includes(optOutRole)) return false;
     const member = this.voice ? guild.voiceMembers(this.voice.channelId).find((m) => m.id === userId) : undefined;
-    return !member?.bot;
+    if (member?.bot) return false;
+    return this.deps.mayListen?.(userId) ?? true;
   }
 
   private retireStats(voice: GuildVoicePort): void {

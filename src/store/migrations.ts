@@ -68,4 +68,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pending_messages_guild ON pending_messages (guild_id, id);
     `,
   },
+  {
+    description: 'members blocked from talking to the character, per guild; message links findable by Voxta id',
+    sql: `
+      CREATE TABLE member_blocks (
+        guild_id   TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, user_id)
+      );
+      CREATE INDEX message_map_voxta ON message_map (chat_id, voxta_message_id);
+    `,
+  },
 ];

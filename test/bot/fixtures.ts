@@ -26,6 +26,9 @@ export interface Posted {
   content: string;
   edits: number;
   embeds?: OutgoingMessage['embeds'];
+  /** The buttons under it now (custom ids). */
+  buttons: string[];
+  deleted: boolean;
 }
 
 let nextId = 1;
@@ -40,15 +43,23 @@ export class RecordingChannel implements TextChannelPort {
   ) {}
   async send(message: string | OutgoingMessage): Promise<PostedMessage> {
     const m = typeof message === 'string' ? { content: message } : message;
-    const rec: Posted = { id: snowflake(), content: m.content ?? '', edits: 0, embeds: m.embeds };
+    const rec: Posted = { id: snowflake(), content: m.content ?? '', edits: 0, embeds: m.embeds, buttons: (m.buttons ?? []).map((b) => b.customId), deleted: false };
     if (rec.content.length > 2000) throw new Error(`Discord would refuse ${rec.content.length} characters`);
     this.posted.push(rec);
     return {
       id: rec.id,
       edit: async (content: string) => {
         if (content.length > 2000) throw new Error(`Discord would refuse an edit of ${content.length} characters`);
+        if (rec.deleted) throw new Error('Unknown Message');
         rec.content = content;
         rec.edits++;
+      },
+      setButtons: async (buttons) => {
+        if (rec.deleted) throw new Error('Unknown Message');
+        rec.buttons = buttons.map((b) => b.customId);
+      },
+      delete: async () => {
+        rec.deleted = true;
       },
     };
   }
@@ -78,6 +89,13 @@ export class FakeGuild implements GuildPort {
   readonly voiceChannels = new Map<string, { name: string; members: VoiceMember[] }>();
   readonly names = new Map<string, string>();
   readonly roles = new Map<string, string[]>();
+  /** Channels Discord marks age-restricted. */
+  readonly nsfw = new Set<string>();
+  /** The server's roles (id → name). */
+  readonly serverRoles = new Map<string, string>();
+  /** Member roles as Discord's REST would answer now (defaults to `roles`); fetches are counted. */
+  readonly restRoles = new Map<string, string[]>();
+  roleFetches = 0;
   constructor(
     readonly id: string,
     readonly name: string,
@@ -112,6 +130,16 @@ export class FakeGuild implements GuildPort {
   }
   memberRoleIds(userId: string): string[] {
     return this.roles.get(userId) ?? [];
+  }
+  isAgeRestricted(channelId: string): boolean {
+    return this.nsfw.has(channelId);
+  }
+  guildRoles(): Array<{ id: string; name: string }> {
+    return [...this.serverRoles].map(([id, name]) => ({ id, name }));
+  }
+  async fetchMemberRoleIds(userId: string): Promise<string[] | undefined> {
+    this.roleFetches++;
+    return this.restRoles.get(userId) ?? this.roles.get(userId) ?? [];
   }
   voiceAdapterCreator(): DiscordGatewayAdapterCreator {
     // Only handed through to the voice joiner; the fake joiner in these tests never calls it.
@@ -202,7 +230,13 @@ export function interaction(
   guild: FakeGuild,
   channelId: string,
   commandName: string,
-  o: { invoker?: Partial<Invoker>; strings?: Record<string, string>; channels?: Record<string, string>; subcommand?: string } = {},
+  o: {
+    invoker?: Partial<Invoker>;
+    strings?: Record<string, string>;
+    channels?: Record<string, string>;
+    users?: Record<string, { id: string; displayName: string; bot?: boolean }>;
+    subcommand?: string;
+  } = {},
 ): RecordedInteraction {
   const invoker: Invoker = { id: '500000000000000001', displayName: 'Alice', canManageGuild: true, roleIds: [], voiceChannelId: undefined, ...o.invoker };
   const rec: RecordedInteraction = {
@@ -224,6 +258,10 @@ export function interaction(
       if (guild.isVoiceChannel(id)) return { id, name: guild.channelName(id) ?? '', kind: 'voice' };
       if (guild.channels.has(id)) return { id, name: guild.channelName(id) ?? '', kind: 'text' };
       return { id, name: 'other', kind: 'other' };
+    },
+    user: (name) => {
+      const u = o.users?.[name];
+      return u ? { id: u.id, displayName: u.displayName, bot: u.bot ?? false } : undefined;
     },
     subcommand: () => o.subcommand,
     async defer(d) {
@@ -282,6 +320,12 @@ export class FakeVoice extends EventEmitter {
   stats(): Record<string, number> {
     return { decodeErrors: 2 };
   }
+  bargeInModes: string[] = [];
+  /** What the joiner was given (isListenable, the voice config…), when recorded. */
+  options: Parameters<GuildVoiceJoiner>[0] | undefined;
+  setBargeInMode(mode: string): void {
+    this.bargeInModes.push(mode);
+  }
 }
 
 export function fakeVoiceJoiner(): { join: GuildVoiceJoiner; joined: FakeVoice[] } {
@@ -290,6 +334,7 @@ export function fakeVoiceJoiner(): { join: GuildVoiceJoiner; joined: FakeVoice[]
     joined,
     join: async (o) => {
       const v = new FakeVoice(o.channelId);
+      v.options = o;
       joined.push(v);
       return v as unknown as Awaited<ReturnType<GuildVoiceJoiner>>;
     },

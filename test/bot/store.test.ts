@@ -164,7 +164,7 @@ describe('Store', () => {
     expect(v1.schemaVersion).toBe(1);
     v1.close();
     const s = openStore();
-    expect(s.appliedMigrations).toEqual([`2: ${MIGRATIONS[1]!.description}`]);
+    expect(s.appliedMigrations).toEqual(MIGRATIONS.slice(1).map((m, i) => `${i + 2}: ${m.description}`));
     expect(s.getGuildSession(session.guildId)).toMatchObject({ chatId: 'chat-1', active: true });
     s.addPendingMessage({ guildId: session.guildId, chatId: 'chat-1', discordMessageId: undefined, text: 'x' });
     expect(s.listPendingMessages(session.guildId)).toHaveLength(1);
