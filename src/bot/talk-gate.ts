@@ -101,9 +101,10 @@ export class TalkGate {
 
   /**
    * Whether this member may talk to the character, with the roles known for them (undefined:
-   * unknown, which fails closed when chat roles are set).
+   * unknown, which fails closed when chat roles are set). Roles are only looked up when the
+   * server has chat roles.
    */
-  access(guildId: string, userId: string, roleIds: readonly string[] | undefined): 'ok' | 'role' | 'blocked' {
+  access(guildId: string, userId: string, roles: () => readonly string[] | undefined): 'ok' | 'role' | 'blocked' {
     try {
       if (this.deps.store.isMemberBlocked(guildId, userId)) return 'blocked';
     } catch (err) {
@@ -113,6 +114,7 @@ export class TalkGate {
     }
     const allowed = this.deps.settings.chatRoleIds(guildId);
     if (allowed.length === 0) return 'ok';
+    const roleIds = roles();
     if (!roleIds) return 'role';
     return roleIds.some((r) => allowed.includes(r)) ? 'ok' : 'role';
   }
@@ -182,8 +184,7 @@ export class TalkGate {
   /** `queued` undefined: access only (no turn taken). */
   private admit(source: TurnSource, guildId: string, userId: string, roleIds: readonly string[] | undefined, queued: number | undefined): Refusal | undefined {
     if (roleIds) this.noteRoles(guildId, userId, roleIds);
-    const roles = roleIds ?? this.knownRoles(guildId, userId);
-    const access = this.access(guildId, userId, roles);
+    const access = this.access(guildId, userId, () => roleIds ?? this.knownRoles(guildId, userId));
     if (access !== 'ok') return this.refuse(source, access);
     if (queued === undefined) return undefined;
     if (source === 'text' && queued >= this.deps.settings.maxQueuedTurns(guildId)) return this.refuse(source, 'queue');
@@ -226,7 +227,7 @@ export class TalkGate {
     }
     const newTurn = now - st.lastSeen > UTTERANCE_GAP_MS;
     st.lastSeen = now;
-    const access = this.access(guildId, userId, this.knownRoles(guildId, userId));
+    const access = this.access(guildId, userId, () => this.knownRoles(guildId, userId));
     if (access !== 'ok') {
       if (newTurn || st.verdict !== access) this.deps.metrics.refusedTurns.inc({ source: 'voice', reason: access });
       st.verdict = access;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
 import { BotCore } from '../../src/bot/bot-core.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, OutgoingMessage, PostedMessage, TextChannelPort, VoiceMember } from '../../src/bot/ports.js';
-import type { CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
+import type { ButtonContext, CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
@@ -269,6 +269,36 @@ export function interaction(
     },
     async reply(r) {
       rec.replies.push(r);
+    },
+  };
+  return rec;
+}
+
+export interface RecordedButtonPress extends ButtonContext {
+  /** Private sentences the member was told. */
+  replies: string[];
+  updateDeferred: boolean;
+}
+
+/** A member pressing a button under one of the bot's messages, at the interaction boundary. */
+export function buttonPress(core: BotCore, guild: FakeGuild, channelId: string, messageId: string, customId: string, invoker: Partial<Invoker> = {}): RecordedButtonPress {
+  const rec: RecordedButtonPress = {
+    core,
+    guildId: guild.id,
+    channelId,
+    messageId,
+    customId,
+    invoker: { id: '500000000000000002', displayName: 'Bob', canManageGuild: false, roleIds: [], voiceChannelId: undefined, ...invoker },
+    replies: [],
+    updateDeferred: false,
+    get acknowledged() {
+      return this.updateDeferred || this.replies.length > 0;
+    },
+    async deferUpdate() {
+      rec.updateDeferred = true;
+    },
+    async reply(content) {
+      rec.replies.push(content);
     },
   };
   return rec;
