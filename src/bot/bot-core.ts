@@ -285,6 +285,7 @@ export class BotCore {
     const s = this.sessions.get(guildId);
     if (!s) return;
     if (name === 'barge-in') s.applyBargeIn();
+    if (name === 'chat-roles') s.prefetchVoiceRoles();
     if (name === 'explicit-characters') s.recheckAgeRestriction('the explicit-characters setting changed');
   }
 

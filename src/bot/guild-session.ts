@@ -268,7 +268,10 @@ export class GuildSession extends EventEmitter {
       enqueue: (kind, fn) => this.ops.run(kind, fn),
       post,
       mirror: (kind, name, text) => this.mirror(kind, name, text),
-      presenceChanged: () => this.scheduleContextUpdate(),
+      presenceChanged: () => {
+        this.scheduleContextUpdate();
+        this.prefetchVoiceRoles();
+      },
       idleLeaveMs: deps.voiceIdleLeaveMs,
       voiceConfig: () => ({ ...deps.config.voice, bargeIn: deps.admin?.settings.bargeIn(deps.guildId) ?? deps.config.voice.bargeIn }),
       mayListen: (userId) => {
@@ -860,6 +863,15 @@ export class GuildSession extends EventEmitter {
   /** Turns waiting for the character (accepted, not yet stored by Voxta): for the per-server bound. */
   get queuedTurns(): number {
     return this.pending.count;
+  }
+
+  /** Members in our voice channel: their roles are fetched before they speak (when chat roles apply). */
+  prefetchVoiceRoles(): void {
+    const channelId = this.voiceAttachment.channelId;
+    const guild = this.deps.guild();
+    if (!channelId || !guild || !this.deps.admin) return;
+    const humans = guild.voiceMembers(channelId).filter((m) => !m.bot && m.id !== guild.botUserId);
+    this.deps.admin.gate.prefetchRoles(this.guildId, humans.map((m) => m.id));
   }
 
   /** The server's barge-in setting changed: the voice connection uses it from now on. */

@@ -12,9 +12,11 @@
  *
  * Role data: the bot has no Guild Members intent, so a member's roles are as fresh as the last
  * payload that carried them. Text messages and button presses carry the member's current roles.
- * In voice, roles are taken from the voice state when the member joins (it carries them), and
- * fetched (`GET /guilds/:id/members/:id`) when a member starts speaking and what we know is older
- * than {@link ROLES_FRESH_MS}, or unknown: unknown means not listened to until the answer is in.
+ * In voice, roles are taken from the voice state when a member joins the bot's channel (it carries
+ * them), fetched (`GET /guilds/:id/members/:id`) for the members present when the bot joins or the
+ * chat roles change, and fetched again when a member speaks and what we know is older than
+ * {@link ROLES_FRESH_MS} (the old roles apply meanwhile). Unknown roles mean not listened to until
+ * Discord has answered.
  */
 import { errorInfo, type Logger } from '../log.js';
 import { describeRate, type RateLimit } from '../config.js';
@@ -142,7 +144,17 @@ export class TalkGate {
     return e?.roles;
   }
 
-  private fetchRoles(guild: GuildPort, key: string, userId: string, previous: RolesEntry | undefined): void {
+  /**
+   * Members about to be heard (present in the voice channel, or the chat roles just changed):
+   * their roles are fetched now, so that their first words are not lost waiting for them. Only
+   * when the server has chat roles.
+   */
+  prefetchRoles(guildId: string, userIds: readonly string[]): void {
+    if (this.deps.settings.chatRoleIds(guildId).length === 0) return;
+    for (const userId of userIds) this.knownRoles(guildId, userId);
+  }
+
+    private fetchRoles(guild: GuildPort, key: string, userId: string, previous: RolesEntry | undefined): void {
     const entry: RolesEntry = { roles: previous?.roles, at: previous?.at ?? 0, fetching: true };
     this.roles.set(key, entry);
     guild.fetchMemberRoleIds!(userId).then(

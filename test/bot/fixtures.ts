@@ -96,6 +96,7 @@ export class FakeGuild implements GuildPort {
   /** Member roles as Discord's REST would answer now (defaults to `roles`); fetches are counted. */
   readonly restRoles = new Map<string, string[]>();
   roleFetches = 0;
+  readonly roleFetchIds: string[] = [];
   constructor(
     readonly id: string,
     readonly name: string,
@@ -139,6 +140,7 @@ export class FakeGuild implements GuildPort {
   }
   async fetchMemberRoleIds(userId: string): Promise<string[] | undefined> {
     this.roleFetches++;
+    this.roleFetchIds.push(userId);
     return this.restRoles.get(userId) ?? this.roles.get(userId) ?? [];
   }
   voiceAdapterCreator(): DiscordGatewayAdapterCreator {

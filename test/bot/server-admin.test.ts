@@ -203,18 +203,17 @@ describe('who may talk', () => {
 });
 
 describe('voice: who is listened to', () => {
-  it('follows chat roles (fetched when unknown), the block list and the spoken-turn limit; bots and opted-out members as before', async () => {
+  it('follows chat roles (fetched for those present when they are set), the block list and the spoken-turn limit', async () => {
     guild.voiceChannels.get(lounge)!.members.push({ id: ALICE, displayName: 'Alice', bot: false }, { id: BOB, displayName: 'Bob', bot: false });
     await start({ voiceChannelId: lounge });
     const listenable = voice.joined[0]!.options!.isListenable;
     expect(listenable(ALICE)).toBe(true);
 
-    await config('set', { strings: { setting: 'chat-roles', value: 'Regulars' } });
     guild.restRoles.set(ALICE, [REGULARS]);
     guild.restRoles.set(BOB, []);
-    // Unknown roles: not listened to until Discord has answered (fail closed), then as they are.
-    expect(listenable(ALICE)).toBe(false);
-    await waitUntil(() => guild.roleFetches >= 1, 'the member fetched');
+    await config('set', { strings: { setting: 'chat-roles', value: 'Regulars' } });
+    // The members present are fetched at once (until Discord answers, they are not listened to).
+    await waitUntil(() => guild.roleFetches >= 2, 'the members fetched');
     await sleep(10);
     expect(listenable(ALICE)).toBe(true);
     expect(listenable(BOB)).toBe(false);
@@ -236,7 +235,7 @@ describe('voice: who is listened to', () => {
     guild.roles.set(BOB, [REGULARS]);
     h.core.voiceStateChanged(guild.id, undefined, lounge, BOB);
     expect(voice.joined[0]!.options!.isListenable(BOB)).toBe(true);
-    expect(guild.roleFetches).toBe(0);
+    expect(guild.roleFetchIds).toEqual([ALICE]); // Alice was present when the roles were set; Bob came later
   });
 
   it('barge-in: the server’s mode is used when joining, and a change reaches the live connection', async () => {
@@ -257,6 +256,32 @@ describe('voice: who is listened to', () => {
     await runCommand(interaction(h.core, guild, general.id, 'stop'));
     await runCommand(interaction(h.core, guild, general.id, 'start', { strings: { character: ARIA_ID }, channels: { 'voice-channel': lounge } }));
     expect(voice.joined.map((v) => v.channelId)).toEqual([lounge]);
+  });
+});
+
+describe('TalkGate roles in voice', () => {
+  it('unknown roles: not listened to until Discord answers; stale ones are used while they are refreshed', async () => {
+    let now = 5_000_000;
+    const log = createLogger({ level: 'silent', pretty: false });
+    const settings = new GuildSettings(h.store, makeConfig(sim.url, h.dataDir, { CHAT_ROLE_IDS: REGULARS }), log);
+    const answers: Array<(roles: string[]) => void> = [];
+    const slow = Object.assign(Object.create(guild) as FakeGuild, {
+      fetchMemberRoleIds: (_userId: string) => new Promise<string[]>((resolve) => answers.push(resolve)),
+    });
+    const gate = new TalkGate({ settings, store: h.store, metrics: createBotMetrics(), log, guild: () => slow, now: () => now });
+    expect(gate.admitVoice(guild.id, ALICE).ok).toBe(false);
+    expect(answers).toHaveLength(1);
+    answers[0]!([REGULARS]);
+    await sleep(1);
+    expect(gate.admitVoice(guild.id, ALICE).ok).toBe(true);
+    // A minute later the roles are stale: still used, and fetched again in the background.
+    now += 61_000;
+    expect(gate.admitVoice(guild.id, ALICE).ok).toBe(true);
+    expect(answers).toHaveLength(2);
+    answers[1]!([]); // the role was taken away
+    await sleep(1);
+    now += UTTERANCE_GAP_MS + 1;
+    expect(gate.admitVoice(guild.id, ALICE).ok).toBe(false);
   });
 });
 
