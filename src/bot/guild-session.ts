@@ -461,7 +461,8 @@ export class GuildSession extends EventEmitter {
     this.pending.holding = true;
     const history = voxta.chat?.messages ?? [];
     this.pending.lastStoredMessageId = history.at(-1)?.messageId;
-    this.controls.latestMessageId = history.at(-1)?.messageId;
+    // (A new chat's greeting may have come in already: it is the latest then.)
+    this.controls.latestMessageId ??= history.at(-1)?.messageId;
     this.log = this.deps.log.child({ guildId: this.guildId, chatId });
     this.log.info({ chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
@@ -961,6 +962,7 @@ export class GuildSession extends EventEmitter {
 
   private adoptVoxta(v: VoxtaSessionPort): void {
     this.voxta = v;
+    this.controls.activate();
     const mine = (): boolean => this.voxta === v;
     const on = <A extends unknown[]>(event: string, fn: (...args: A) => void): void => {
       const l = (...args: A): void => {

@@ -64,6 +64,8 @@ export class ReplyControls {
   private deletionWaiters: Array<() => void> = [];
   /** The chat's latest message (a reply or a member's message), as far as seen. */
   latestMessageId: string | undefined;
+  /** A chat is open: replies get the buttons (not after a stop, while late posts may still go out). */
+  private active = false;
 
   constructor(private readonly deps: ReplyControlsDeps) {}
 
@@ -76,8 +78,10 @@ export class ReplyControls {
       id: channel.id,
       send: async (message: string | OutgoingMessage): Promise<PostedMessage> => {
         const m = typeof message === 'string' ? { content: message } : message;
+        if (!this.active) return channel.send(m);
         const posted = await channel.send({ ...m, buttons: replyButtons(voxtaId) });
-        this.moveTo({ voxtaId, message: posted });
+        if (this.active) this.moveTo({ voxtaId, message: posted });
+        else await posted.setButtons?.([]).catch(() => undefined);
         return posted;
       },
     };
@@ -151,8 +155,14 @@ export class ReplyControls {
     });
   }
 
-  /** The chat stopped: no buttons stay behind. Resolves once Discord was asked. */
+  /** A chat is being opened: its replies carry the buttons. */
+  activate(): void {
+    this.active = true;
+  }
+
+  /** The chat stopped: no buttons stay behind (nor come later). Resolves once Discord was asked. */
   async clear(): Promise<void> {
+    this.active = false;
     this.moveTo(undefined);
     this.latestMessageId = undefined;
     this.regenerating = undefined;

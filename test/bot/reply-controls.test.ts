@@ -69,7 +69,7 @@ describe('reply controls', () => {
     expect(ctx.replies).toEqual([]);
     await waitUntil(() => received('retry').length === 1, 'the retry');
     const fresh = await waitUntil(() => general.posted.find((p) => p !== reply && !p.deleted && p.content.includes('You said: tell me more') && p.buttons.length > 0), 'the regenerated reply');
-    expect(reply.deleted).toBe(true);
+    await waitUntil(() => reply.deleted, 'the old reply deleted');
     expect(fresh.content).toMatch(/^You said: tell me more\. This is Aria, reply number \d\.$/);
     // Deleting our own message did not delete anything else on Voxta.
     expect(received('deleteMessage')).toEqual([]);
