@@ -418,9 +418,10 @@ export class GuildSession extends EventEmitter {
 
   /**
    * Opens a Voxta connection (registered at once), checks the age gate (explicit characters),
-   * joins voice when planned, opens the chat (its real cast checked again) and stores the record. Voice comes before the chat: a new chat opens with the character's
-   * greeting, which is then spoken instead of being acknowledged as text-only. Every await is
-   * abortable; what it acquired stays registered for the teardown.
+   * joins voice when planned, opens the chat (its real cast checked again) and stores the record.
+   * Voice comes before the chat: a new chat opens with the character's greeting, which is then
+   * spoken instead of being acknowledged as text-only. Every await is abortable; what it acquired
+   * stays registered for the teardown.
    */
   private async bringUp(up: BringUp, signal: AbortSignal): Promise<{ chatId: string; voiceNote: string | undefined }> {
     const voxta = this.deps.createVoxta(this.guildId, { voice: up.plan.join });
@@ -598,7 +599,7 @@ export class GuildSession extends EventEmitter {
       const guild = this.deps.guild();
       if (!guild) throw new UserFacingError('The bot is not in this server any more.');
       await this.ageCheckRunning(guild, channelId, signal);
-      if (!this.bridging || this.voiceAttachment.channelId === channelId) return undefined;
+      if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
       if (!this.voxtaHasAudio) return this.reopenWithVoice(guild, channelId, signal);
       await this.voiceAttachment.leave('moving');
       const note = await this.voiceAttachment.planAndConnect(guild, channelId, signal);
