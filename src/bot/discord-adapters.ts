@@ -146,7 +146,7 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
       const own = ch.isThread() ? ch.parent : ch;
       return own !== null && 'nsfw' in own && own.nsfw === true;
     },
-    guildRoles: () => [...guild.roles.cache.values()].map((r) => ({ id: r.id, name: r.name })),
+    guildRoles: () => [...guild.roles.cache.values()].sort((a, b) => b.position - a.position).map((r) => ({ id: r.id, name: r.name, managed: r.managed })),
     async fetchMemberRoleIds(userId) {
       try {
         const member = await guild.members.fetch({ user: userId, force: true });

@@ -41,7 +41,7 @@ export interface SettingValues {
 /** What a value is read against: the server's roles (for `chat-roles`). */
 export interface SettingContext {
   guildId: string;
-  roles?: ReadonlyArray<{ id: string; name: string }>;
+  roles?: ReadonlyArray<{ id: string; name: string; managed?: boolean }>;
 }
 
 interface SettingSpec<T> {
@@ -153,7 +153,8 @@ const SPECS: { readonly [N in SettingName]: SettingSpec<SettingValues[N]> } = {
       return ids.every((id) => /^\d{15,21}$/.test(id)) ? { value: ids } : undefined;
     },
     show: (v) => (v.length === 0 ? 'everyone' : v.map((id) => `<@&${id}>`).join(' ')),
-    suggestions: (ctx) => ['everyone', ...(ctx.roles ?? []).filter((r) => r.id !== ctx.guildId).map((r) => r.name)],
+    // Bots' and integrations' own roles are not offered (no member can be given them).
+    suggestions: (ctx) => ['everyone', ...(ctx.roles ?? []).filter((r) => r.id !== ctx.guildId && !r.managed).map((r) => r.name)],
   },
   'text-rate': rateSpec(
     'text-rate',

@@ -83,8 +83,8 @@ export interface GuildPort {
    * Absent or unknown: not age-restricted.
    */
   isAgeRestricted?(channelId: string): boolean;
-  /** The server's roles (for `/config set chat-roles`). */
-  guildRoles?(): Array<{ id: string; name: string }>;
+  /** The server's roles (for `/config set chat-roles`); `managed`: a bot's or integration's own role. */
+  guildRoles?(): Array<{ id: string; name: string; managed?: boolean }>;
   /**
    * The member's current roles from Discord (REST; the bot has no Guild Members intent, so its
    * cache may be stale); undefined when they are not a member.

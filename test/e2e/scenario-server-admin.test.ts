@@ -50,6 +50,11 @@ describe('scenario: server admins in control', () => {
       `**chat-roles** is now <@&${regulars.id}> in this server. It applies to the next message, and in voice within a few seconds.`,
     );
     expect(await privateAnswer(await e.admin.runCommand(e.text.id, 'config set', { setting: 'text-rate', value: 'often' }))).toMatch(/^text-rate must be a number of messages per time/);
+    const roleChoices = (await e.admin.autocomplete(e.text.id, 'config set', 'value', '', { setting: 'chat-roles' })).map((c) => String(c.value));
+    expect(roleChoices[0]).toBe('everyone');
+    expect(roleChoices).toContain('Regulars');
+    expect(roleChoices).not.toContain('@everyone');
+    expect(roleChoices.some((r) => /voxta|bot/i.test(r))).toBe(false); // the bot's own managed role
     const shown = await privateAnswer(await e.admin.runCommand(e.text.id, 'config show'));
     expect(shown).toContain(`**chat-roles**: <@&${regulars.id}> — set for this server`);
     expect(shown).toContain('**text-rate**: 6 per 30 seconds — default (TEXT_RATE_LIMIT)');
