@@ -29,7 +29,6 @@ afterEach(async () => {
   await sim.close();
 });
 
-const replies = () => general.posted.filter((p) => p.content.includes('reply number'));
 const received = (type: string) => sim.received.filter((m) => m.payload.$type === type);
 const chatTexts = () => sim.chats()[0]!.messages.map((m) => m.text);
 
@@ -68,7 +67,7 @@ describe('reply controls', () => {
     expect(ctx.updateDeferred).toBe(true);
     expect(ctx.replies).toEqual([]);
     await waitUntil(() => received('retry').length === 1, 'the retry');
-    const fresh = await waitUntil(() => general.posted.find((p) => p !== reply && !p.deleted && p.content.includes('You said: tell me more') && p.buttons.length > 0), 'the regenerated reply');
+    const fresh = await waitUntil(() => general.posted.find((p) => p !== reply && !p.deleted && p.content.includes('You said: tell me more') && p.content.includes('reply number') && p.buttons.length > 0), 'the regenerated reply');
     await waitUntil(() => reply.deleted, 'the old reply deleted');
     expect(fresh.content).toMatch(/^You said: tell me more\. This is Aria, reply number \d\.$/);
     // Deleting our own message did not delete anything else on Voxta.
