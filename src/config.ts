@@ -10,6 +10,15 @@ import path from 'node:path';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type BargeInMode = 'off' | 'anyone' | 'floor';
+/** Where characters Voxta marks explicit may run: nowhere, or only in age-restricted channels. */
+export type ExplicitCharactersPolicy = 'never' | 'age-restricted';
+/** What `/start` does about voice when no voice channel is given: join the invoker's, or stay in text. */
+export type StartVoiceDefault = 'join' | 'text-only';
+/** At most `count` per `perSeconds`; undefined = no limit. */
+export interface RateLimit {
+  count: number;
+  perSeconds: number;
+}
 
 export interface Config {
   discord: {
@@ -45,6 +54,22 @@ export interface Config {
     bargeInGraceMs: number;
     mirrorTranscripts: boolean;
     optOutRoleId: string | undefined;
+  };
+  /**
+   * Defaults of the per-server settings (`/config`): each server may override them; these apply
+   * where it has not.
+   */
+  server: {
+    /** Roles whose members may talk to the character; empty = everyone. */
+    chatRoleIds: string[];
+    /** Text turns per member (token bucket); undefined = no limit. */
+    textRate: RateLimit | undefined;
+    /** Spoken utterances per member; undefined = no limit. */
+    voiceRate: RateLimit | undefined;
+    /** Turns waiting for the character per server, beyond which new ones are refused. */
+    maxQueuedTurns: number;
+    explicitCharacters: ExplicitCharactersPolicy;
+    startVoice: StartVoiceDefault;
   };
   health: { port: number; host: string };
   logLevel: LogLevel;
@@ -110,6 +135,40 @@ function snowflake(env: Env, name: string): string | undefined {
   const raw = str(env, name);
   if (raw !== undefined && !/^\d{15,21}$/.test(raw)) throw new ConfigError(name, `must be a Discord id, 15 to 21 digits (got "${raw}")`);
   return raw;
+}
+
+/**
+ * A rate as people write it: `6/30s`, `6 per 30 seconds`, `12/min`, `20 per minute`, `3/1h`; `off`
+ * (or `none`, `0`) for no limit. Returns the rate, `'off'`, or undefined when it cannot be read.
+ */
+export function parseRate(raw: string): RateLimit | 'off' | undefined {
+  const t = raw.trim().toLowerCase();
+  if (['off', 'none', 'no', 'unlimited', '0'].includes(t)) return 'off';
+  const m = /^(\d{1,4})\s*(?:\/|per|every|a|an)\s*(\d{1,5})?\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?)?$/.exec(t);
+  if (!m) return undefined;
+  const count = Number(m[1]);
+  const amount = m[2] === undefined ? 1 : Number(m[2]);
+  const unit = m[3] ?? (m[2] === undefined ? undefined : 's');
+  if (unit === undefined) return undefined;
+  const seconds = amount * (unit.startsWith('h') ? 3600 : unit.startsWith('m') ? 60 : 1);
+  if (count < 1 || seconds < 1 || seconds > 86_400) return undefined;
+  return { count, perSeconds: seconds };
+}
+
+/** `6 per 30 seconds`, `12 per minute`. */
+export function describeRate(rate: RateLimit | undefined): string {
+  if (!rate) return 'no limit';
+  const { count, perSeconds: s } = rate;
+  const per = s === 60 ? 'minute' : s === 3600 ? 'hour' : s === 1 ? 'second' : s % 3600 === 0 ? `${s / 3600} hours` : s % 60 === 0 ? `${s / 60} minutes` : `${s} seconds`;
+  return `${count} per ${per}`;
+}
+
+function rate(env: Env, name: string, def: RateLimit | undefined): RateLimit | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  const r = parseRate(raw);
+  if (r === undefined) throw new ConfigError(name, `must be a rate such as 6/30s or 12/min, or off (got "${raw}")`);
+  return r === 'off' ? undefined : r;
 }
 
 function httpUrl(env: Env, name: string, def: string): URL {
@@ -181,6 +240,14 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
       bargeInGraceMs: int(env, 'BARGE_IN_GRACE_MS', 300, 0, 10_000),
       mirrorTranscripts: bool(env, 'MIRROR_TRANSCRIPTS', true),
       optOutRoleId: snowflake(env, 'OPT_OUT_ROLE_ID'),
+    },
+    server: {
+      chatRoleIds: snowflakes(env, 'CHAT_ROLE_IDS'),
+      textRate: rate(env, 'TEXT_RATE_LIMIT', { count: 6, perSeconds: 30 }),
+      voiceRate: rate(env, 'VOICE_RATE_LIMIT', { count: 15, perSeconds: 60 }),
+      maxQueuedTurns: int(env, 'MAX_QUEUED_TURNS', 10, 1, 1000),
+      explicitCharacters: oneOf<ExplicitCharactersPolicy>(env, 'EXPLICIT_CHARACTERS', 'never', ['never', 'age-restricted']),
+      startVoice: oneOf<StartVoiceDefault>(env, 'START_VOICE', 'join', ['join', 'text-only']),
     },
     health: {
       port: int(env, 'HEALTH_PORT', 8080, 0, 65535),

@@ -9,7 +9,7 @@
 import { generateDependencyReport } from '@discordjs/voice';
 import { Client, Events, GatewayIntentBits, Partials, type Interaction, type Message, type PartialMessage } from 'discord.js';
 import type { Config } from '../config.js';
-import { commandDefinitions, runAutocomplete, runCommand } from '../commands/index.js';
+import { commandDefinitions, runAutocomplete, runButton, runCommand } from '../commands/index.js';
 import { createLogger, errorInfo, registerSecret, type Logger } from '../log.js';
 import { Store } from '../store/store.js';
 import { GuildVoice } from '../voice/guild-voice.js';
@@ -19,6 +19,7 @@ import { VoxtaRest } from '../voxta/rest.js';
 import { BotCore } from './bot-core.js';
 import {
   autocompleteContext,
+  buttonContext,
   commandContext,
   guildPort,
   imagesOf,
@@ -211,7 +212,7 @@ export async function runBot(config: Config): Promise<RunningBot> {
     });
     c.on(Events.VoiceStateUpdate, (before, after) => {
       if (!accepting) return;
-      core.voiceStateChanged(after.guild.id, before.channelId ?? undefined, after.channelId ?? undefined, after.id === c.user?.id);
+      core.voiceStateChanged(after.guild.id, before.channelId ?? undefined, after.channelId ?? undefined, after.id);
     });
     c.on(Events.GuildDelete, (guild) => {
       // `available === false` is an outage, not a removal: keep everything.
@@ -221,6 +222,10 @@ export async function runBot(config: Config): Promise<RunningBot> {
     c.on(Events.ChannelDelete, (channel) => {
       if (!accepting || !('guildId' in channel) || !channel.guildId) return;
       handle('handling a deleted channel', { guildId: channel.guildId, channelId: channel.id }, core.channelDeleted(channel.guildId, channel.id));
+    });
+    c.on(Events.ChannelUpdate, (_old, channel) => {
+      // An age-restricted flag may have changed: an explicit chat there may have to stop.
+      if (accepting && 'guildId' in channel && channel.guildId) core.channelUpdated(channel.guildId);
     });
     c.on(Events.ThreadDelete, (thread) => {
       if (accepting) handle('handling a deleted thread', { guildId: thread.guildId, channelId: thread.id }, core.channelDeleted(thread.guildId, thread.id));
@@ -315,6 +320,7 @@ async function routeInteraction(core: BotCore, interaction: Interaction, log: Lo
     }
     if (interaction.isChatInputCommand()) await runCommand(commandContext(core, interaction));
     else if (interaction.isAutocomplete()) await runAutocomplete(autocompleteContext(core, interaction));
+    else if (interaction.isButton()) await runButton(buttonContext(core, interaction));
   } catch (err) {
     log.warn({ err: errorInfo(err), guildId: interaction.guildId }, 'handling an interaction failed');
   }

@@ -7,11 +7,14 @@ import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '../voxta/errors.js';
 import { Admission } from './admission.js';
+import { AgeGate, AgeRestrictionError } from './age-gate.js';
 import { createBotMetrics, type BotMetrics } from './bot-metrics.js';
 import { VoxtaCatalog, type VoxtaCatalogPort } from './catalog.js';
 import { OperationCancelledError } from './guild-operations.js';
 import { credentialsRefusedNotice, GuildSession, isAuthRefusal, type GuildSessionState } from './guild-session.js';
 import type { ImageRef } from './channel-images.js';
+import { GuildSettings, type SettingName } from './guild-settings.js';
+import { TalkGate } from './talk-gate.js';
 import type { GuildPort, GuildVoiceJoiner, IncomingTextMessage, VoxtaSessionFactory } from './ports.js';
 import { KNOWN_PROXY_BOTS, ProxyGate, type IncomingWebhookMessage } from './proxy-gate.js';
 import { AvatarCache } from './reply-targets.js';
@@ -46,6 +49,12 @@ export class BotCore {
   /** The bot's channel webhooks (characters post through them). */
   readonly webhooks: WebhookPool;
   readonly avatars: AvatarCache;
+  /** Per-server settings (`/config`), over the environment's defaults. */
+  readonly settings: GuildSettings;
+  /** Who may talk to the character, and how often. */
+  readonly gate: TalkGate;
+  /** Explicit characters only in age-restricted channels. */
+  readonly ageGate: AgeGate;
   private readonly sessions = new Map<string, GuildSession>();
   /** Per guild: members' messages held for proxy bots' reposts (see proxy-gate.ts). */
   private readonly gates = new Map<string, ProxyGate>();
@@ -68,6 +77,9 @@ export class BotCore {
     this.catalog = new VoxtaCatalog(deps.rest, { log: deps.log });
     this.webhooks = new WebhookPool({ store: deps.store, log: deps.log.child({ mod: 'webhooks' }) });
     this.avatars = new AvatarCache((url, opts) => deps.rest.fetchBytes(url, opts), deps.log);
+    this.settings = new GuildSettings(deps.store, deps.config, deps.log);
+    this.gate = new TalkGate({ settings: this.settings, store: deps.store, metrics: this.metrics, log: deps.log, guild: deps.guild });
+    this.ageGate = new AgeGate({ catalog: this.catalog, settings: this.settings, log: deps.log });
     this.metrics.bind({
       sessionStates: () => {
         const counts: Record<string, number> = {};
@@ -110,6 +122,7 @@ export class BotCore {
         recordRetryMs: this.deps.recordRetryMs,
         webhooks: this.webhooks,
         avatars: this.avatars,
+        admin: { settings: this.settings, gate: this.gate, ageGate: this.ageGate },
       });
       s.on('voxtaFailed', (info?: { authRefused?: boolean }) => {
         // The session already told the channel; later attempts that meet the same refusal stay quiet.
@@ -118,13 +131,13 @@ export class BotCore {
       });
       this.sessions.set(guildId, s);
       // Known before the first message: whether a proxy bot's reposts are to be waited for.
-      this.gate(guildId).refreshPresence().catch(() => undefined);
+      this.proxyGate(guildId).refreshPresence().catch(() => undefined);
     }
     return s;
   }
 
   /** The guild's proxy gate (created on first use). */
-  private gate(guildId: string): ProxyGate {
+  private proxyGate(guildId: string): ProxyGate {
     let g = this.gates.get(guildId);
     if (!g) {
       g = new ProxyGate({
@@ -144,6 +157,10 @@ export class BotCore {
   /** True for a webhook of this bot: its messages are the characters' own, never bridged. */
   isOwnWebhook(webhookId: string): boolean {
     return this.webhooks.isOwn(webhookId);
+  }
+
+  guild(guildId: string): GuildPort | undefined {
+    return this.deps.guild(guildId);
   }
 
   guildHasTextChannel(guildId: string, channelId: string): boolean {
@@ -203,6 +220,12 @@ export class BotCore {
       if (err instanceof OperationCancelledError) {
         // A /stop (or shutdown) got in first: it also cancelled the retries.
         this.log.info({ guildId }, 'resume: cancelled');
+        return;
+      }
+      if (err instanceof AgeRestrictionError) {
+        this.log.info({ guildId, reason: err.message }, 'resume: the chat may not run in its channels any more; not resuming it');
+        await session.post(`I did not resume the chat with ${rec.characterName}. ${err.message} It stays saved for /resume.`);
+        await session.stop('age restriction');
         return;
       }
       if (err instanceof VoxtaNotFoundError) {
@@ -269,13 +292,13 @@ export class BotCore {
    */
   async humanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
     if (!this.bridges(guildId, msg.channelId)) return;
-    await this.gate(guildId).human(msg);
+    await this.proxyGate(guildId).human(msg);
   }
 
   /** A message of someone else's webhook in a bridged channel: a proxy bot's repost is bridged. */
   webhookMessage(guildId: string, msg: IncomingWebhookMessage): void {
     if (this.isOwnWebhook(msg.webhookId) || !this.bridges(guildId, msg.channelId)) return;
-    this.gate(guildId).webhook({ ...msg, proxied: { webhookId: msg.webhookId } });
+    this.proxyGate(guildId).webhook({ ...msg, proxied: { webhookId: msg.webhookId } });
   }
 
   /** Messages in this channel are (or will be, once resumed) bridged. */
@@ -290,6 +313,7 @@ export class BotCore {
   private async routeHumanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
     const s = this.sessions.get(guildId);
     if (s?.ownsChannel(msg.channelId)) {
+      if (this.refused(guildId, s, msg)) return;
       await s.handleHumanMessage(msg);
       return;
     }
@@ -298,7 +322,36 @@ export class BotCore {
     if (this.shuttingDown || (s && s.state !== 'idle')) return;
     const session = this.session(guildId);
     const rec = session.record;
-    if (rec?.active && rec.textChannelId === msg.channelId) await session.handleHumanMessage(msg, { resumePending: true });
+    if (rec?.active && rec.textChannelId === msg.channelId) {
+      if (this.refused(guildId, session, msg)) return;
+      await session.handleHumanMessage(msg, { resumePending: true });
+    }
+  }
+
+  /**
+   * Who may talk, and how often (see TalkGate): a message that is not forwarded gets one reaction
+   * (⛔ or 🐢) and nothing else.
+   */
+  private refused(guildId: string, session: GuildSession, msg: IncomingTextMessage): boolean {
+    const refusal = this.gate.admitText(guildId, msg.authorId, msg.roleIds, session.queuedTurns);
+    if (!refusal) return false;
+    this.log.debug({ guildId, userId: msg.authorId, reason: refusal.reason }, 'a message was not forwarded');
+    msg.react(refusal.emoji).catch((err: unknown) => this.log.debug({ guildId, err: errorInfo(err) }, 'marking a refused message failed'));
+    return true;
+  }
+
+  /** A channel of the guild changed (its age-restricted flag, or a thread's parent's). */
+  channelUpdated(guildId: string): void {
+    this.sessions.get(guildId)?.recheckAgeRestriction('a channel changed');
+  }
+
+  /** An admin changed a setting: what runs follows it where it can without a restart. */
+  settingChanged(guildId: string, name: SettingName): void {
+    const s = this.sessions.get(guildId);
+    if (!s) return;
+    if (name === 'barge-in') s.applyBargeIn();
+    if (name === 'chat-roles') s.prefetchVoiceRoles();
+    if (name === 'explicit-characters') s.recheckAgeRestriction('the explicit-characters setting changed');
   }
 
   /** A bridged message was edited (`proxied`: a proxy bot's repost, said by its name). */
@@ -331,9 +384,14 @@ export class BotCore {
     s.handleMessageDelete(messageId);
   }
 
-  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined, isBot = false): void {
+  voiceStateChanged(guildId: string, oldChannelId: string | undefined, newChannelId: string | undefined, userId?: string): void {
     const s = this.sessions.get(guildId);
-    if (isBot) s?.botVoiceChanged();
+    if (s && userId !== undefined && userId === this.deps.guild(guildId)?.botUserId) s.botVoiceChanged();
+    // A voice state carries the member's current roles: known fresh before they first speak.
+    if (s && userId && newChannelId && newChannelId === s.voiceChannelId) {
+      const roles = this.deps.guild(guildId)?.memberRoleIds(userId);
+      if (roles) this.gate.noteRoles(guildId, userId, roles);
+    }
     s?.voiceMembersChanged([oldChannelId, newChannelId]);
   }
 

@@ -26,6 +26,8 @@ export interface BotMetrics {
   unhandledErrors: Counter;
   /** Writes of a guild's stored record that failed (each is retried). */
   storeWriteFailures: Counter;
+  /** Members' turns not forwarded, by source (text, voice, button) and reason (role, blocked, rate, queue). */
+  refusedTurns: Counter;
   /** Wires the live-state gauges (done once the sources exist). */
   bind(sources: MetricsSources): void;
 }
@@ -51,6 +53,10 @@ export function createBotMetrics(): BotMetrics {
   const commands = registry.counter('voxta_discord_commands_total', 'Slash commands handled, by command and outcome.');
   const unhandledErrors = registry.counter('voxta_discord_unhandled_errors_total', 'Unhandled promise rejections and uncaught exceptions (bugs), logged and survived, by kind.');
   const storeWriteFailures = registry.counter('voxta_discord_store_write_failures_total', 'Writes of a guild session record to the database that failed (retried until they succeed).');
+  const refusedTurns = registry.counter(
+    'voxta_discord_turns_refused_total',
+    'Members’ turns not forwarded to the character, by source (text, voice, button) and reason (role, blocked, rate, queue).',
+  );
   // Gauges in name (the documented families), growing totals in value: they never go down when a
   // session or voice connection ends.
   registry.gauge('voxta_discord_voice_decode_errors', 'Opus packets from members that failed to decode, since start.', () => [
@@ -75,6 +81,7 @@ export function createBotMetrics(): BotMetrics {
     commands,
     unhandledErrors,
     storeWriteFailures,
+    refusedTurns,
     bind(s) {
       src = s;
     },

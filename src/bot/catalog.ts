@@ -130,10 +130,21 @@ export class VoxtaCatalog {
     return c;
   }
 
-  /** Characters whose name contains what was typed (prefix matches first), ≤ 25. */
-  async characterChoices(typed: string, deadlineMs = AUTOCOMPLETE_DEADLINE_MS, keep: (c: CharacterSummary) => boolean = () => true): Promise<Choice[]> {
-    const list = ((await this.characters.within(deadlineMs)) ?? []).filter(keep);
-    return rank(list, typed).map((c) => ({ name: truncate(c.name, 100), value: c.id }));
+  /**
+   * Characters whose name contains what was typed (prefix matches first), ≤ 25. `explicit`: what
+   * to do with characters Voxta marks explicit: list them as the others (`show`, the default),
+   * list them marked 🔞 (`mark`), or leave them out (`hide`: where they may not run). `keep`
+   * narrows the list further (e.g. characters not in the chat yet).
+   */
+  async characterChoices(
+    typed: string,
+    deadlineMs = AUTOCOMPLETE_DEADLINE_MS,
+    opts: { explicit?: 'show' | 'mark' | 'hide'; keep?: (c: CharacterSummary) => boolean } = {},
+  ): Promise<Choice[]> {
+    const explicit = opts.explicit ?? 'show';
+    const keep = opts.keep ?? (() => true);
+    const list = ((await this.characters.within(deadlineMs)) ?? []).filter((c) => keep(c) && (explicit !== 'hide' || c.explicitContent !== true));
+    return rank(list, typed).map((c) => ({ name: truncate(explicit === 'mark' && c.explicitContent === true ? `🔞 ${c.name}` : c.name, 100), value: c.id }));
   }
 
   /**

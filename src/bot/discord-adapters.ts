@@ -4,12 +4,17 @@
  */
 import {
   AttachmentBuilder,
+  ButtonStyle,
   ChannelType,
   DiscordAPIError,
+  ComponentType,
   MessageFlags,
   PermissionFlagsBits,
   Routes,
+  type APIActionRowComponent,
+  type APIButtonComponentWithCustomId,
   type AutocompleteInteraction,
+  type ButtonInteraction,
   type ChatInputCommandInteraction,
   type Client,
   type Guild,
@@ -19,14 +24,33 @@ import {
   type APIMessage,
   type APIWebhook,
 } from 'discord.js';
-import type { AutocompleteContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
+import type { AutocompleteContext, ButtonContext, ChannelOption, CommandContext, CommandReply, Invoker } from '../commands/types.js';
 import type { BotCore } from './bot-core.js';
-import { WebhookCallError, type GuildPort, type IncomingTextMessage, type OutgoingMessage, type PostedMessage, type TextChannelPort, type WebhookApi } from './ports.js';
+import { WebhookCallError, type GuildPort, type IncomingTextMessage, type MessageButton, type OutgoingMessage, type PostedMessage, type TextChannelPort, type WebhookApi } from './ports.js';
 import type { ImageRef } from './channel-images.js';
 import type { IncomingWebhookMessage } from './proxy-gate.js';
 
 /** Never let a character's text ping @everyone, roles or users. */
 const NO_MENTIONS = { parse: [] as never[] };
+
+const BUTTON_STYLES = { primary: ButtonStyle.Primary, secondary: ButtonStyle.Secondary, success: ButtonStyle.Success, danger: ButtonStyle.Danger } as const;
+
+/** One action row of buttons (Discord's component JSON); none for an empty list. */
+export function buttonRows(buttons: readonly MessageButton[]): APIActionRowComponent<APIButtonComponentWithCustomId>[] {
+  if (buttons.length === 0) return [];
+  return [
+    {
+      type: ComponentType.ActionRow,
+      components: buttons.slice(0, 5).map((b) => ({
+        type: ComponentType.Button,
+        style: BUTTON_STYLES[b.style],
+        custom_id: b.customId,
+        label: b.label,
+        ...(b.emoji ? { emoji: { name: b.emoji } } : {}),
+      })),
+    },
+  ];
+}
 
 function toPayload(message: string | OutgoingMessage) {
   const m = typeof message === 'string' ? { content: message } : message;
@@ -34,6 +58,7 @@ function toPayload(message: string | OutgoingMessage) {
     ...(m.content !== undefined ? { content: m.content } : {}),
     ...(m.embeds ? { embeds: m.embeds } : {}),
     ...(m.files ? { files: m.files.map((f) => new AttachmentBuilder(f.data, { name: f.name })) } : {}),
+    ...(m.buttons ? { components: buttonRows(m.buttons) } : {}),
     allowedMentions: NO_MENTIONS,
   };
 }
@@ -49,6 +74,12 @@ export function textChannelPort(channel: SendableChannels & { id: string; name?:
         id: sent.id,
         edit: async (content) => {
           await sent.edit({ content, allowedMentions: NO_MENTIONS });
+        },
+        setButtons: async (buttons) => {
+          await sent.edit({ components: buttonRows(buttons) });
+        },
+        delete: async () => {
+          await sent.delete();
         },
       };
     },
@@ -131,8 +162,25 @@ export function guildPort(client: Client, guildId: string): GuildPort | undefine
     },
     displayName: (userId) => guild.members.cache.get(userId)?.displayName ?? client.users.cache.get(userId)?.displayName ?? 'Someone',
     memberRoleIds: (userId) => [...(guild.members.cache.get(userId)?.roles.cache.keys() ?? [])],
-    fetchMemberRoleIds: async (userId) => [...(await guild.members.fetch({ user: userId, force: true })).roles.cache.keys()],
     voiceAdapterCreator: () => guild.voiceAdapterCreator,
+    isAgeRestricted(channelId) {
+      const ch = guild.channels.cache.get(channelId);
+      if (!ch) return false;
+      // A thread has no flag of its own: its parent's applies.
+      const own = ch.isThread() ? ch.parent : ch;
+      return own !== null && 'nsfw' in own && own.nsfw === true;
+    },
+    guildRoles: () => [...guild.roles.cache.values()].sort((a, b) => b.position - a.position).map((r) => ({ id: r.id, name: r.name, managed: r.managed })),
+    async fetchMemberRoleIds(userId) {
+      try {
+        const member = await guild.members.fetch({ user: userId, force: true });
+        return [...member.roles.cache.keys()].filter((id) => id !== guild.id);
+      } catch (err) {
+        // 10007 Unknown Member: not (or no longer) in the server.
+        if ((err as { code?: unknown }).code === 10007) return undefined;
+        throw err;
+      }
+    },
     gatewaySessionStartedAt: () => gatewaySessions.get(client),
     webhooks: webhookApi(client, guild),
     async hasMember(userId) {
@@ -194,13 +242,21 @@ function webhookApi(client: Client, guild: Guild): WebhookApi {
     execute: (hook, p) =>
       discordCall(async () => {
         const query = new URLSearchParams({ wait: 'true', ...(p.threadId ? { thread_id: p.threadId } : {}) });
-        const sent = (await rest.post(Routes.webhook(hook.id, hook.token), { body: { content: p.content, allowed_mentions: noMentions }, query, auth: false })) as APIMessage;
+        // The bot's webhooks are application-owned: their messages may carry buttons.
+        const body = { content: p.content, allowed_mentions: noMentions, ...(p.buttons ? { components: buttonRows(p.buttons) } : {}) };
+        const sent = (await rest.post(Routes.webhook(hook.id, hook.token), { body, query, auth: false })) as APIMessage;
+        const q = threadQuery(p.threadId);
+        const patch = (change: Record<string, unknown>) =>
+          discordCall(async () => {
+            await rest.patch(Routes.webhookMessage(hook.id, hook.token, sent.id), { body: change, ...(q ? { query: q } : {}), auth: false });
+          });
         return {
           id: sent.id,
-          edit: (content: string) =>
+          edit: (content: string) => patch({ content, allowed_mentions: noMentions }),
+          setButtons: (buttons: MessageButton[]) => patch({ components: buttonRows(buttons) }),
+          delete: () =>
             discordCall(async () => {
-              const q = threadQuery(p.threadId);
-              await rest.patch(Routes.webhookMessage(hook.id, hook.token, sent.id), { body: { content, allowed_mentions: noMentions }, ...(q ? { query: q } : {}), auth: false });
+              await rest.delete(Routes.webhookMessage(hook.id, hook.token, sent.id), { ...(q ? { query: q } : {}), auth: false });
             }),
         };
       }),
@@ -232,7 +288,7 @@ function channelKind(type: ChannelType): ChannelOption['kind'] {
   return 'other';
 }
 
-function invokerOf(interaction: ChatInputCommandInteraction, guild: Guild | null): Invoker {
+function invokerOf(interaction: ChatInputCommandInteraction | ButtonInteraction, guild: Guild | null): Invoker {
   const member = interaction.member;
   let roleIds: string[] = [];
   let displayName = interaction.user.displayName;
@@ -269,6 +325,13 @@ export function commandContext(core: BotCore, interaction: ChatInputCommandInter
       if (!ch) return undefined;
       return { id: ch.id, name: ch.name ?? ch.id, kind: channelKind(ch.type) };
     },
+    user(name) {
+      const user = interaction.options.getUser(name);
+      if (!user) return undefined;
+      const member = interaction.options.getMember(name);
+      const displayName = member && 'displayName' in member && typeof member.displayName === 'string' ? member.displayName : user.displayName;
+      return { id: user.id, displayName, bot: user.bot };
+    },
     subcommand: () => interaction.options.getSubcommand(false) ?? undefined,
     async defer({ ephemeral }) {
       if (interaction.deferred || interaction.replied) return;
@@ -302,7 +365,13 @@ export function autocompleteContext(core: BotCore, interaction: AutocompleteInte
     core,
     commandName: interaction.commandName,
     guildId: interaction.guildId,
+    channelId: interaction.channelId,
     focused: { name: focused.name, value: String(focused.value) },
+    option(name) {
+      // Options typed so far, as Discord sent them (channel options carry the channel id).
+      const raw = interaction.options.data.flatMap((o) => (o.options ? o.options : [o])).find((o) => o.name === name);
+      return raw?.value === undefined ? undefined : String(raw.value);
+    },
     subcommand: () => interaction.options.getSubcommand(false) ?? undefined,
     respond: async (choices) => {
       if (interaction.responded) return;
@@ -334,6 +403,29 @@ export function imagesOf(message: Pick<Message, 'attachments' | 'embeds'>): Imag
   return refs;
 }
 
+export function buttonContext(core: BotCore, interaction: ButtonInteraction<'cached' | 'raw'>): ButtonContext {
+  return {
+    core,
+    guildId: interaction.guildId,
+    channelId: interaction.channelId,
+    messageId: interaction.message.id,
+    customId: interaction.customId,
+    invoker: invokerOf(interaction, interaction.guild),
+    get acknowledged() {
+      return interaction.deferred || interaction.replied;
+    },
+    async deferUpdate() {
+      if (interaction.deferred || interaction.replied) return;
+      await interaction.deferUpdate();
+    },
+    async reply(content) {
+      const payload = { content, allowedMentions: NO_MENTIONS, flags: MessageFlags.Ephemeral } as const;
+      if (interaction.deferred || interaction.replied) await interaction.followUp(payload);
+      else await interaction.reply(payload);
+    },
+  };
+}
+
 export function incomingMessage(message: Message<true>, botUserId: string): IncomingTextMessage {
   const images = imagesOf(message);
   return {
@@ -343,6 +435,8 @@ export function incomingMessage(message: Message<true>, botUserId: string): Inco
     authorName: message.member?.displayName ?? message.author.displayName,
     content: message.content,
     ...(images.length ? { images } : {}),
+    // The message's member payload carries the author's roles as they are now.
+    ...(message.member ? { roleIds: [...message.member.roles.cache.keys()].filter((id) => id !== message.guildId) } : {}),
     react: async (emoji) => {
       await message.react(emoji);
     },

@@ -22,8 +22,13 @@
  *
  * The session decides what happens when; the details live with their own parts:
  * `PendingMessages` (user messages until Voxta has stored them: ⏳/❌, SQLite rows, held delivery),
- * `ReplyStream` (replies streamed into the channel), `VoiceAttachment` (the voice connection and
- * its slot) and `session-notices` (the sentences for failures).
+ * `ReplyStream` (replies streamed into the channel), `ReplyControls` (the buttons under the latest
+ * reply and what Voxta's deletions do to the shown messages), `VoiceAttachment` (the voice
+ * connection and its slot) and `session-notices` (the sentences for failures). Server admins'
+ * rules come in through `deps.admin`: the age gate (explicit characters only in age-restricted
+ * channels: checked before a chat opens, again with its real cast, before a /join, and when a
+ * channel, the cast or the setting changes: then the chat stops, kept for /resume), who may be
+ * listened to in voice (`TalkGate`) and the barge-in mode of the server.
  */
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config.js';
@@ -36,10 +41,12 @@ import type { CloseOutcome } from '../voxta/chat-session.js';
 import type { AppTriggerMessage, ContextItem, HistoryMessage, ReplyChunkMessage, ServerMessage, ServerUpdateMessage } from '../voxta/messages.js';
 import { attributeSpeaker, capText, sanitizeUserText } from '../voxta/user-text.js';
 import type { Admission } from './admission.js';
+import { AgeRestrictionError, type AgeGate } from './age-gate.js';
 import type { BotMetrics } from './bot-metrics.js';
 import { emoteReaction } from './app-triggers.js';
 import { ChannelImages, discordCdnAllow, type ImageRef } from './channel-images.js';
 import { abortable, abortReason, checkNotAborted, GuildOperations, OperationCancelledError } from './guild-operations.js';
+import type { GuildSettings } from './guild-settings.js';
 import { RecentSamples } from './metrics.js';
 import { PendingMessages } from './pending-messages.js';
 import type {
@@ -51,10 +58,12 @@ import type {
   VoxtaSessionPort,
   VoxtaSessionState,
 } from './ports.js';
+import { ReplyControls, type ReplyAction } from './reply-controls.js';
 import { ReplyStream } from './reply-stream.js';
 import { replyTarget, type AvatarCache, type Speaker } from './reply-targets.js';
 import { credentialsRefusedNotice, isAuthRefusal } from './session-notices.js';
 import { SessionRecord, type RecordProblem } from './session-record.js';
+import type { TalkGate } from './talk-gate.js';
 import { UserFacingError } from './user-errors.js';
 import { VoiceAttachment, type VoicePlan } from './voice-attachment.js';
 import type { WebhookPool } from './webhook-pool.js';
@@ -108,6 +117,14 @@ export interface GuildSessionDeps {
   webhooks?: WebhookPool;
   /** Characters' avatars from Voxta (for their webhooks). */
   avatars?: AvatarCache;
+  /** Server admins' rules (settings, who may talk, explicit characters); absent: none applies. */
+  admin?: SessionAdminDeps;
+}
+
+export interface SessionAdminDeps {
+  settings: GuildSettings;
+  gate: TalkGate;
+  ageGate: AgeGate;
 }
 
 export interface StartRequest {
@@ -169,6 +186,8 @@ export interface SessionStatus {
 /** What a Voxta connection that is being brought up needs to open its chat. */
 interface BringUp {
   kind: 'start' | 'resume';
+  /** The characters the chat is expected to have (checked against the age gate before opening). */
+  characterIds: readonly string[];
   textChannelId: string;
   voiceChannelId: string | undefined;
   /** The voice decision (its slot already taken when `join`). */
@@ -238,6 +257,10 @@ export class GuildSession extends EventEmitter {
   private visionResponder: VisionResponder | undefined;
   /** Messages carrying a picture, whose delivery first tells Voxta to look (`/capture`). */
   private readonly picturesFor = new Set<string>();
+  /** The buttons under the latest reply, and what Voxta's deletions do to the shown messages. */
+  private readonly controls: ReplyControls;
+  /** Explicit characters of the chat (by name); undefined while Voxta could not tell. */
+  private explicitNames: string[] | undefined = [];
 
   constructor(private readonly deps: GuildSessionDeps) {
     super();
@@ -259,7 +282,14 @@ export class GuildSession extends EventEmitter {
       post,
       link: (discordId, voxtaId, chatId) => this.link(discordId, voxtaId, chatId),
     });
+    this.controls = new ReplyControls({
+      store: deps.store,
+      log: () => this.log,
+      channel: () => this.channel(),
+      chatId: () => this.voxta?.chatId,
+    });
     this.replies = new ReplyStream({
+      decorate: (messageId, channel) => this.controls.decorate(messageId, channel),
       channel: () => this.channel(),
       log: () => this.log,
       // A reply to a voice turn is heard; it is shown only when transcripts are mirrored.
@@ -287,8 +317,17 @@ export class GuildSession extends EventEmitter {
       enqueue: (kind, fn) => this.ops.run(kind, fn),
       post,
       mirror: (kind, name, text) => this.mirror(kind, name, text),
-      presenceChanged: () => this.scheduleContextUpdate(),
+      presenceChanged: () => {
+        this.scheduleContextUpdate();
+        this.prefetchVoiceRoles();
+      },
       idleLeaveMs: deps.voiceIdleLeaveMs,
+      voiceConfig: () => ({ ...deps.config.voice, bargeIn: deps.admin?.settings.bargeIn(deps.guildId) ?? deps.config.voice.bargeIn }),
+      mayListen: (userId) => {
+        const verdict = deps.admin?.gate.admitVoice(deps.guildId, userId);
+        if (verdict?.notice) this.tell(verdict.notice);
+        return verdict?.ok ?? true;
+      },
     });
   }
 
@@ -350,6 +389,7 @@ export class GuildSession extends EventEmitter {
     return this.ops.run('start', (signal) =>
       this.open(signal, { chatIdToResume: undefined, keepPendingOnFailure: false }, {
         kind: 'start',
+        characterIds: [req.characterId],
         textChannelId: req.textChannelId,
         voiceChannelId: req.voiceChannelId,
         plan: { join: false, note: undefined },
@@ -378,6 +418,7 @@ export class GuildSession extends EventEmitter {
       const voiceChannelId = req.voiceChannelId === null ? undefined : (req.voiceChannelId ?? stored.voiceChannelId);
       return this.open(signal, { chatIdToResume: chatId, keepPendingOnFailure: req.keepPendingOnFailure ?? false }, {
         kind: 'resume',
+        characterIds: [stored.characterId],
         textChannelId,
         voiceChannelId,
         plan: { join: false, note: undefined },
@@ -431,19 +472,27 @@ export class GuildSession extends EventEmitter {
   }
 
   /**
-   * Opens a Voxta connection (registered at once), joins voice when planned, opens the chat and
-   * stores the record. Voice comes before the chat: a new chat opens with the character's
-   * greeting, which is then spoken instead of being acknowledged as text-only. Every await is
-   * abortable; what it acquired stays registered for the teardown.
+   * Opens a Voxta connection (registered at once), checks the age gate (explicit characters),
+   * joins voice when planned, opens the chat (its real cast checked again) and stores the record.
+   * Voice comes before the chat: a new chat opens with the character's greeting, which is then
+   * spoken instead of being acknowledged as text-only. Every await is abortable; what it acquired
+   * stays registered for the teardown.
    */
   private async bringUp(up: BringUp, signal: AbortSignal): Promise<{ chatId: string; voiceNote: string | undefined }> {
     const voxta = this.deps.createVoxta(this.guildId, { voice: up.plan.join });
     this.voxtaHasAudio = up.plan.join;
     this.adoptVoxta(voxta);
     await abortable(voxta.connect(), signal);
+    // Voxta answers: may these characters run in these channels (the voice one only if joined)?
+    this.explicitNames = await this.ageCheck(up.characterIds, up.textChannelId, up.plan.join ? up.voiceChannelId : undefined, signal);
     const voiceNote = up.plan.join && up.voiceChannelId ? await this.voiceAttachment.connect(up.voiceChannelId, signal) : up.plan.note;
     checkNotAborted(signal);
     const started = await abortable(up.begin(voxta), signal);
+    // The cast Voxta opened may hold more characters than asked for (a resumed group chat).
+    const cast = voxta.chat?.characters.map((c) => c.id) ?? [];
+    if (cast.some((id) => !up.characterIds.includes(id))) {
+      this.explicitNames = await this.ageCheck(cast, up.textChannelId, this.voiceAttachment.channelId, signal);
+    }
     // Stored before the session counts as running: a chat we could not record would not be
     // resumed after a restart, so it is better refused now.
     const saved = this.records.trySave({
@@ -470,6 +519,8 @@ export class GuildSession extends EventEmitter {
     this.pending.holding = true;
     const history = voxta.chat?.messages ?? [];
     this.pending.lastStoredMessageId = history.at(-1)?.messageId;
+    // (A new chat's greeting may have come in already: it is the latest then.)
+    this.controls.latestMessageId ??= history.at(-1)?.messageId;
     this.log = this.deps.log.child({ guildId: this.guildId, chatId });
     this.log.info({ chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
@@ -523,6 +574,7 @@ export class GuildSession extends EventEmitter {
       this.voiceAttachment.forgetAway();
       if (opts.notice) await this.bounded(this.post(opts.notice));
       this.replies.stopTyping();
+      await this.guardAsync('removing the reply buttons', () => this.bounded(this.controls.clear()));
       if (this.contextTimer) clearTimeout(this.contextTimer);
       this.contextTimer = undefined;
       await this.guardAsync('leaving voice', () => this.voiceAttachment.leave(reason));
@@ -547,6 +599,7 @@ export class GuildSession extends EventEmitter {
       this.deps.admission.releaseChat(this.guildId);
       this.voxtaHasAudio = false;
       this.openingChatId = undefined;
+      this.explicitNames = [];
       this.stoppingKeepsActive = false;
       this.transition('idle', reason);
       this.log = this.deps.log.child({ guildId: this.guildId });
@@ -622,6 +675,8 @@ export class GuildSession extends EventEmitter {
       this.voiceAttachment.forgetAway();
       const guild = this.deps.guild();
       if (!guild) throw new UserFacingError('The bot is not in this server any more.');
+      await this.ageCheckRunning(guild, channelId, signal);
+      if (!this.bridging) throw new UserFacingError('No chat is running in this server. Start one with /start.');
       if (!this.voxtaHasAudio) return this.reopenWithVoice(guild, channelId, signal);
       await this.voiceAttachment.leave('moving');
       const note = await this.voiceAttachment.planAndConnect(guild, channelId, signal);
@@ -644,6 +699,7 @@ export class GuildSession extends EventEmitter {
     const rec = this.record;
     const chatId = this.voxta?.chatId ?? rec?.chatId;
     const textChannelId = this.boundTextChannelId;
+    const castIds = this.voxta?.chat?.characters.map((c) => c.id);
     if (!rec || !chatId || !textChannelId) {
       this.deps.admission.releaseVoice(this.guildId);
       throw new UserFacingError('The running chat cannot be reopened with voice right now; try /stop and /resume.');
@@ -659,6 +715,7 @@ export class GuildSession extends EventEmitter {
       outcome = await this.bringUp(
         {
           kind: 'resume',
+          characterIds: castIds ?? [rec.characterId],
           textChannelId,
           voiceChannelId: channelId,
           plan,
@@ -928,6 +985,120 @@ export class GuildSession extends EventEmitter {
     if (!(await this.requireRunning().interrupt())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
   }
 
+  /**
+   * A reply button. Stop works on whatever plays; Regenerate and Undo only on the chat's latest
+   * message (a click that raced a newer message is refused). Resolves with a sentence for the
+   * member who pressed it, or undefined when what happens in the channel says it all.
+   */
+  async pressReplyButton(action: ReplyAction, voxtaMessageId: string): Promise<string | undefined> {
+    const voxta = this.requireRunning();
+    if (action === 'stop') {
+      await this.interrupt();
+      return undefined;
+    }
+    if (voxtaMessageId !== this.controls.latestMessageId) {
+      throw new UserFacingError(`That is no longer the latest reply; only the latest one can be ${action === 'undo' ? 'undone' : 'regenerated'}.`);
+    }
+    if (action === 'regenerate') {
+      this.controls.regenerate(voxtaMessageId);
+      if (!(await voxta.retry())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+      return undefined;
+    }
+    const deleted = this.controls.nextDeletion(2500);
+    if (!(await voxta.revert())) throw new UserFacingError('Voxta is reconnecting right now; try again in a moment.');
+    return (await deleted) ? undefined : 'There was nothing to undo.';
+  }
+
+  /** Turns waiting for the character (accepted, not yet stored by Voxta): for the per-server bound. */
+  get queuedTurns(): number {
+    return this.pending.count;
+  }
+
+  /** Members in our voice channel: their roles are fetched before they speak (when chat roles apply). */
+  prefetchVoiceRoles(): void {
+    const channelId = this.voiceAttachment.channelId;
+    const guild = this.deps.guild();
+    if (!channelId || !guild || !this.deps.admin) return;
+    const humans = guild.voiceMembers(channelId).filter((m) => !m.bot && m.id !== guild.botUserId);
+    this.deps.admin.gate.prefetchRoles(this.guildId, humans.map((m) => m.id));
+  }
+
+  /** The server's barge-in setting changed: the voice connection uses it from now on. */
+  applyBargeIn(): void {
+    const mode = this.deps.admin?.settings.bargeIn(this.guildId);
+    if (mode) this.voiceAttachment.setBargeIn(mode);
+  }
+
+  /**
+   * The explicit characters among these (their names), refusing with {@link AgeRestrictionError}
+   * when they may not run in these channels. Undefined: Voxta could not tell, and the channels
+   * would allow an explicit chat anyway.
+   */
+  private async ageCheck(characterIds: readonly string[], textChannelId: string, voiceChannelId: string | undefined, signal: AbortSignal): Promise<string[] | undefined> {
+    const gate = this.deps.admin?.ageGate;
+    const guild = this.deps.guild();
+    if (!gate || !guild) return [];
+    let names: string[];
+    try {
+      names = await abortable(gate.explicitAmong(characterIds), signal);
+    } catch (err) {
+      checkNotAborted(signal);
+      if (gate.channelsAllow(guild, textChannelId, voiceChannelId)) return undefined;
+      throw err;
+    }
+    const refusal = gate.refusal(guild, names, textChannelId, voiceChannelId);
+    if (refusal) throw new AgeRestrictionError(refusal);
+    return names;
+  }
+
+  /** Before the running chat goes into this voice channel: an explicit chat needs it age-restricted. */
+  private async ageCheckRunning(guild: GuildPort, voiceChannelId: string, signal: AbortSignal): Promise<void> {
+    const gate = this.deps.admin?.ageGate;
+    const text = this.boundTextChannelId;
+    if (!gate || !text || this.explicitNames?.length === 0) return;
+    const names = this.explicitNames ?? (await this.ageCheck(this.castIds(), text, voiceChannelId, signal));
+    const refusal = names && gate.refusal(guild, names, text, voiceChannelId);
+    if (refusal) throw new AgeRestrictionError(refusal);
+  }
+
+  private castIds(): string[] {
+    return this.voxta?.chat?.characters.map((c) => c.id) ?? (this.record ? [this.record.characterId] : []);
+  }
+
+  /**
+   * A channel changed (its age-restricted flag), the cast changed, or the server's setting did: an
+   * explicit chat that may no longer run in its channels is stopped (kept for /resume), with one
+   * notice. Runs as an operation of the guild's queue; never throws.
+   */
+  recheckAgeRestriction(why: string, opts: { castChanged?: boolean } = {}): void {
+    const gate = this.deps.admin?.ageGate;
+    if (!gate || !this.bridging || (this.explicitNames?.length === 0 && !opts.castChanged)) return;
+    this.ops
+      .run('age check', async (signal) => {
+        const guild = this.deps.guild();
+        const text = this.boundTextChannelId;
+        if (!this.bridging || !guild || !text) return;
+        const voice = this.voiceAttachment.channelId ?? (this.voiceAttachment.isAway ? this.record?.voiceChannelId : undefined);
+        let names = opts.castChanged ? undefined : this.explicitNames;
+        if (names === undefined) {
+          try {
+            names = await abortable(gate.explicitAmong(this.castIds()), signal);
+            this.explicitNames = names;
+          } catch (err) {
+            checkNotAborted(signal);
+            // Voxta cannot tell: fine where an explicit chat could run anyway, stopped elsewhere.
+            if (gate.channelsAllow(guild, text, voice)) return;
+            this.log.warn({ err: errorInfo(err), why }, 'guild session: cannot tell whether the chat is explicit; stopping it');
+          }
+        }
+        if (!this.bridging) return;
+        if (names?.length === 0 || !gate.refusal(guild, names ?? [this.record?.characterName ?? 'the character'], text, voice)) return;
+        this.log.info({ why, explicit: names }, 'guild session: an explicit chat may no longer run in its channels; stopping');
+        await this.teardown(`age restriction: ${why}`, { notice: gate.stoppedNotice(guild, names ?? [this.record?.characterName ?? 'the character'], text, voice) });
+      })
+      .catch((err: unknown) => this.log.debug({ err: errorInfo(err) }, 'guild session: the age check did not run (the session stopped)'));
+  }
+
   private requireRunning(): VoxtaSessionPort {
     if (!this.bridging || !this.voxta) throw new UserFacingError('No chat is running in this server. Start one with /start.');
     return this.voxta;
@@ -942,6 +1113,7 @@ export class GuildSession extends EventEmitter {
     if (this.deps.config.voxta.vision) {
       this.visionResponder = attachVisionResponder(v, (_req, signal) => this.images.latest(signal), { log: this.log });
     }
+    this.controls.activate();
     const mine = (): boolean => this.voxta === v;
     const on = <A extends unknown[]>(event: string, fn: (...args: A) => void): void => {
       const l = (...args: A): void => {
@@ -1001,9 +1173,11 @@ export class GuildSession extends EventEmitter {
     });
     on('appTrigger', (t: AppTriggerMessage) => this.onAppTrigger(t));
     on('participantsUpdated', (chat: ChatInfo) => {
-      // The cast changed (here by /cast, or in the Voxta app): the record and the context follow.
+      // The cast changed (here by /cast, or in the Voxta app): the record and the context follow,
+      // and an explicit character joining may end the chat where explicit characters may not run.
       this.noteCast(chat);
       this.scheduleContextUpdate();
+      this.recheckAgeRestriction('the cast changed', { castChanged: true });
     });
     on('chatClosed', () => {
       if (!this.bridging) return;
@@ -1046,6 +1220,7 @@ export class GuildSession extends EventEmitter {
         this.replies.generating();
         break;
       case 'replyChunk': {
+        this.controls.noteMessage(m.messageId, 'reply');
         if (this.turnStartedAt !== undefined) {
           const ms = Date.now() - this.turnStartedAt;
           this.turnStartedAt = undefined;
@@ -1070,9 +1245,14 @@ export class GuildSession extends EventEmitter {
           this.replies.corrected(m.messageId, m.text);
           break;
         }
+        this.controls.noteMessage(m.messageId, 'user');
         this.pending.echoed(m.text, m.messageId, this.voxta?.chatId);
         break;
       }
+      case 'messageDeleted':
+        // Regenerate, Undo, or a deletion elsewhere: the shown messages follow.
+        this.controls.deleted(m.messageId, this.replies.shown(m.messageId));
+        break;
       case 'chatSessionError':
         // The same error every turn (a dead LLM service) is repeated at most every few minutes.
         if (Date.now() - (this.errorAnnouncedAt.get(m.message) ?? -Infinity) >= ERROR_REPEAT_MS) {

@@ -11,10 +11,22 @@ import type { ImageRef } from './channel-images.js';
 
 // ---- Discord side ------------------------------------------------------------------------
 
+/** A button under a message the bot posted (the reply controls). */
+export interface MessageButton {
+  customId: string;
+  label: string;
+  emoji?: string;
+  style: 'primary' | 'secondary' | 'success' | 'danger';
+}
+
 /** A message the bot posted, which it may edit or react to later. */
 export interface PostedMessage {
   readonly id: string;
   edit(content: string): Promise<void>;
+  /** Replaces the buttons under it (`[]` removes them); the text stays. Absent where not supported. */
+  setButtons?(buttons: MessageButton[]): Promise<void>;
+  /** Deletes it. Absent where not supported. */
+  delete?(): Promise<void>;
 }
 
 /** A human's message the bot may mark (pending, truncated). */
@@ -28,6 +40,8 @@ export interface OutgoingMessage {
   content?: string;
   embeds?: APIEmbed[];
   files?: Array<{ name: string; data: Buffer }>;
+  /** One row of buttons under the message. */
+  buttons?: MessageButton[];
 }
 
 export interface TextChannelPort {
@@ -76,9 +90,19 @@ export interface GuildPort {
   displayName(userId: string): string;
   /** The member's roles as cached (may be stale without the Guild Members intent). */
   memberRoleIds(userId: string): string[];
-  /** The member's roles fetched from Discord now (REST). */
-  fetchMemberRoleIds(userId: string): Promise<string[]>;
   voiceAdapterCreator(): DiscordGatewayAdapterCreator;
+  /**
+   * Discord marks this channel age-restricted (`nsfw`; a thread inherits its parent's flag).
+   * Absent or unknown: not age-restricted.
+   */
+  isAgeRestricted?(channelId: string): boolean;
+  /** The server's roles (for `/config set chat-roles`); `managed`: a bot's or integration's own role. */
+  guildRoles?(): Array<{ id: string; name: string; managed?: boolean }>;
+  /**
+   * The member's current roles from Discord (REST; the bot has no Guild Members intent, so its
+   * cache may be stale); undefined when they are not a member.
+   */
+  fetchMemberRoleIds?(userId: string): Promise<string[] | undefined>;
   /** When the bot's current main-gateway session began (epoch ms of its last READY), if known. */
   gatewaySessionStartedAt?(): number | undefined;
   /** Channel webhooks (characters post as themselves); absent where the port cannot offer them. */
@@ -123,7 +147,7 @@ export interface WebhookApi {
   /** Renames / re-avatars with the webhook's token (no permission needed). `avatar: null` removes it. */
   modify(hook: WebhookRef, p: { name: string; avatar: { bytes: Buffer; contentType: string } | null }): Promise<void>;
   /** Posts as the webhook (into `threadId` when given); the message is edited with the same token. */
-  execute(hook: WebhookRef, p: { content: string; threadId?: string }): Promise<PostedMessage>;
+  execute(hook: WebhookRef, p: { content: string; threadId?: string; buttons?: MessageButton[] }): Promise<PostedMessage>;
 }
 
 export type WebhookFailure =
@@ -159,6 +183,8 @@ export interface IncomingTextMessage extends MarkableMessage {
   proxied?: { webhookId: string };
   /** Pictures attached to it or embedded in it (for Voxta's vision). */
   images?: ImageRef[];
+  /** The author's roles as the message carried them (current), when known. */
+  roleIds?: string[];
 }
 
 // ---- Voxta side ---------------------------------------------------------------------------

@@ -99,7 +99,12 @@ export class ReplyRenderer {
   }
 
   messageIds(): string[] {
-    return [...this.finished, ...(this.current ? [this.current.message] : [])].map((m) => m.id);
+    return this.postedMessages().map((m) => m.id);
+  }
+
+  /** The messages of this reply posted so far, in order. */
+  postedMessages(): PostedMessage[] {
+    return [...this.finished, ...(this.current ? [this.current.message] : [])];
   }
 
   private schedule(): void {

@@ -4,9 +4,16 @@
  * kept so that a later correction from Voxta (a reply cut after an interruption) can be shown.
  */
 import type { Logger } from '../log.js';
-import type { TextChannelPort } from './ports.js';
+import type { OutgoingMessage, PostedMessage, TextChannelPort } from './ports.js';
+import type { ShownReply } from './reply-controls.js';
 import { ReplyRenderer } from './reply-renderer.js';
 import type { ReplyTarget, Speaker } from './reply-targets.js';
+
+/** Where a reply's messages are posted: the channel, a character's webhook, or either with buttons. */
+export interface ReplySink {
+  readonly id: string;
+  send(message: string | OutgoingMessage): Promise<PostedMessage>;
+}
 
 const TYPING_REFRESH_MS = 8000;
 /** Finished replies kept for corrections. */
@@ -25,6 +32,11 @@ export interface ReplyStreamDeps {
    * Without it replies are posted by the bot, as they are.
    */
   target?: (channel: TextChannelPort, speaker: Speaker | undefined) => ReplyTarget;
+  /**
+   * What a reply posts through, given where it goes (the reply controls add their buttons and
+   * track the message carrying them); default: straight there.
+   */
+  decorate?: (messageId: string, to: ReplySink) => ReplySink;
 }
 
 export class ReplyStream {
@@ -100,6 +112,13 @@ export class ReplyStream {
     return [...this.streaming.keys(), ...this.recent.keys()].filter((id) => this.discordMessagesOf(id).length > 0).at(-1);
   }
 
+  /** A reply as shown in the channel (streaming or finished recently), for the reply controls. */
+  shown(messageId: string): ShownReply | undefined {
+    const r = this.streaming.get(messageId) ?? this.recent.get(messageId);
+    if (!r) return undefined;
+    return { messages: r.postedMessages(), content: r.content, rewrite: (text) => r.rewrite(text) };
+  }
+
   /** Replies still streaming are ended as interrupted, one after another (stop). */
   async cutAll(): Promise<void> {
     for (const [id, r] of this.streaming) {
@@ -129,7 +148,8 @@ export class ReplyStream {
     if (!channel) return undefined;
     const target = this.deps.target?.(channel, speaker);
     if (target) this.targets.set(messageId, target);
-    r = new ReplyRenderer(target ?? channel, { log: this.deps.log(), editIntervalMs: this.deps.editIntervalMs, ...(target ? { limit: target.limit } : {}) });
+    const to: ReplySink = target ?? channel;
+    r = new ReplyRenderer(this.deps.decorate?.(messageId, to) ?? to, { log: this.deps.log(), editIntervalMs: this.deps.editIntervalMs, ...(target ? { limit: target.limit } : {}) });
     this.streaming.set(messageId, r);
     return r;
   }

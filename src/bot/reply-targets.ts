@@ -10,7 +10,7 @@
 import { errorInfo, type Logger } from '../log.js';
 import { sniffImageType } from '../image/sniff.js';
 import type { FetchedBytes, FetchOptions } from '../voxta/rest.js';
-import type { PostedMessage, TextChannelPort, WebhookApi } from './ports.js';
+import type { OutgoingMessage, PostedMessage, TextChannelPort, WebhookApi } from './ports.js';
 import { DISCORD_MESSAGE_LIMIT } from './split-message.js';
 import { WebhooksUnavailableError, type PersonaLease, type WebhookPool } from './webhook-pool.js';
 
@@ -29,7 +29,8 @@ export interface ReplyTarget {
   readonly id: string;
   /** Characters the renderer may put in one message (room left for the name and italics). */
   readonly limit: number;
-  send(content: string): Promise<PostedMessage>;
+  /** Posts a part of the reply (with the reply controls' buttons when they give them). */
+  send(message: string | OutgoingMessage): Promise<PostedMessage>;
   /** The reply is finished: its character may give its webhook to another one. */
   done(): void;
 }
@@ -89,12 +90,13 @@ export function replyTarget(deps: ReplyTargetDeps, channel: TextChannelPort, spe
     id: channel.id,
     limit: DISCORD_MESSAGE_LIMIT - (speaker?.narration ? 2 : 0) - prefix.length,
   };
-  const postAsBot = async (content: string): Promise<PostedMessage> => {
+  const postAsBot = async (message: OutgoingMessage): Promise<PostedMessage> => {
     const decorate = (t: string): string => prefix + italic(t);
-    const sent = await channel.send(decorate(content));
-    return { id: sent.id, edit: (c) => sent.edit(decorate(c)) };
+    const sent = await channel.send({ ...message, content: decorate(message.content ?? '') });
+    return { ...sent, id: sent.id, edit: (c) => sent.edit(decorate(c)) };
   };
-  if (!speaker || !deps.pool) return { ...plain, send: postAsBot, done: () => undefined };
+  const asMessage = (m: string | OutgoingMessage): OutgoingMessage => (typeof m === 'string' ? { content: m } : m);
+  if (!speaker || !deps.pool) return { ...plain, send: (m) => postAsBot(asMessage(m)), done: () => undefined };
 
   const hookChannelId = channel.parentId ?? channel.id;
   const lease: PersonaLease = deps.pool.lease(deps.webhooks, deps.guildId, { channelId: hookChannelId, ...(channel.parentId ? { threadId: channel.id } : {}) }, {
@@ -104,15 +106,16 @@ export function replyTarget(deps: ReplyTargetDeps, channel: TextChannelPort, spe
   });
   return {
     ...plain,
-    send: async (content) => {
+    send: async (m) => {
+      const message = asMessage(m);
       try {
-        const sent = await lease.send(italic(content));
-        return { id: sent.id, edit: (c) => sent.edit(italic(c)) };
+        const sent = await lease.send(italic(message.content ?? ''), message.buttons);
+        return { ...sent, id: sent.id, edit: (c) => sent.edit(italic(c)) };
       } catch (err) {
         if (!(err instanceof WebhooksUnavailableError)) {
           deps.log.warn({ err: errorInfo(err), channelId: channel.id, speaker: speaker.name }, 'reply: posting through the webhook failed; posting as the bot');
         }
-        return postAsBot(content);
+        return postAsBot(message);
       }
     },
     done: () => lease.release(),

@@ -9,7 +9,7 @@
  * with a start, a stop or a /join half-way; and a join takes the operation's `AbortSignal`, so a
  * stop during a slow join leaves the channel at once instead of after the join completes.
  */
-import type { Config } from '../config.js';
+import type { BargeInMode, Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
@@ -54,6 +54,13 @@ export interface VoiceAttachmentDeps {
   presenceChanged: () => void;
   /** Leave an empty voice channel after this long (tests shorten it). */
   idleLeaveMs?: number;
+  /** The voice settings for a new connection (the server's barge-in mode); default `config.voice`. */
+  voiceConfig?: () => Config['voice'];
+  /**
+   * Whether this member's voice may go to the character now (chat roles, block list, spoken-turn
+   * limit), after the privacy checks; default: yes. Called often: quick and synchronous.
+   */
+  mayListen?: (userId: string) => boolean;
 }
 
 export class VoiceAttachment {
@@ -139,7 +146,7 @@ export class VoiceAttachment {
         adapterCreator: guild.voiceAdapterCreator(),
         botUserId: guild.botUserId,
         voxta,
-        config: this.deps.config.voice,
+        config: this.deps.voiceConfig?.() ?? this.deps.config.voice,
         isListenable: (userId) => this.isListenable(userId),
         canSpeak: () => this.audible,
         // Only when a role can opt members out: the check costs a REST call per speaker (cached).
@@ -218,6 +225,11 @@ export class VoiceAttachment {
     this.deps
       .post(now ? `I can speak on the stage now; you will hear me in <#${this.voice.channelId}>.` : 'I was moved to the stage audience, so nobody can hear me; I answer here in text until I am invited to speak again.')
       .catch(() => undefined);
+  }
+
+  /** The server's barge-in mode changed: the live connection uses it from now on. */
+  setBargeIn(mode: BargeInMode): void {
+    this.voice?.setBargeInMode(mode);
   }
 
   /** Leaves voice (if in it) and gives the slot back. Never throws. */
@@ -352,12 +364,15 @@ export class VoiceAttachment {
   private async verifyListenable(userId: string): Promise<boolean> {
     const optOutRole = this.deps.config.voice.optOutRoleId;
     const guild = this.deps.guild();
-    if (!optOutRole || !guild) return true;
+    if (!optOutRole || !guild?.fetchMemberRoleIds) return true;
     const cached = this.freshRoles.get(userId);
     const now = Date.now();
     let roles = cached && now - cached.at < FRESH_ROLES_MS ? cached.roles : undefined;
     if (!roles) {
-      roles = await guild.fetchMemberRoleIds(userId);
+      // Not a member any more (undefined): nobody to listen to.
+      const fetched = await guild.fetchMemberRoleIds(userId);
+      if (fetched === undefined) return false;
+      roles = fetched;
       this.freshRoles.set(userId, { roles, at: now });
       if (this.freshRoles.size > 500) this.freshRoles.delete(this.freshRoles.keys().next().value!);
     }
@@ -377,7 +392,8 @@ export class VoiceAttachment {
     const optOutRole = this.deps.config.voice.optOutRoleId;
     if (optOutRole && guild.memberRoleIds(userId).includes(optOutRole)) return false;
     const member = this.voice ? guild.voiceMembers(this.voice.channelId).find((m) => m.id === userId) : undefined;
-    return !member?.bot;
+    if (member?.bot) return false;
+    return this.deps.mayListen?.(userId) ?? true;
   }
 
   private retireStats(voice: GuildVoicePort): void {

@@ -24,7 +24,7 @@
 import { createHash } from 'node:crypto';
 import { errorInfo, registerSecret, type Logger } from '../log.js';
 import type { Store, StoredWebhook } from '../store/store.js';
-import { WebhookCallError, type ListedWebhook, type PostedMessage, type WebhookApi } from './ports.js';
+import { WebhookCallError, type ListedWebhook, type MessageButton, type PostedMessage, type WebhookApi } from './ports.js';
 
 /** Discord's per-channel limit. */
 export const DISCORD_WEBHOOKS_PER_CHANNEL = 15;
@@ -77,7 +77,7 @@ export interface WebhookPoolDeps {
 
 /** A character speaking in a channel: posts through its webhook while the lease is held. */
 export interface PersonaLease {
-  send(content: string): Promise<PostedMessage>;
+  send(content: string, buttons?: MessageButton[]): Promise<PostedMessage>;
   release(): void;
 }
 
@@ -122,12 +122,12 @@ export class WebhookPool {
     st.leases.set(persona.key, (st.leases.get(persona.key) ?? 0) + 1);
     let released = false;
     return {
-      send: async (content) => {
+      send: async (content, buttons) => {
         if (!api) throw new WebhooksUnavailableError('this connection to Discord offers no webhooks');
         for (let attempt = 0; ; attempt++) {
           const hook = await this.acquire(api, guildId, channelId, persona);
           try {
-            const posted = await api.execute(hook, { content, ...(target.threadId ? { threadId: target.threadId } : {}) });
+            const posted = await api.execute(hook, { content, ...(target.threadId ? { threadId: target.threadId } : {}), ...(buttons ? { buttons } : {}) });
             return this.watchEdits(posted, channelId, hook);
           } catch (err) {
             if (err instanceof WebhookCallError && err.kind === 'unknown-webhook' && attempt === 0) {
@@ -360,6 +360,8 @@ export class WebhookPool {
           throw err;
         }
       },
+      ...(posted.setButtons ? { setButtons: posted.setButtons } : {}),
+      ...(posted.delete ? { delete: posted.delete } : {}),
     };
   }
 }

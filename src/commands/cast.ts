@@ -66,6 +66,10 @@ export const cast: Command = {
       return;
     }
     const present = new Set(running.map((c) => c.id));
-    await ctx.respond(await ctx.core.catalog.characterChoices(ctx.focused.value, undefined, (c) => !present.has(c.id)));
+    // Explicit characters only where the chat may hold them (as /start's list does).
+    const { core } = ctx;
+    const channelId = core.session(ctx.guildId).textChannelId ?? ctx.channelId;
+    const allowed = core.settings.explicitCharacters(ctx.guildId) === 'age-restricted' && channelId !== undefined && core.guild(ctx.guildId)?.isAgeRestricted?.(channelId) === true;
+    await ctx.respond(await core.catalog.characterChoices(ctx.focused.value, undefined, { explicit: allowed ? 'mark' : 'hide', keep: (c) => !present.has(c.id) }));
   },
 };

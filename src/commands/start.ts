@@ -57,7 +57,8 @@ export const start: Command = {
     const text = ctx.channel('text-channel');
     if (text && text.kind === 'other') throw new UserFacingError('Pick a text channel for the conversation.');
     const textChannelId = text?.id ?? ctx.channelId;
-    const voiceChannelId = ctx.channel('voice-channel')?.id ?? ctx.invoker.voiceChannelId;
+    // Without a voice channel given: the invoker's, unless this server starts chats text-only.
+    const voiceChannelId = ctx.channel('voice-channel')?.id ?? (core.settings.startVoice(ctx.guildId) === 'join' ? ctx.invoker.voiceChannelId : undefined);
 
     core.cancelAutoResume(ctx.guildId);
     const session = core.session(ctx.guildId);
@@ -80,7 +81,13 @@ export const start: Command = {
       await ctx.respond(await ctx.core.catalog.scenarioChoices(ctx.focused.value));
       return;
     }
-    await ctx.respond(await ctx.core.catalog.characterChoices(ctx.focused.value));
+    // Explicit characters are offered (marked 🔞) only where they may run: the server allows them
+    // and the chosen text channel is age-restricted. The voice channel is checked on submit.
+    const { core } = ctx;
+    const textChannelId = ctx.option?.('text-channel') ?? ctx.channelId;
+    const allowed =
+      core.settings.explicitCharacters(ctx.guildId) === 'age-restricted' && textChannelId !== undefined && core.guild(ctx.guildId)?.isAgeRestricted?.(textChannelId) === true;
+    await ctx.respond(await core.catalog.characterChoices(ctx.focused.value, undefined, { explicit: allowed ? 'mark' : 'hide' }));
   },
 };
 

@@ -23,6 +23,12 @@ export interface ChannelOption {
   kind: 'text' | 'voice' | 'other';
 }
 
+export interface UserOption {
+  id: string;
+  displayName: string;
+  bot: boolean;
+}
+
 export interface CommandReply {
   content?: string;
   embeds?: APIEmbed[];
@@ -40,6 +46,8 @@ export interface CommandContext {
   readonly invoker: Invoker;
   string(name: string): string | undefined;
   channel(name: string): ChannelOption | undefined;
+  /** A user option (`/config block member:`). Optional: older test doubles lack it. */
+  user?(name: string): UserOption | undefined;
   subcommand(): string | undefined;
   /** True once the interaction has been deferred or answered. */
   readonly acknowledged: boolean;
@@ -54,9 +62,29 @@ export interface AutocompleteContext {
   readonly commandName: string;
   readonly guildId: string;
   readonly focused: { name: string; value: string };
+  /** Where it is typed (the channel of the interaction), when known. */
+  readonly channelId?: string;
+  /** Another option's value as typed so far (strings, and channel ids), when known. */
+  option?(name: string): string | undefined;
   /** The subcommand being typed (`/cast add` → 'add'), if any. */
   subcommand?(): string | undefined;
   respond(choices: Choice[]): Promise<void>;
+}
+
+/** A button pressed under one of the bot's messages. */
+export interface ButtonContext {
+  readonly core: BotCore;
+  readonly guildId: string;
+  readonly channelId: string;
+  /** The message the button is under. */
+  readonly messageId: string;
+  readonly customId: string;
+  readonly invoker: Invoker;
+  readonly acknowledged: boolean;
+  /** Acknowledges without an answer of its own: what the button does shows in the channel. */
+  deferUpdate(): Promise<void>;
+  /** One private sentence to the member who pressed it. */
+  reply(content: string): Promise<void>;
 }
 
 export interface Command {
@@ -65,4 +93,12 @@ export interface Command {
   controlsSession: boolean;
   execute(ctx: CommandContext): Promise<void>;
   autocomplete?(ctx: AutocompleteContext): Promise<void>;
+}
+
+/** What a button press under one of the bot's messages runs (routed by its custom id). */
+export interface ButtonHandler {
+  /** For logs and metrics. */
+  name: string;
+  matches(customId: string): boolean;
+  execute(ctx: ButtonContext): Promise<void>;
 }

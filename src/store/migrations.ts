@@ -89,4 +89,16 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX channel_webhooks_channel ON channel_webhooks (channel_id, last_used_at);
     `,
   },
+  {
+    description: 'members blocked from talking to the character, per guild; message links findable by Voxta id',
+    sql: `
+      CREATE TABLE member_blocks (
+        guild_id   TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (guild_id, user_id)
+      );
+      CREATE INDEX message_map_voxta ON message_map (chat_id, voxta_message_id);
+    `,
+  },
 ];

@@ -1,7 +1,8 @@
 /**
  * Persistent bot state in SQLite (`node:sqlite`, no native add-on): which guild talks to which
  * character and chat, in which channels, whether that session should be resumed on boot; the
- * Discord ↔ Voxta message-id map used for edits and deletions; voice opt-outs and guild settings.
+ * Discord ↔ Voxta message-id map used for edits and deletions; voice opt-outs, guild settings and
+ * members blocked from talking to the character.
  *
  * Every write runs in a transaction. The schema carries a version number and is brought up to
  * date by the ordered {@link MIGRATIONS} when the store opens.
@@ -83,7 +84,16 @@ export interface PendingMessage {
   createdAt: number;
 }
 
-export type GuildSettingKey = 'mirrorTranscripts';
+/** Keys of per-guild settings (`mirrorTranscripts` is shared by `/transcripts` and `/config`). */
+export type GuildSettingKey =
+  | 'mirrorTranscripts'
+  | 'bargeIn'
+  | 'chatRoleIds'
+  | 'textRate'
+  | 'voiceRate'
+  | 'maxQueuedTurns'
+  | 'explicitCharacters'
+  | 'startVoice';
 
 export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -321,7 +331,7 @@ export class Store {
   /** Forgets a guild entirely (the bot was removed from it): session, message map, opt-outs, settings. */
   forgetGuild(guildId: string): void {
     this.transaction(() => {
-      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings', 'pending_messages', 'channel_webhooks']) {
+      for (const table of ['guild_sessions', 'message_map', 'voice_opt_outs', 'guild_settings', 'pending_messages', 'channel_webhooks', 'member_blocks']) {
         this.db.prepare(`DELETE FROM ${table} WHERE guild_id = ?`).run(guildId);
       }
     });
@@ -356,6 +366,15 @@ export class Store {
       voxtaMessageId: row.voxta_message_id,
       createdAt: row.created_at,
     };
+  }
+
+  /** The Discord messages that carry this Voxta message (a reply may span several). */
+  findMessageLinksByVoxtaId(chatId: string, voxtaMessageId: string): string[] {
+    this.assertOpen();
+    const rows = this.db
+      .prepare('SELECT discord_message_id FROM message_map WHERE chat_id = ? AND voxta_message_id = ? ORDER BY created_at, rowid')
+      .all(chatId, voxtaMessageId) as unknown as Array<{ discord_message_id: string }>;
+    return rows.map((r) => r.discord_message_id);
   }
 
   unlinkMessage(discordMessageId: string): void {
@@ -519,6 +538,32 @@ export class Store {
       key,
       String(value),
     );
+  }
+
+  /** Back to the default (the environment's). */
+  deleteSetting(guildId: string, key: GuildSettingKey): void {
+    this.run('DELETE FROM guild_settings WHERE guild_id = ? AND key = ?', guildId, key);
+  }
+
+  // ---- members blocked from talking to the character -----------------------------------------
+
+  setMemberBlocked(guildId: string, userId: string, blocked: boolean): void {
+    if (blocked) {
+      this.run('INSERT OR IGNORE INTO member_blocks (guild_id, user_id, created_at) VALUES (?, ?, ?)', guildId, userId, this.now());
+    } else {
+      this.run('DELETE FROM member_blocks WHERE guild_id = ? AND user_id = ?', guildId, userId);
+    }
+  }
+
+  isMemberBlocked(guildId: string, userId: string): boolean {
+    this.assertOpen();
+    return this.db.prepare('SELECT 1 FROM member_blocks WHERE guild_id = ? AND user_id = ?').get(guildId, userId) !== undefined;
+  }
+
+  listBlockedMembers(guildId: string): string[] {
+    this.assertOpen();
+    const rows = this.db.prepare('SELECT user_id FROM member_blocks WHERE guild_id = ? ORDER BY created_at, user_id').all(guildId) as unknown as Array<{ user_id: string }>;
+    return rows.map((r) => r.user_id);
   }
 
   close(): void {

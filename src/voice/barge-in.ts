@@ -31,7 +31,7 @@ export class BargeInDetector {
   private readonly runs = new Map<string, { since: number; last: number }>();
   private readonly now: () => number;
 
-  constructor(private readonly opts: BargeInOptions) {
+  constructor(private opts: BargeInOptions) {
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -39,7 +39,13 @@ export class BargeInDetector {
     return this.opts.mode;
   }
 
-  /** The member the current reply answers (for `floor` mode); undefined when unknown (text turn). */
+  /** Another mode from now on (the server's setting changed); a run in progress starts over. */
+  setMode(mode: BargeInMode): void {
+    this.opts = { ...this.opts, mode };
+    this.runs.clear();
+  }
+
+    /** The member the current reply answers (for `floor` mode); undefined when unknown (text turn). */
   setAnswering(userId: string | undefined): void {
     this.answering = userId;
   }

@@ -31,7 +31,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { DiscordGatewayAdapterCreator } from '@discordjs/voice';
-import type { Config } from '../config.js';
+import type { BargeInMode, Config } from '../config.js';
 import { errorInfo, logger, type Logger } from '../log.js';
 import { attachAudioInput, type VoxtaAudioInput } from '../voxta/audio-input.js';
 import type { VoxtaChatSession, VoxtaChatSessionEvents } from '../voxta/chat-session.js';
@@ -267,7 +267,14 @@ export class GuildVoice extends EventEmitter<Events> {
     return voice;
   }
 
-  get state(): GuildVoiceState {
+  /** The barge-in mode from now on (a server changed its setting while the bot is in voice). */
+  setBargeInMode(mode: BargeInMode): void {
+    if (mode === this.bargeIn.mode) return;
+    this.bargeIn.setMode(mode);
+    this.log.info({ bargeIn: mode }, 'voice: barge-in mode changed');
+  }
+
+    get state(): GuildVoiceState {
     return this.ended ? 'ended' : this.link.state;
   }
 

@@ -15,6 +15,7 @@ import {
   type GuildVoiceJoiner,
   type IncomingTextMessage,
   type ListedWebhook,
+  type MessageButton,
   type OutgoingMessage,
   type PostedMessage,
   type TextChannelPort,
@@ -22,7 +23,7 @@ import {
   type WebhookApi,
   type WebhookRef,
 } from '../../src/bot/ports.js';
-import type { CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
+import type { ButtonContext, CommandContext, CommandReply, Invoker } from '../../src/commands/types.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
@@ -40,6 +41,9 @@ export interface Posted {
   embeds?: OutgoingMessage['embeds'];
   /** Posted through a webhook: its id and the name and avatar it showed. */
   webhook?: { id: string; name: string; avatar: Buffer | null };
+  /** The buttons under it now (custom ids). */
+  buttons: string[];
+  deleted: boolean;
 }
 
 let nextId = 1;
@@ -55,15 +59,23 @@ export class RecordingChannel implements TextChannelPort {
   ) {}
   async send(message: string | OutgoingMessage): Promise<PostedMessage> {
     const m = typeof message === 'string' ? { content: message } : message;
-    const rec: Posted = { id: snowflake(), content: m.content ?? '', edits: 0, embeds: m.embeds };
+    const rec: Posted = { id: snowflake(), content: m.content ?? '', edits: 0, embeds: m.embeds, buttons: (m.buttons ?? []).map((b) => b.customId), deleted: false };
     if (rec.content.length > 2000) throw new Error(`Discord would refuse ${rec.content.length} characters`);
     this.posted.push(rec);
     return {
       id: rec.id,
       edit: async (content: string) => {
         if (content.length > 2000) throw new Error(`Discord would refuse an edit of ${content.length} characters`);
+        if (rec.deleted) throw new Error('Unknown Message');
         rec.content = content;
         rec.edits++;
+      },
+      setButtons: async (buttons) => {
+        if (rec.deleted) throw new Error('Unknown Message');
+        rec.buttons = buttons.map((b) => b.customId);
+      },
+      delete: async () => {
+        rec.deleted = true;
       },
     };
   }
@@ -149,12 +161,12 @@ export class FakeWebhooks implements WebhookApi {
     h.name = p.name;
     h.avatar = p.avatar?.bytes ?? null;
   }
-  async execute(ref: WebhookRef, p: { content: string; threadId?: string }): Promise<PostedMessage> {
+  async execute(ref: WebhookRef, p: { content: string; threadId?: string; buttons?: MessageButton[] }): Promise<PostedMessage> {
     const h = this.byRef(ref);
     const target = this.guild.channels.get(p.threadId ?? h.channelId);
     if (!target || (p.threadId && target.parentId !== h.channelId)) throw new WebhookCallError('other', 'Unknown Channel (10003)');
     if (p.content.length > 2000) throw new Error(`Discord would refuse ${p.content.length} characters`);
-    const rec: Posted = { id: snowflake(), content: p.content, edits: 0, webhook: { id: h.id, name: h.name, avatar: h.avatar } };
+    const rec: Posted = { id: snowflake(), content: p.content, edits: 0, webhook: { id: h.id, name: h.name, avatar: h.avatar }, buttons: (p.buttons ?? []).map((b) => b.customId), deleted: false };
     target.posted.push(rec);
     return {
       id: rec.id,
@@ -163,6 +175,15 @@ export class FakeWebhooks implements WebhookApi {
         if (content.length > 2000) throw new Error(`Discord would refuse an edit of ${content.length} characters`);
         rec.content = content;
         rec.edits++;
+      },
+      // An application-owned webhook edits and deletes its own messages with its token.
+      setButtons: async (buttons: MessageButton[]) => {
+        this.byRef(ref);
+        rec.buttons = buttons.map((b) => b.customId);
+      },
+      delete: async () => {
+        this.byRef(ref);
+        rec.deleted = true;
       },
     };
   }
@@ -187,6 +208,14 @@ export class FakeGuild implements GuildPort {
   webhooks: FakeWebhooks | undefined;
   /** Members asked about by `hasMember` (proxy bots). */
   readonly members = new Set<string>();
+  /** Channels Discord marks age-restricted. */
+  readonly nsfw = new Set<string>();
+  /** The server's roles (id → name). */
+  readonly serverRoles = new Map<string, string>();
+  /** Member roles as Discord's REST would answer now (defaults to `roles`); fetches are counted. */
+  readonly restRoles = new Map<string, string[]>();
+  roleFetches = 0;
+  readonly roleFetchIds: string[] = [];
   constructor(
     readonly id: string,
     readonly name: string,
@@ -243,8 +272,16 @@ export class FakeGuild implements GuildPort {
   memberRoleIds(userId: string): string[] {
     return this.roles.get(userId) ?? [];
   }
-  async fetchMemberRoleIds(userId: string): Promise<string[]> {
-    return this.roles.get(userId) ?? [];
+  isAgeRestricted(channelId: string): boolean {
+    return this.nsfw.has(channelId);
+  }
+  guildRoles(): Array<{ id: string; name: string }> {
+    return [...this.serverRoles].map(([id, name]) => ({ id, name }));
+  }
+  async fetchMemberRoleIds(userId: string): Promise<string[] | undefined> {
+    this.roleFetches++;
+    this.roleFetchIds.push(userId);
+    return this.restRoles.get(userId) ?? this.roles.get(userId) ?? [];
   }
   voiceAdapterCreator(): DiscordGatewayAdapterCreator {
     // Only handed through to the voice joiner; the fake joiner in these tests never calls it.
@@ -337,7 +374,13 @@ export function interaction(
   guild: FakeGuild,
   channelId: string,
   commandName: string,
-  o: { invoker?: Partial<Invoker>; strings?: Record<string, string>; channels?: Record<string, string>; subcommand?: string } = {},
+  o: {
+    invoker?: Partial<Invoker>;
+    strings?: Record<string, string>;
+    channels?: Record<string, string>;
+    users?: Record<string, { id: string; displayName: string; bot?: boolean }>;
+    subcommand?: string;
+  } = {},
 ): RecordedInteraction {
   const invoker: Invoker = { id: '500000000000000001', displayName: 'Alice', canManageGuild: true, roleIds: [], voiceChannelId: undefined, ...o.invoker };
   const rec: RecordedInteraction = {
@@ -360,12 +403,46 @@ export function interaction(
       if (guild.channels.has(id)) return { id, name: guild.channelName(id) ?? '', kind: 'text' };
       return { id, name: 'other', kind: 'other' };
     },
+    user: (name) => {
+      const u = o.users?.[name];
+      return u ? { id: u.id, displayName: u.displayName, bot: u.bot ?? false } : undefined;
+    },
     subcommand: () => o.subcommand,
     async defer(d) {
       rec.deferred = d;
     },
     async reply(r) {
       rec.replies.push(r);
+    },
+  };
+  return rec;
+}
+
+export interface RecordedButtonPress extends ButtonContext {
+  /** Private sentences the member was told. */
+  replies: string[];
+  updateDeferred: boolean;
+}
+
+/** A member pressing a button under one of the bot's messages, at the interaction boundary. */
+export function buttonPress(core: BotCore, guild: FakeGuild, channelId: string, messageId: string, customId: string, invoker: Partial<Invoker> = {}): RecordedButtonPress {
+  const rec: RecordedButtonPress = {
+    core,
+    guildId: guild.id,
+    channelId,
+    messageId,
+    customId,
+    invoker: { id: '500000000000000002', displayName: 'Bob', canManageGuild: false, roleIds: [], voiceChannelId: undefined, ...invoker },
+    replies: [],
+    updateDeferred: false,
+    get acknowledged() {
+      return this.updateDeferred || this.replies.length > 0;
+    },
+    async deferUpdate() {
+      rec.updateDeferred = true;
+    },
+    async reply(content) {
+      rec.replies.push(content);
     },
   };
   return rec;
@@ -417,6 +494,12 @@ export class FakeVoice extends EventEmitter {
   stats(): Record<string, number> {
     return { decodeErrors: 2 };
   }
+  bargeInModes: string[] = [];
+  /** What the joiner was given (isListenable, the voice config…), when recorded. */
+  options: Parameters<GuildVoiceJoiner>[0] | undefined;
+  setBargeInMode(mode: string): void {
+    this.bargeInModes.push(mode);
+  }
 }
 
 export function fakeVoiceJoiner(): { join: GuildVoiceJoiner; joined: FakeVoice[] } {
@@ -425,6 +508,7 @@ export function fakeVoiceJoiner(): { join: GuildVoiceJoiner; joined: FakeVoice[]
     joined,
     join: async (o) => {
       const v = new FakeVoice(o.channelId);
+      v.options = o;
       joined.push(v);
       return v as unknown as Awaited<ReturnType<GuildVoiceJoiner>>;
     },

@@ -328,8 +328,9 @@ class World {
       // The bot marks a message through its own handle, or by id through the channel.
       const reactions = new Set([...t.msg.reactions, ...(this.guilds[t.guild]!.channels.get(t.channelId)?.marks.get(t.msg.id) ?? [])]);
       const heldForResume = reactions.has('⏳') && s?.state === 'idle' && s.record?.active === true;
-      const marked = reactions.has('❌');
-      expect(delivered === 1 || marked || heldForResume, `"${t.text}" delivered once, or marked ❌, or still held ⏳ for a pending resume (reactions: ${[...reactions].join('')})`).toBe(true);
+      // Not forwarded, and said so: not delivered (❌), over a rate limit (🐢), not allowed (⛔).
+      const marked = reactions.has('❌') || reactions.has('🐢') || reactions.has('⛔');
+      expect(delivered === 1 || marked || heldForResume, `"${t.text}" delivered once, or marked ❌/🐢/⛔, or still held ⏳ for a pending resume (reactions: ${[...reactions].join('')})`).toBe(true);
       if (delivered === 1) expect(reactions.has('⏳'), `"${t.text}" delivered but still ⏳`).toBe(false);
     }
   }

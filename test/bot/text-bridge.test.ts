@@ -320,6 +320,9 @@ describe('resilience', () => {
 
   it('after a long outage (more messages than tracked in memory) every message is delivered once and none is pending afterwards', async () => {
     const chatId = h.store.getGuildSession(guild.id)!.chatId!;
+    // This server lifts the limits on members' messages (/config): all 60 are to be delivered.
+    h.store.setSetting(guild.id, 'textRate', 'off');
+    h.store.setSetting(guild.id, 'maxQueuedTurns', '1000');
     await sim.stop();
     await waitUntil(() => h.core.session(guild.id).state === 'reconnecting', 'the reconnecting state');
     const texts = Array.from({ length: 60 }, (_, i) => `outage message ${i + 1}`);

@@ -191,7 +191,8 @@ describe('voice end to end (production bot, real @discordjs/voice, simulators)',
 
 describe('voice latency (reported, not asserted beyond sanity)', () => {
   it('replyChunk → first Opus packet on the wire, and RTP → Voxta input, over several turns', async () => {
-    const { env, bot } = await boot({ voxta: { reply: (t) => [`Okay ${t.length}.`], stt: { transcripts: ['one'] } } });
+    // Eight quick turns by one member: more than the default text rate limit lets through.
+    const { env, bot } = await boot({ voxta: { reply: (t) => [`Okay ${t.length}.`], stt: { transcripts: ['one'] } }, botEnv: { TEXT_RATE_LIMIT: 'off' } });
     const voxta = env.voxta!;
     const latencies: number[] = [];
     for (let i = 0; i < 8; i++) {

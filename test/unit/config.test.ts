@@ -13,6 +13,23 @@ describe('loadConfig', () => {
     expect(c.logLevel).toBe('info');
     expect(c.voice.bargeIn).toBe('anyone');
     expect(c.discord.apiUrl).toBe('https://discord.com/api');
+    expect(c.server).toEqual({
+      chatRoleIds: [],
+      textRate: { count: 6, perSeconds: 30 },
+      voiceRate: { count: 15, perSeconds: 60 },
+      maxQueuedTurns: 10,
+      explicitCharacters: 'never',
+      startVoice: 'join',
+    });
+  });
+
+  it('reads rates as people write them', () => {
+    const rate = (v: string) => loadConfig({ DISCORD_TOKEN: TOKEN, TEXT_RATE_LIMIT: v }).server.textRate;
+    expect(rate('10/min')).toEqual({ count: 10, perSeconds: 60 });
+    expect(rate('3 per 10 seconds')).toEqual({ count: 3, perSeconds: 10 });
+    expect(rate('6/30')).toEqual({ count: 6, perSeconds: 30 });
+    expect(rate('100/1h')).toEqual({ count: 100, perSeconds: 3600 });
+    expect(rate('off')).toBeUndefined();
   });
 
   it('names the missing token in one line', () => {
@@ -49,6 +66,12 @@ describe('loadConfig', () => {
     ['DISCORD_GUILD_ID', '12ab'],
     ['MIRROR_TRANSCRIPTS', 'maybe'],
     ['VOXTA_URL', 'ftp://x'],
+    ['TEXT_RATE_LIMIT', 'fast'],
+    ['VOICE_RATE_LIMIT', '15'],
+    ['MAX_QUEUED_TURNS', '0'],
+    ['EXPLICIT_CHARACTERS', 'yes'],
+    ['START_VOICE', 'ask'],
+    ['CHAT_ROLE_IDS', 'mods'],
   ])('rejects a malformed %s', (name, value) => {
     expect(() => loadConfig({ DISCORD_TOKEN: TOKEN, [name]: value })).toThrow(new RegExp(name));
   });
