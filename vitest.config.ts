@@ -16,7 +16,7 @@ export default defineConfig({
     // Most suites wait on sockets and real-time audio rather than burn CPU (the whole suite uses
     // about a third of one core on average), so more workers than cores shortens the run. Vitest's
     // default on a 2-core machine is a single worker.
-    maxWorkers: 3,
+    maxWorkers: 4,
     reporters: ['default'],
   },
 });

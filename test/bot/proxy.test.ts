@@ -122,6 +122,8 @@ describe('proxy bots', () => {
     await h.core.humanMessage(guild.id, original);
     await waitUntil(() => sends().length === 1, 'the original');
     const stored = await sim.waitForServerMessage('update', { match: (p) => p.text === 'late hello' });
+    // The bot has taken in Voxta's echo (the link from the Discord message to the Voxta one).
+    await waitUntil(() => h.store.findMessageLink(original.id), 'the echo linked to the original');
     h.core.webhookMessage(guild.id, { ...repost(hook.id, 'Luna', 'late hello'), id: snowflake() });
     await sim.waitForClientMessage('update', { match: (p) => p.text === 'Luna: late hello' && p.messageId === (stored.payload as { messageId: string }).messageId });
     h.core.messageDeleted(guild.id, general.id, original.id);

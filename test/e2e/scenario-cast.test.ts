@@ -56,7 +56,9 @@ async function settledReply(e: E2EEnv, name: string, ending: string): Promise<Si
 describe('the cast end to end', () => {
   it('two characters answer in text and voice: each through its own webhook, with its avatar bytes, streamed by edits, spoken in order', async () => {
     // Discord's own rate limits (webhook executes and edits included): the bot keeps under them.
-    const e = await boot({ discord: { botPermissions: WITH_WEBHOOKS, rateLimit: 'discord' }, voxta: { reply: bothAnswer, tts: { sampleRate: 24000 } } });
+    // Sentences 400 ms apart: the first is posted (webhook made, avatar uploaded) before the next
+    // comes, even on a busy machine, so the reply is visibly streamed by edits.
+    const e = await boot({ discord: { botPermissions: WITH_WEBHOOKS, rateLimit: 'discord' }, voxta: { reply: bothAnswer, chunkDelayMs: 400, tts: { sampleRate: 24000 } } });
     e.alice.joinVoice(e.voice.id);
     const started = await answer(await e.admin.runCommand(e.text.id, 'start', { character: ARIA_ID, character2: HOLT_ID, 'voice-channel': e.voice.id }));
     expect(started.embeds[0]!.title).toBe('Started: Aria, Captain Holt');
@@ -111,6 +113,7 @@ describe('the cast end to end', () => {
     const e = await boot({
       discord: { voice: false, botPermissions: WITH_WEBHOOKS },
       voxta: {
+        chunkDelayMs: 400,
         reply: () => [
           { isNarration: true, text: ['The stars drift past the viewport.'] },
           { senderId: MIRA_ID, text: ['The ferns are thriving,', 'Captain.'] },
