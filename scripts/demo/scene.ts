@@ -98,6 +98,17 @@ export class Scene {
       });
       await s.discord.waitForMessage(s.text.id, (m) => this.fromBot(m) && m.content.includes('listening in'), 15_000);
       if (s.voxta) await waitUntil(() => s.voxta!.sessions().find((x) => s.voxta!.audio(x.sessionId)?.header), 10_000, 'the bot’s microphone stream to Voxta');
+      // A new chat opens with the character's greeting: the bot joined voice first, so it is spoken.
+      if (s.voxta) {
+        const greeting = await waitUntil(() => this.replyIdsSince(t)[0], 15_000, `${this.character}’s greeting`);
+        await waitUntil(() => s.voxta!.playback(greeting).completes > 0, 30_000, 'the greeting to be spoken');
+        const starts = s.voxta.playback(greeting).starts;
+        const spokenMs = starts.reduce((n, x) => n + x.duration * 1000, 0);
+        if (spokenMs === 0) throw new Error('the greeting was not spoken in the voice channel');
+        this.say(starts[0]!.at, this.character, `▶ greets the channel: ${ms(spokenMs)} of speech`, { colour: cyan, voice: true });
+      } else {
+        await this.voiceWatch.quiet(t, 800, 30_000, 'a greeting, if any, to finish');
+      }
     });
 
     await this.step('Alice types; the reply streams into #general (and is spoken)', 25_000, async () => {
@@ -132,7 +143,19 @@ export class Scene {
       const speakers = s.voxta ? [this.character, second] : [undefined];
       for (const name of speakers) this.noteStreaming(await this.waitForReply(t2, 25_000, name), t2);
       await this.voiceWatch.firstAudible(t2, 15_000, 'the characters’ spoken answers');
-      const quietAt = await this.voiceWatch.quiet(t2, 800, 30_000, 'both characters to finish speaking');
+      // The second answer is synthesised only once the first has been spoken (Voxta holds its turn
+      // until then), so there is a pause between them as long as the TTS takes: wait for both.
+      if (s.voxta) {
+        await waitUntil(
+          () => {
+            const ids = this.replyIdsSince(t2);
+            return ids.length >= 2 && ids.slice(0, 2).every((id) => s.voxta!.playback(id).completes > 0);
+          },
+          40_000,
+          'both characters to finish speaking',
+        );
+      }
+      const quietAt = await this.voiceWatch.quiet(t2, 2500, 40_000, 'both characters to finish speaking');
       if (s.voxta) {
         // Strictly in order, whoever speaks: the first character's whole reply, then the second's.
         const ids = this.replyIdsSince(t2);
@@ -328,16 +351,28 @@ export class Scene {
    * Waits for the character's spoken answer to finish. The simulated Voxta always speaks, so
    * silence is a failure there; a real server may have no TTS configured, which is only noted.
    */
-  private async listenToAnswer(since: number, what: string, startTimeoutMs = 4000): Promise<void> {
+  private async listenToAnswer(since: number, what: string, startTimeoutMs = 6000): Promise<void> {
+    const voxta = this.stage.voxta;
+    if (voxta) {
+      // With the in-process Voxta the reply is known: wait until its playback was acknowledged and
+      // report what was played (a pause while TTS synthesises is not taken for the end).
+      const id = await waitUntil(() => this.replyIdsSince(since).at(-1), startTimeoutMs + 20_000, what);
+      await waitUntil(() => voxta.playback(id).completes > 0, 40_000, `${what} to finish`);
+      const starts = voxta.playback(id).starts;
+      const spokenMs = starts.reduce((n, x) => n + x.duration * 1000, 0);
+      if (spokenMs === 0) throw new Error(`${what} was not spoken in the voice channel`);
+      this.say(starts[0]!.at, this.character, `▶ speaks the answer: ${ms(spokenMs)} of speech`, { colour: cyan, voice: true });
+      return;
+    }
     let first;
     try {
       first = await this.voiceWatch.firstAudible(since, startTimeoutMs, what);
-    } catch (err) {
-      if (this.stage.voxta) throw err;
+    } catch {
       this.say(Date.now(), this.character, '(no spoken answer: does this Voxta server have text-to-speech?)', { voice: true });
       return;
     }
-    const quietAt = await this.voiceWatch.quiet(since, 600, 25_000, `${what} to finish`);
+    // A real server's TTS may pause between sentences while it synthesises: a long quiet ends it.
+    const quietAt = await this.voiceWatch.quiet(since, 2500, 40_000, `${what} to finish`);
     this.say(first.at, this.character, `▶ speaks the answer: ${ms(quietAt + 20 - first.at)} of speech`, { colour: cyan, voice: true });
   }
 

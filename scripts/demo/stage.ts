@@ -61,6 +61,10 @@ export async function startStage(opts: StageOptions): Promise<Stage> {
     if (!opts.voxtaUrl) {
       voxta = await startVoxtaSim({
         chunkDelayMs: 40,
+        // As a real server does: a new chat opens with the character's greeting, and local TTS
+        // takes a while to serve each clip.
+        greeting: true,
+        tts: { delayMs: 1500 },
         reply: (userText, ctx) => scriptedReply(userText, ctx),
         stt: { transcripts: () => speechQueue.shift() ?? null },
       });
