@@ -102,7 +102,7 @@ describe('scenario: npm run demo', () => {
     expect(output).toMatch(/Is a Voxta server reachable at http:\/\/127\.0\.0\.1:9\?/);
     expect(output).not.toMatch(/every step happened/);
     expect(existsSync(path.join(dir, 'v.wav'))).toBe(false);
-  }, 100_000);
+  }, 60_000);
 
   it('Ctrl+C mid-scene closes the bot and the simulators and exits 130, leaving no process behind', async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'voxta-discord-demo-'));
