@@ -12,6 +12,7 @@
  *
  * Knows nothing of Discord: the caller passes the URL and, if it wants, which hosts are allowed.
  */
+import { readCapped as readCappedBody } from '../net/read-capped.js';
 import { ImageError, readImageInfo, type ImageInfo } from './sniff.js';
 
 export type FetchImageErrorReason =
@@ -124,26 +125,8 @@ export async function fetchImage(url: string | URL, opts: FetchImageOptions = {}
 
 /** The body, refusing (and cancelling the stream) as soon as it would exceed `maxBytes`. */
 async function readCapped(res: Response, maxBytes: number): Promise<Buffer> {
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        throw new FetchImageError('too-large', `The image is larger than ${maxBytes} bytes`);
-      }
-      chunks.push(value);
-    }
-  } catch (err) {
-    // Stop the transfer at once: nothing more is read from the socket.
-    await reader.cancel().catch(() => undefined);
-    throw err;
-  }
-  return Buffer.concat(chunks, total);
+  const bytes = await readCappedBody(res, maxBytes, () => new FetchImageError('too-large', `The image is larger than ${maxBytes} bytes`));
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function checkedUrl(url: string | URL, allow: ((u: URL) => boolean) | undefined): URL {

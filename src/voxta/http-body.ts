@@ -1,9 +1,8 @@
 /**
- * Reading an HTTP response body with a size cap enforced while it streams in: a declared
- * `Content-Length` over the cap is refused before reading, and a body that grows past the cap
- * (no length, or a lying one) is cut off and refused as soon as it does. Nothing from the network
- * is buffered whole before its size is known to be acceptable.
+ * The size caps of every body the bot reads from Voxta, and the Voxta error for one over its cap
+ * (the capped read itself is src/net/read-capped.ts).
  */
+import { readCapped } from '../net/read-capped.js';
 import { VoxtaServerError } from './errors.js';
 
 /** Default caps (bytes) for what the bot reads from Voxta. */
@@ -28,36 +27,7 @@ export class BodyTooLargeError extends VoxtaServerError {
 
 /** Reads `res`'s body, at most `limit` bytes; throws {@link BodyTooLargeError} beyond. */
 export async function readBounded(res: Response, limit: number, what: string): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > limit) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new BodyTooLargeError(what, limit);
-  }
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw new BodyTooLargeError(what, limit);
-      }
-      parts.push(value);
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return readCapped(res, limit, () => new BodyTooLargeError(what, limit));
 }
 
 function formatBytes(n: number): string {

@@ -48,6 +48,8 @@ const rules: Array<{ dir: string; forbidden: RegExp[] }> = [
     dir: 'src/image',
     forbidden: [/^discord\.js/, /^@discordjs\//, /^@microsoft\/signalr/, /^ws$/, /^src\/(voxta|bot|voice|commands|store|audio)\//, /^sim\//],
   },
+  // Protocol-free network helpers, shared by src/voxta and src/image.
+  { dir: 'src/net', forbidden: [/^discord\.js/, /^@discordjs\//, /^@microsoft\/signalr/, /^ws$/, /^src\/(voxta|bot|voice|commands|store|audio|image)\//, /^sim\//] },
   { dir: 'src/voxta', forbidden: [/^discord\.js/, /^@discordjs\//, /^src\/(bot|voice|commands|store|audio|image)\//, /^sim\//] },
   { dir: 'src/store', forbidden: [/^discord\.js/, /^@discordjs\//, /^@microsoft\/signalr/, /^src\/(voxta|bot|voice|commands)\//, /^sim\//] },
   { dir: 'src/voice', forbidden: [/^src\/commands\//, /^sim\//] },
