@@ -58,6 +58,8 @@ export class BotCore {
   private readonly sessions = new Map<string, GuildSession>();
   /** Per guild: members' messages held for proxy bots' reposts (see proxy-gate.ts). */
   private readonly gates = new Map<string, ProxyGate>();
+  /** Guilds the bot is being removed from (nothing new is made for them). */
+  private readonly removing = new Set<string>();
   private readonly resumeTimers = new Map<string, NodeJS.Timeout>();
   /** Guilds whose channel was told that Voxta refused the bot's credentials (told once per outage). */
   private readonly toldCredentialsRefused = new Set<string>();
@@ -130,8 +132,9 @@ export class BotCore {
         this.scheduleResume(guildId, 1);
       });
       this.sessions.set(guildId, s);
-      // Known before the first message: whether a proxy bot's reposts are to be waited for.
-      this.proxyGate(guildId).refreshPresence().catch(() => undefined);
+      // Known before the first message: whether a proxy bot's reposts are to be waited for (not
+      // for a guild being removed: its gate is gone for good).
+      if (!this.removing.has(guildId)) this.proxyGate(guildId).refreshPresence().catch(() => undefined);
     }
     return s;
   }
@@ -192,8 +195,14 @@ export class BotCore {
     const session = this.session(guildId);
     const rec = session.record;
     if (!rec?.active) return;
-    // An admin's /start, /resume or /stop is in flight: it decides (and cancels this retry).
-    if (session.state !== 'idle' || session.busy) return;
+    // Running already (an admin's /start or /resume got in first): nothing to do.
+    if (session.state !== 'idle') return;
+    // An operation is in flight (an admin's /start or /resume): it cancels the retries when it
+    // succeeds; when it fails, the retries go on from here.
+    if (session.busy) {
+      this.scheduleResume(guildId, attempt);
+      return;
+    }
     const guild = this.deps.guild(guildId);
     if (!guild) {
       this.log.info({ guildId }, 'resume: the bot is no longer in this guild; ending its session');
@@ -224,14 +233,16 @@ export class BotCore {
       }
       if (err instanceof AgeRestrictionError) {
         this.log.info({ guildId, reason: err.message }, 'resume: the chat may not run in its channels any more; not resuming it');
-        await session.post(`I did not resume the chat with ${rec.characterName}. ${err.message} It stays saved for /resume.`);
-        await session.stop('age restriction');
+        if (await this.giveUp(session, rec.chatId, 'age restriction')) {
+          await session.post(`I did not resume the chat with ${rec.characterName}. ${err.message} It stays saved for /resume.`);
+        }
         return;
       }
       if (err instanceof VoxtaNotFoundError) {
         this.log.warn({ guildId, err: errorInfo(err) }, 'resume: giving up on this guild');
-        await session.post(`I could not resume the chat with ${rec.characterName}: Voxta does not know that chat any more. Start a new one with /start.`);
-        await session.stop('the chat is gone');
+        if (await this.giveUp(session, rec.chatId, 'the chat is gone')) {
+          await session.post(`I could not resume the chat with ${rec.characterName}: Voxta does not know that chat any more. Start a new one with /start.`);
+        }
         return;
       }
       if (isAuthRefusal(err)) {
@@ -256,6 +267,16 @@ export class BotCore {
         await session.post(`I could not resume the chat with ${rec.characterName} yet (${why}); I will keep trying.`);
       }
       this.scheduleResume(guildId, attempt + 1);
+    }
+  }
+
+  /** Marks the stored chat inactive unless an admin's command got in first; whether it did. */
+  private async giveUp(session: GuildSession, chatId: string | undefined, reason: string): Promise<boolean> {
+    try {
+      return await session.giveUpStoredChat(chatId, reason);
+    } catch (err) {
+      this.log.info({ guildId: session.guildId, err: errorInfo(err) }, 'resume: not giving up the stored chat (a stop got in first)');
+      return false;
     }
   }
 
@@ -303,6 +324,7 @@ export class BotCore {
 
   /** Messages in this channel are (or will be, once resumed) bridged. */
   private bridges(guildId: string, channelId: string): boolean {
+    if (this.removing.has(guildId)) return false;
     const s = this.sessions.get(guildId);
     if (s?.ownsChannel(channelId)) return true;
     if (this.shuttingDown || (s && s.state !== 'idle')) return false;
@@ -411,13 +433,21 @@ export class BotCore {
 
   /** The bot was removed from a guild (or the guild was deleted): end the session, forget it. */
   async guildRemoved(guildId: string): Promise<void> {
-    this.cancelAutoResume(guildId);
-    this.gates.get(guildId)?.clear();
-    this.gates.delete(guildId);
-    const s = this.session(guildId);
-    await s.stop('removed from the guild', { forget: true });
-    s.dispose();
-    this.sessions.delete(guildId);
+    this.removing.add(guildId);
+    try {
+      this.cancelAutoResume(guildId);
+      this.gates.get(guildId)?.clear();
+      this.gates.delete(guildId);
+      const s = this.session(guildId);
+      await s.stop('removed from the guild', { forget: true });
+      s.dispose();
+      this.sessions.delete(guildId);
+      // A message routed while stopping may have made a new gate: it goes too.
+      this.gates.get(guildId)?.clear();
+      this.gates.delete(guildId);
+    } finally {
+      this.removing.delete(guildId);
+    }
     this.log.info({ guildId }, 'removed from a guild; its session and stored state are gone');
   }
 

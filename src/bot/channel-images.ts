@@ -87,7 +87,10 @@ export class ChannelImages {
     });
   }
 
-  /** Forgets the pictures and stops downloads (the chat stopped). */
+  /**
+   * Forgets the pictures (the chat stopped): a later capture gets nothing from before. A download
+   * still in flight finishes (bounded by its deadline) and is dropped; `close` aborts them.
+   */
   clear(): void {
     this.latestEntry = undefined;
   }

@@ -321,6 +321,11 @@ export class GuildSession extends EventEmitter {
         this.scheduleContextUpdate();
         this.prefetchVoiceRoles();
       },
+      // A resume after a restart does not rejoin a channel Discord put us out of.
+      voiceLost: () => {
+        this.records.update({ voiceChannelId: undefined });
+        this.scheduleContextUpdate();
+      },
       idleLeaveMs: deps.voiceIdleLeaveMs,
       voiceConfig: () => ({ ...deps.config.voice, bargeIn: deps.admin?.settings.bargeIn(deps.guildId) ?? deps.config.voice.bargeIn }),
       mayListen: (userId) => {
@@ -430,6 +435,20 @@ export class GuildSession extends EventEmitter {
     });
   }
 
+  /**
+   * An automatic resume of `chatId` failed for good: the stored chat is marked inactive (kept for
+   * /resume) and its held messages are dropped, unless something started meanwhile (an admin's
+   * /start or /resume won the race: theirs stands). Resolves whether it gave up.
+   */
+  giveUpStoredChat(chatId: string | undefined, reason: string): Promise<boolean> {
+    return this.ops.run('give up the stored chat', async () => {
+      const rec = this.record;
+      if (this._state !== 'idle' || !rec?.active || rec.chatId !== chatId) return false;
+      await this.teardown(reason, {});
+      return true;
+    });
+  }
+
   private refuseSecondStart(): void {
     if (this._state === 'starting' || this.ops.has('start') || this.ops.has('resume')) {
       throw new UserFacingError('A chat is already being started in this server. Wait a moment, then check /status.');
@@ -525,6 +544,9 @@ export class GuildSession extends EventEmitter {
     this.log.info({ chatId, sessionId: voxta.sessionId }, `guild session: chat ${kind === 'start' ? 'started' : 'resumed'}`);
     this.transition('active', `${kind} ok`);
     this.deps.metrics.sessionsStarted.inc({ kind });
+    // Joined while starting (presence changes were not acted on then): an empty channel is left
+    // after its grace period from now on, as any other.
+    this.voiceAttachment.checkPresence();
     const listening = this.voiceAttachment.listeningNotice();
     if (listening) this.tell(listening);
     this.deliverHeld(voxta, chatId, history);
@@ -595,7 +617,9 @@ export class GuildSession extends EventEmitter {
       this.picturesFor.clear();
       this.recentWriters.clear();
     } finally {
-      // Whatever failed above, the slots are free and the machine is idle.
+      // Whatever failed above, the slots are free and the machine is idle (and not typing: a
+      // reply that began while the teardown ran may have started the indicator again).
+      this.replies.stopTyping();
       this.deps.admission.releaseChat(this.guildId);
       this.voxtaHasAudio = false;
       this.openingChatId = undefined;
@@ -710,6 +734,12 @@ export class GuildSession extends EventEmitter {
     this.pending.holding = true;
     const old = this.voxta;
     if (old) await this.closeVoxta(old, { stopChat: true });
+    // What the old connection was streaming never ends now: shown as cut, and not typing. Its
+    // reconnect notices belong to it too.
+    this.replies.cutAllNow();
+    this.replies.stopTyping();
+    this.announced.clear();
+    checkNotAborted(signal);
     let outcome: { chatId: string; voiceNote: string | undefined };
     try {
       outcome = await this.bringUp(
@@ -756,7 +786,11 @@ export class GuildSession extends EventEmitter {
     return this.ops.run('leave', async () => {
       const wasAway = this.voiceAttachment.isAway;
       this.voiceAttachment.forgetAway();
-      if (!this.voiceAttachment.connection) return wasAway;
+      if (!this.voiceAttachment.connection) {
+        // Away (waiting to rejoin): not any more, and a resume after a restart does not rejoin either.
+        if (wasAway) this.records.update({ voiceChannelId: undefined });
+        return wasAway;
+      }
       await this.voiceAttachment.leave('asked to leave');
       this.records.update({ voiceChannelId: undefined });
       return true;
@@ -1114,21 +1148,29 @@ export class GuildSession extends EventEmitter {
       this.visionResponder = attachVisionResponder(v, (_req, signal) => this.images.latest(signal), { log: this.log });
     }
     this.controls.activate();
-    const mine = (): boolean => this.voxta === v;
-    const on = <A extends unknown[]>(event: string, fn: (...args: A) => void): void => {
+    // While stopping, the teardown has already cut the replies and cleared the buttons: a late
+    // reply would start a message nothing cuts any more. Only what settles the held messages
+    // (what was written, what Voxta stored) is still taken.
+    const mine = (duringStop: boolean): boolean => this.voxta === v && (duringStop || this._state !== 'stopping');
+    const on = <A extends unknown[]>(event: string, fn: (...args: A) => void, opts: { duringStop?: boolean } = {}): void => {
       const l = (...args: A): void => {
-        if (mine()) fn(...args);
+        if (mine(opts.duringStop === true)) fn(...args);
       };
       v.on(event as never, l as never);
       this.voxtaListeners.push([event, l as unknown as (...args: never[]) => void]);
     };
-    on('message', (m: ServerMessage) => {
-      try {
-        this.handleVoxtaMessage(m);
-      } catch (err) {
-        this.log.error({ err: errorInfo(err, true), type: m.$type }, 'guild session: handling a Voxta message failed');
-      }
-    });
+    on(
+      'message',
+      (m: ServerMessage) => {
+        if (this._state === 'stopping' && !(m.$type === 'update' && m.role.toLowerCase() === 'user')) return;
+        try {
+          this.handleVoxtaMessage(m);
+        } catch (err) {
+          this.log.error({ err: errorInfo(err, true), type: m.$type }, 'guild session: handling a Voxta message failed');
+        }
+      },
+      { duringStop: true },
+    );
     on('state', (s: VoxtaSessionState) => {
       if (s === 'reconnecting' && this._state === 'active') {
         this.transition('reconnecting', 'Voxta connection lost');
@@ -1136,7 +1178,7 @@ export class GuildSession extends EventEmitter {
         this.announceOnce('reconnecting', 'I lost the connection to Voxta and am reconnecting. Messages you send meanwhile will be delivered once it is back.');
       }
     });
-    on('sent', (info: { text: string }) => this.pending.written(info.text));
+    on('sent', (info: { text: string }) => this.pending.written(info.text), { duringStop: true });
     on('chatLost', (info: { chatId: string }) => {
       this.log.warn({ chatId: info.chatId }, 'guild session: the chat could not be resumed after reconnecting');
       if (!this.bridging) return;
@@ -1362,7 +1404,8 @@ export class GuildSession extends EventEmitter {
         this.voiceAttachment.forgetAway();
         await this.voiceAttachment.leave('voice channel deleted');
         this.records.update({ voiceChannelId: undefined });
-        await this.post('The voice channel was deleted; the chat goes on here in text.');
+        // Not awaited: a slow Discord does not hold the next operation (post never rejects).
+        this.post('The voice channel was deleted; the chat goes on here in text.').catch(() => undefined);
       });
     }
   }

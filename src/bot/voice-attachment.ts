@@ -13,7 +13,7 @@ import type { BargeInMode, Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import type { Admission } from './admission.js';
-import { checkNotAborted } from './guild-operations.js';
+import { abortable, checkNotAborted } from './guild-operations.js';
 import type { GuildPort, GuildVoiceJoiner, GuildVoicePort, VoxtaSessionPort } from './ports.js';
 import { listeningNotice } from './session-notices.js';
 
@@ -52,6 +52,8 @@ export interface VoiceAttachmentDeps {
   mirror: (kind: 'member' | 'character' | 'unheard', name: string, text: string) => void;
   /** Who is present changed (joined here): Voxta's context should follow. */
   presenceChanged: () => void;
+  /** Discord ended the connection (kicked, channel gone): the stored chat no longer names a voice channel. */
+  voiceLost: () => void;
   /** Leave an empty voice channel after this long (tests shorten it). */
   idleLeaveMs?: number;
   /** The voice settings for a new connection (the server's barge-in mode); default `config.voice`. */
@@ -173,12 +175,13 @@ export class VoiceAttachment {
       checkNotAborted(signal);
     }
     this.voice = voice;
-    await this.takeTheStage(guild, channelId, signal);
+    // Listened for before anything else is awaited: an end while asking for the stage is not missed.
     voice.once('ended', (why: string) => {
       this.deps.enqueue('voice ended', async () => this.ended(voice, String(why ?? ''))).catch((err: unknown) => {
         this.deps.log().debug({ err: errorInfo(err) }, 'guild session: voice-ended handling did not run (the session stopped)');
       });
     });
+    await this.takeTheStage(guild, channelId, signal);
     this.deps.presenceChanged();
     this.checkOccupancy();
     return undefined;
@@ -205,7 +208,8 @@ export class VoiceAttachment {
     this.stageNote = undefined;
     this.stageSpeaking = undefined;
     if (!guild.isStageChannel(channelId)) return;
-    const outcome = guild.botSuppressed() ? await guild.requestToSpeak().catch(() => 'refused' as const) : 'speaking';
+    // A stop while Discord answers does not wait for it (the join is left by the stop).
+    const outcome = guild.botSuppressed() ? await abortable(guild.requestToSpeak().catch(() => 'refused' as const), signal) : 'speaking';
     checkNotAborted(signal);
     this.stageSpeaking = outcome === 'speaking' && !guild.botSuppressed();
     this.deps.log().info({ channelId, outcome }, 'guild session: joined a Stage');
@@ -241,6 +245,11 @@ export class VoiceAttachment {
     this.deps.admission.releaseVoice(this.deps.guildId);
   }
 
+  /** Whether anyone is left to talk to (the session just became active: it was not checked before). */
+  checkPresence(): void {
+    this.checkOccupancy();
+  }
+
   /** Voice members changed (join/leave/move) in these channels. */
   membersChanged(channelIds: Array<string | undefined>): void {
     if (this.voice && channelIds.includes(this.voice.channelId)) {
@@ -274,14 +283,16 @@ export class VoiceAttachment {
   }
 
   /** Discord ended this voice connection (kicked, channel gone, recovery gave up): go on text-only. */
-  private async ended(voice: GuildVoicePort, why: string): Promise<void> {
+  private ended(voice: GuildVoicePort, why: string): void {
     if (this.voice !== voice) return;
     this.voice = undefined;
     this.retireStats(voice);
     this.cancelEmptyTimer();
     this.deps.admission.releaseVoice(this.deps.guildId);
+    this.deps.voiceLost();
     this.deps.log().info({ why }, 'guild session: voice ended, going on text-only');
-    await this.deps.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.');
+    // Not awaited: a slow Discord does not hold the guild's next operation (post never rejects).
+    this.deps.post('I was disconnected from the voice channel; the chat goes on here in text. Run /join to bring me back.').catch(() => undefined);
   }
 
   /**
@@ -329,7 +340,7 @@ export class VoiceAttachment {
     await this.leave('voice channel empty');
     this.awayFrom = channelId;
     this.deps.log().info({ channelId }, 'guild session: left the empty voice channel; will come back when someone joins');
-    await this.deps.post(`Everyone left <#${channelId}>, so I left too. I will come back when someone joins it.`);
+    this.deps.post(`Everyone left <#${channelId}>, so I left too. I will come back when someone joins it.`).catch(() => undefined);
   }
 
   private async rejoinAfterAway(channelId: string, signal: AbortSignal): Promise<void> {
@@ -339,11 +350,11 @@ export class VoiceAttachment {
     this.awayFrom = undefined;
     const note = await this.planAndConnect(guild, channelId, signal);
     if (note) {
-      await this.deps.post(note);
+      this.deps.post(note).catch(() => undefined);
       return;
     }
     const listening = this.listeningNotice();
-    if (listening) await this.deps.post(listening);
+    if (listening) this.deps.post(listening).catch(() => undefined);
     this.checkOccupancy();
   }
 

@@ -37,11 +37,12 @@ export const resume: Command = {
         throw new UserFacingError(`No chat with that id for ${stored.characterName}. Pick one from the list as you type.`);
       }
     }
-    core.cancelAutoResume(ctx.guildId);
     // The stored text channel, unless it is gone; then the one the command ran in.
     const textChannelId = core.guildHasTextChannel(ctx.guildId, stored.textChannelId) ? stored.textChannelId : ctx.channelId;
     const voiceChannelId = ctx.invoker.voiceChannelId ?? stored.voiceChannelId ?? null;
     const outcome = await session.resume({ ...(chatId ? { chatId } : {}), textChannelId, voiceChannelId });
+    // Only once it runs: a /resume that failed leaves the automatic resume going.
+    core.cancelAutoResume(ctx.guildId);
     const character = await core.catalog.resolveCharacter(outcome.record.characterId).catch(() => undefined);
     await ctx.reply(await sessionEmbed(ctx, outcome, character?.thumbnailUrl, 'Resumed'));
   },

@@ -60,7 +60,6 @@ export const start: Command = {
     // Without a voice channel given: the invoker's, unless this server starts chats text-only.
     const voiceChannelId = ctx.channel('voice-channel')?.id ?? (core.settings.startVoice(ctx.guildId) === 'join' ? ctx.invoker.voiceChannelId : undefined);
 
-    core.cancelAutoResume(ctx.guildId);
     const session = core.session(ctx.guildId);
     const main = characters[0];
     const cast: CastEntry[] = characters.map((c) => ({ id: c.id, name: c.name }));
@@ -72,6 +71,8 @@ export const start: Command = {
       ...(cast.length > 1 ? { cast } : {}),
       ...(scenario ? { scenario } : {}),
     });
+    // Only once it runs: a /start that failed leaves a stored chat's automatic resume going.
+    core.cancelAutoResume(ctx.guildId);
     const shownMain = main ?? (await core.catalog.resolveCharacter(outcome.record.characterId).catch(() => undefined));
     await ctx.reply(await sessionEmbed(ctx, outcome, shownMain?.thumbnailUrl, 'Started'));
   },

@@ -14,7 +14,7 @@ import { ARIA_ID, HOLT_ID, startVoxtaSim, type VoxtaSim } from '../../sim/voxta/
 import type { VoxtaCatalogPort } from '../../src/bot/catalog.js';
 import { VoxtaRest } from '../../src/voxta/rest.js';
 import { VoxtaEndpoint } from '../../src/voxta/endpoint.js';
-import { FakeGuild, heldVoiceJoiner, humanMessage, interaction, liveVoices, makeCore, waitUntil, type CoreHarness } from './fixtures.js';
+import { FakeGuild, fakeVoiceJoiner, heldVoiceJoiner, humanMessage, interaction, liveVoices, makeCore, waitUntil, type CoreHarness } from './fixtures.js';
 
 let sim: VoxtaSim;
 let h: CoreHarness;
@@ -329,5 +329,85 @@ describe('messages in flight when the chat is stopped', () => {
     expect(marks(second).has('❌')).toBe(false);
     expect(general.texts().filter((t) => t.includes('did not reach the character'))).toEqual([]);
     expect(h.store.listPendingMessages(guild.id)).toEqual([]);
+  });
+});
+
+describe('the automatic resume and the admin commands', () => {
+  it('a /resume that fails while Voxta is down leaves the automatic resume going: the chat comes back with Voxta', async () => {
+    core();
+    const chat = sim.createChat(ARIA_ID, { title: 'before the restart' });
+    h.store.saveGuildSession({ guildId: guild.id, characterId: ARIA_ID, characterName: 'Aria', chatId: chat.id, textChannelId: general.id, voiceChannelId: undefined, active: true });
+    await sim.stop();
+    await h.core.resumeAll();
+    expect(h.core.autoResumePending(guild.id)).toBe(true);
+    const resume = command('resume');
+    await resume.done;
+    expect(resume.ctx.replies.at(-1)?.ephemeral).toBe(true);
+    expect(h.core.session(guild.id).state).toBe('idle');
+    expect(h.store.getGuildSession(guild.id)?.active).toBe(true);
+    expect(h.core.autoResumePending(guild.id)).toBe(true);
+    await sim.start();
+    await waitUntil(() => h.core.session(guild.id).state === 'active', 'resumed once Voxta is back', 10_000);
+    expect(h.store.getGuildSession(guild.id)?.chatId).toBe(chat.id);
+  });
+
+  it('giving up a stored chat leaves alone a chat that runs, or another stored one', async () => {
+    core();
+    await command('start', { strings: { character: ARIA_ID } }).done;
+    const session = h.core.session(guild.id);
+    const running = h.store.getGuildSession(guild.id)!;
+    expect(await session.giveUpStoredChat(running.chatId, 'test')).toBe(false);
+    expect(session.state).toBe('active');
+    // As when Voxta failed for good: stopped, the chat kept active for the automatic resume.
+    await session.stop('Voxta failed', { keepActive: true });
+    expect(await session.giveUpStoredChat('some-other-chat', 'test')).toBe(false);
+    expect(h.store.getGuildSession(guild.id)?.active).toBe(true);
+    expect(await session.giveUpStoredChat(running.chatId, 'test')).toBe(true);
+    expect(h.store.getGuildSession(guild.id)).toMatchObject({ chatId: running.chatId, active: false });
+  });
+});
+
+describe('voice and Voxta events while the chat changes', () => {
+  it('Discord ending the voice connection: text-only, one notice, and the stored chat no longer names the channel', async () => {
+    const voice = fakeVoiceJoiner();
+    core({ joinVoice: voice.join });
+    await command('start', { strings: { character: ARIA_ID }, invoker: { voiceChannelId: lounge } }).done;
+    expect(h.store.getGuildSession(guild.id)?.voiceChannelId).toBe(lounge);
+    voice.joined[0]!.emit('ended', 'kicked');
+    await waitUntil(() => h.core.session(guild.id).voiceChannelId === undefined, 'voice gone');
+    await waitUntil(() => general.texts().some((t) => t.startsWith('I was disconnected from the voice channel')), 'the notice');
+    expect(h.store.getGuildSession(guild.id)?.voiceChannelId).toBeUndefined();
+    expect(h.core.session(guild.id).state).toBe('active');
+    expect(h.core.admission.voiceCount).toBe(0);
+  });
+
+  it('a reply Voxta begins while the stop is under way is not shown (nothing is left streaming after the stop)', async () => {
+    const voice = fakeVoiceJoiner();
+    core({ joinVoice: voice.join });
+    await command('start', { strings: { character: ARIA_ID }, invoker: { voiceChannelId: lounge } }).done;
+    const { sessionId } = sim.sessions()[0]!;
+    // Leaving voice is held: the stop is under way, Voxta still connected.
+    let releaseLeave!: () => void;
+    const left = new Promise<void>((r) => (releaseLeave = r));
+    const v = voice.joined[0]!;
+    const leave = v.leave.bind(v);
+    v.leave = async (why) => {
+      await left;
+      await leave(why);
+    };
+    const stop = command('stop');
+    await waitUntil(() => h.core.session(guild.id).state === 'stopping', 'the stop to be under way');
+    const before = general.posted.length;
+    const typing = general.typing;
+    sim.sendRaw(sessionId, { $type: 'replyGenerating', sessionId, messageId: 'late-reply' });
+    sim.sendRaw(sessionId, { $type: 'replyChunk', sessionId, messageId: 'late-reply', text: 'words after the stop', startIndex: 0, endIndex: 20, audioUrl: '', isNarration: false });
+    await new Promise((r) => setTimeout(r, 150));
+    releaseLeave();
+    await stop.done;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(general.texts().filter((t) => t.includes('words after the stop'))).toEqual([]);
+    expect(general.posted.length).toBe(before);
+    expect(general.typing).toBe(typing);
+    await expectNothingLeft(voice.joined);
   });
 });
