@@ -79,15 +79,8 @@ export interface DiscordSimOptions {
   log?: Logger;
 }
 
-/** A participant's voice state as the simulator holds it (`sim.voiceState()`). */
-export interface SimVoiceStateInfo {
-  channelId: string;
-  sessionId: string;
-  selfMute: boolean;
-  selfDeaf: boolean;
-  suppress: boolean;
-  requestToSpeakTimestamp: string | null;
-}
+/** A participant's voice state as the simulator holds it (`sim.voiceState()`): the same fields as the bot's. */
+export type SimVoiceStateInfo = BotVoiceState;
 
 export async function startDiscordSim(opts: DiscordSimOptions = {}): Promise<DiscordSim> {
   const log = opts.log ?? logger().child({ component: 'discord-sim' });
