@@ -92,3 +92,15 @@ export function channel(x: Int16Array, channels: number, c: number): Int16Array 
   for (let i = 0; i < out.length; i++) out[i] = x[i * channels + c]!;
   return out;
 }
+
+/** A tone with 10 ms fades (a member "speaking"), mono. */
+export function tone(hz: number, ms: number, rate = 48_000, amplitude = 8000): Int16Array {
+  const n = Math.round((rate * ms) / 1000);
+  const fade = Math.round(rate / 100);
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) {
+    const g = Math.min(1, i / fade, (n - 1 - i) / fade);
+    out[i] = Math.round(amplitude * g * Math.sin((2 * Math.PI * hz * i) / rate));
+  }
+  return out;
+}

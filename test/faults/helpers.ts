@@ -81,17 +81,7 @@ export function chatUserTexts(env: E2EEnv, chatId: string): string[] {
   return chat ? chat.messages.filter((m) => m.role === 'User').map((m) => m.text) : [];
 }
 
-/** A tone with 10 ms fades (a member "speaking"). */
-export function tone(hz: number, ms: number, rate = 48_000, amplitude = 8000): Int16Array {
-  const n = Math.round((rate * ms) / 1000);
-  const fade = Math.round(rate / 100);
-  const out = new Int16Array(n);
-  for (let i = 0; i < n; i++) {
-    const g = Math.min(1, i / fade, (n - 1 - i) / fade);
-    out[i] = Math.round(amplitude * g * Math.sin((2 * Math.PI * hz * i) / rate));
-  }
-  return out;
-}
+export { tone } from '../audio/signals.js';
 
 // A small deterministic PRNG (mulberry32), so a failing fuzz run can be replayed.
 export { prng } from '../audio/signals.js';

@@ -23,6 +23,7 @@ import {
 import { ChannelType, Events, type Client, type VoiceState } from 'discord.js';
 import { Perm, RecordingVoiceBackend } from '../../sim/discord/index.js';
 import { encodeDiscordFrames, toDiscordFrames } from '../../sim/discord/voice/audio-frames.js';
+import { tone } from '../audio/signals.js';
 import { loginClient, nextEvent, startWorld, type World } from './helpers.js';
 
 let world: World | undefined;
@@ -37,12 +38,6 @@ afterEach(async () => {
   await world?.sim.close();
   world = undefined;
 });
-
-function tone(hz: number, ms: number, rate = 48_000): Int16Array {
-  const out = new Int16Array(Math.round((rate * ms) / 1000));
-  for (let i = 0; i < out.length; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / rate));
-  return out;
-}
 
 describe('discord-sim stage channels', () => {
   it('audience on join; unsuppressing needs Mute Members; raising a hand; a moderator approves', async () => {

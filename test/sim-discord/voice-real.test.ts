@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EndBehaviorType, VoiceConnectionStatus, entersState, joinVoiceChannel, type VoiceConnection } from '@discordjs/voice';
 import type { Client } from 'discord.js';
+import { tone } from '../audio/signals.js';
 import { loginClient, startWorld, type World } from './helpers.js';
 
 let world: World | undefined;
@@ -21,12 +22,6 @@ afterEach(async () => {
   await world?.sim.close();
   world = undefined;
 });
-
-function tone(hz: number, ms: number, rate = 48_000): Int16Array {
-  const out = new Int16Array(Math.round((rate * ms) / 1000));
-  for (let i = 0; i < out.length; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / rate));
-  return out;
-}
 
 describe('discord-sim with the real voice server', () => {
   it.each(['off', 'v1'] as const)('dave %s: a real VoiceConnection becomes Ready and receives a member speaking', async (dave) => {

@@ -10,17 +10,7 @@ import type { BotProcess } from '../harness/bot-process.js';
 
 const COMMANDS = ['start', 'join', 'leave', 'listen'];
 
-/** A tone with 10 ms fades (a member "speaking"). */
-export function tone(hz: number, ms: number, rate = 48_000, amplitude = 8000): Int16Array {
-  const n = Math.round((rate * ms) / 1000);
-  const fade = Math.round(rate / 100);
-  const out = new Int16Array(n);
-  for (let i = 0; i < n; i++) {
-    const g = Math.min(1, i / fade, (n - 1 - i) / fade);
-    out[i] = Math.round(amplitude * g * Math.sin((2 * Math.PI * hz * i) / rate));
-  }
-  return out;
-}
+export { tone } from '../audio/signals.js';
 
 /** Power of one frequency in a block (Goertzel), normalised by the block length (≈ amplitude² / 4 for a tone). */
 export function goertzel(pcm: Int16Array, rate: number, hz: number): number {
