@@ -178,7 +178,7 @@ export async function runBot(config: Config): Promise<RunningBot> {
       // Webhook messages: the bot's own (its characters) never; a proxy bot's repost (PluralKit…)
       // as said by the proxied name; the proxy gate decides (see proxy-gate.ts).
       if (isForeignWebhookMessage(message, c.user?.id, c.application?.id)) {
-        if (!core.isOwnWebhook(message.webhookId!)) core.webhookMessage(message.guildId, incomingWebhookMessage(message, botId));
+        core.webhookMessage(message.guildId, incomingWebhookMessage(message, botId));
         return;
       }
       if (!isHumanGuildMessage(message, c.user?.id)) return;

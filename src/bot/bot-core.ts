@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config.js';
 import { errorInfo, type Logger } from '../log.js';
-import type { Store } from '../store/store.js';
+import type { GuildSessionRecord, Store } from '../store/store.js';
 import { VoxtaCapacityError, VoxtaChatLockedError, VoxtaNotFoundError } from '../voxta/errors.js';
 import { Admission } from './admission.js';
 import { AgeGate, AgeRestrictionError } from './age-gate.js';
@@ -318,36 +318,45 @@ export class BotCore {
 
   /** A message of someone else's webhook in a bridged channel: a proxy bot's repost is bridged. */
   webhookMessage(guildId: string, msg: IncomingWebhookMessage): void {
-    if (this.isOwnWebhook(msg.webhookId) || !this.bridges(guildId, msg.channelId)) return;
+    // Bridged channel first: the own-webhook check may read the database.
+    if (!this.bridges(guildId, msg.channelId) || this.isOwnWebhook(msg.webhookId)) return;
     this.proxyGate(guildId).webhook({ ...msg, proxied: { webhookId: msg.webhookId } });
   }
 
   /** Messages in this channel are (or will be, once resumed) bridged. */
   private bridges(guildId: string, channelId: string): boolean {
     if (this.removing.has(guildId)) return false;
+    return this.sessions.get(guildId)?.ownsChannel(channelId) === true || this.awaitsResume(guildId, channelId);
+  }
+
+  /**
+   * The stored chat of this channel is waiting for its automatic resume (after a restart, or while
+   * Voxta is away) and nothing runs in the guild: its messages are held for it, not dropped. A
+   * guild without a session object is answered from the store (no session is made for every
+   * guild whose members merely talk).
+   */
+  private awaitsResume(guildId: string, channelId: string): boolean {
     const s = this.sessions.get(guildId);
-    if (s?.ownsChannel(channelId)) return true;
     if (this.shuttingDown || (s && s.state !== 'idle')) return false;
-    const rec = (s ?? this.session(guildId)).record;
+    const rec = s ? s.record : this.readStored(guildId);
     return rec?.active === true && rec.textChannelId === channelId;
   }
 
+  private readStored(guildId: string): GuildSessionRecord | undefined {
+    try {
+      return this.store.getGuildSession(guildId);
+    } catch (err) {
+      this.log.warn({ guildId, err: errorInfo(err) }, 'reading the stored chat failed');
+      return undefined;
+    }
+  }
+
   private async routeHumanMessage(guildId: string, msg: IncomingTextMessage): Promise<void> {
-    const s = this.sessions.get(guildId);
-    if (s?.ownsChannel(msg.channelId)) {
-      if (this.refused(guildId, s, msg)) return;
-      await s.handleHumanMessage(msg);
-      return;
-    }
-    // The stored chat of this channel is waiting for its automatic resume (after a restart, or
-    // while Voxta is away): hold the message for it instead of dropping it.
-    if (this.shuttingDown || (s && s.state !== 'idle')) return;
+    const owned = this.sessions.get(guildId)?.ownsChannel(msg.channelId) === true;
+    if (!owned && !this.awaitsResume(guildId, msg.channelId)) return;
     const session = this.session(guildId);
-    const rec = session.record;
-    if (rec?.active && rec.textChannelId === msg.channelId) {
-      if (this.refused(guildId, session, msg)) return;
-      await session.handleHumanMessage(msg, { resumePending: true });
-    }
+    if (this.refused(guildId, session, msg)) return;
+    await session.handleHumanMessage(msg, owned ? {} : { resumePending: true });
   }
 
   /**
@@ -423,11 +432,10 @@ export class BotCore {
       await s.channelDeleted(channelId);
       return;
     }
-    const session = s ?? this.session(guildId);
-    const rec = session.record;
+    const rec = s ? s.record : this.readStored(guildId);
     if (rec?.active && rec.textChannelId === channelId) {
       this.cancelAutoResume(guildId);
-      await session.stop('bound text channel deleted');
+      await this.session(guildId).stop('bound text channel deleted');
     }
   }
 

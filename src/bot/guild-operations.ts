@@ -114,39 +114,25 @@ export class GuildOperations {
 
 /**
  * Awaits `p` unless `signal` fires first: then rejects at once with the signal's reason, and `p`
- * is left to settle on its own (its rejection handled, its late value given to `onLate` so that a
- * resource it brings can be released).
+ * is left to settle on its own (its rejection handled). What it brings late is the caller's to
+ * release (the voice join checks the signal after it resolves).
  */
-export function abortable<T>(p: Promise<T>, signal: AbortSignal, onLate?: (value: T) => void): Promise<T> {
+export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) {
-    p.then(
-      (v) => onLate?.(v),
-      () => undefined,
-    );
+    p.catch(() => undefined);
     return Promise.reject(abortReason(signal));
   }
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const onAbort = (): void => {
-      if (settled) return;
-      settled = true;
-      reject(abortReason(signal));
-    };
+    // Settling twice is a no-op: whichever of the abort and `p` comes first decides.
+    const onAbort = (): void => reject(abortReason(signal));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(
       (v) => {
         signal.removeEventListener('abort', onAbort);
-        if (settled) {
-          onLate?.(v);
-          return;
-        }
-        settled = true;
         resolve(v);
       },
       (err: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        if (settled) return;
-        settled = true;
         reject(err);
       },
     );

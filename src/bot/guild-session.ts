@@ -546,7 +546,7 @@ export class GuildSession extends EventEmitter {
     this.deps.metrics.sessionsStarted.inc({ kind });
     // Joined while starting (presence changes were not acted on then): an empty channel is left
     // after its grace period from now on, as any other.
-    this.voiceAttachment.checkPresence();
+    this.voiceAttachment.checkOccupancy();
     const listening = this.voiceAttachment.listeningNotice();
     if (listening) this.tell(listening);
     this.deliverHeld(voxta, chatId, history);
@@ -723,7 +723,8 @@ export class GuildSession extends EventEmitter {
     const rec = this.record;
     const chatId = this.voxta?.chatId ?? rec?.chatId;
     const textChannelId = this.boundTextChannelId;
-    const castIds = this.voxta?.chat?.characters.map((c) => c.id);
+    // Read before the old connection is closed (it holds the cast).
+    const castIds = this.castIds();
     if (!rec || !chatId || !textChannelId) {
       this.deps.admission.releaseVoice(this.guildId);
       throw new UserFacingError('The running chat cannot be reopened with voice right now; try /stop and /resume.');
@@ -745,7 +746,7 @@ export class GuildSession extends EventEmitter {
       outcome = await this.bringUp(
         {
           kind: 'resume',
-          characterIds: castIds ?? [rec.characterId],
+          characterIds: castIds,
           textChannelId,
           voiceChannelId: channelId,
           plan,
@@ -952,14 +953,6 @@ export class GuildSession extends EventEmitter {
     // Stopped while joining voice: the rows were kept or abandoned by stop() already.
     if (this.voxta !== voxta || !this.bridging) return;
     this.pending.deliverHeld(chatId, history, (discordId, text, rowId) => this.deliver(voxta, discordId, text, 'text', rowId));
-  }
-
-  /**
-   * Messages waiting for a chat that will not come (it is gone, or was stopped): forgotten, marked
-   * ❌, and the channel told which ones did not reach the character.
-   */
-  dropPending(): void {
-    this.pending.abandon();
   }
 
   /** A bridged message was edited: edit the Voxta message it created. `named`: a proxied message. */

@@ -7,33 +7,15 @@
  */
 import { errorInfo, type Logger } from '../log.js';
 
-export interface ProcessGuards {
-  /** Unhandled rejections and uncaught exceptions seen since start. */
-  readonly count: number;
-  remove(): void;
-}
-
-export function installProcessGuards(log: Logger, onError?: (kind: 'unhandledRejection' | 'uncaughtException') => void): ProcessGuards {
-  let count = 0;
+export function installProcessGuards(log: Logger, onError?: (kind: 'unhandledRejection' | 'uncaughtException') => void): void {
   const onRejection = (reason: unknown): void => {
-    count++;
     onError?.('unhandledRejection');
     log.error({ err: errorInfo(reason, true), kind: 'unhandledRejection' }, 'a promise rejection was not handled (a bug); the bot goes on');
   };
   const onException = (err: Error, origin: string): void => {
-    count++;
     onError?.('uncaughtException');
     log.error({ err: errorInfo(err, true), kind: 'uncaughtException', origin }, 'an exception was not caught (a bug); the bot goes on');
   };
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
-  return {
-    get count() {
-      return count;
-    },
-    remove() {
-      process.off('unhandledRejection', onRejection);
-      process.off('uncaughtException', onException);
-    },
-  };
 }

@@ -124,11 +124,6 @@ export class SessionRecord {
     return this.update({ active });
   }
 
-  /** Writes what failed before, if anything did (also run by the timer). */
-  retry(): boolean {
-    return this.#dirty ? this.#flush('retry') : true;
-  }
-
   /** Tries a failed write one last time, then stops retrying (the process stops, or the guild is forgotten). */
   dispose(): void {
     if (this.#dirty) this.#flush('last try');

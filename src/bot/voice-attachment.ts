@@ -245,11 +245,6 @@ export class VoiceAttachment {
     this.deps.admission.releaseVoice(this.deps.guildId);
   }
 
-  /** Whether anyone is left to talk to (the session just became active: it was not checked before). */
-  checkPresence(): void {
-    this.checkOccupancy();
-  }
-
   /** Voice members changed (join/leave/move) in these channels. */
   membersChanged(channelIds: Array<string | undefined>): void {
     if (this.voice && channelIds.includes(this.voice.channelId)) {
@@ -297,9 +292,10 @@ export class VoiceAttachment {
 
   /**
    * Nobody to talk to in voice: leave after a grace period (and come back when someone joins),
-   * so the bot does not sit in an empty channel holding Voxta's one voice slot.
+   * so the bot does not sit in an empty channel holding Voxta's one voice slot. Also run by the
+   * session when it becomes active (presence changes are not acted on while starting).
    */
-  private checkOccupancy(): void {
+  checkOccupancy(): void {
     if (!this.deps.bridging()) return;
     const voice = this.voice;
     if (voice) {
