@@ -537,7 +537,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
         this.#setState('ready');
         this.#log.info({ attempt: outcome.attempt, sessionId: chat?.sessionId, chatId: chat?.chatId }, 'reconnected to Voxta');
         this.#safeEmit('reconnected', { sessionId: chat?.sessionId, chatId: chat?.chatId, chat });
-        this.#flushSends();
+        this.#sends.flushInBackground();
         return;
       }
       case 'gaveUp': {
@@ -660,7 +660,7 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#sends.chatStarted(m.messages);
     this.#log.info({ sessionId: info.sessionId, chatId: info.chatId, tts: info.services.hasTts, stt: info.services.hasStt }, 'chat started');
     // Flush after the current message is fully dispatched (listeners learn about the chat first).
-    queueMicrotask(() => this.#flushSends());
+    queueMicrotask(() => this.#sends.flushInBackground());
   }
 
   #clearChat(): void {
@@ -669,11 +669,6 @@ export class VoxtaChatSession extends EventEmitter<VoxtaChatSessionEvents> {
     this.#log = this.#baseLog;
     this.#recording = undefined;
     this.#sends.chatEnded();
-  }
-
-  /** Delivers queued user messages now (failures are the queue's to report; nothing escapes). */
-  #flushSends(): void {
-    this.#sends.flush().catch((e: unknown) => this.#log.error({ err: errorInfo(e, true) }, 'flushing queued messages failed unexpectedly'));
   }
 
   /** Runs chat lifecycle operations one at a time (Voxta refuses overlapping start/stop). */

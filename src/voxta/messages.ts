@@ -822,20 +822,24 @@ function deletion(update: Record<string, unknown>): MessageDeletedMessage {
   return d;
 }
 
-function isScenarioInfo(s: unknown): s is ScenarioInfo {
-  const o = s as { id?: unknown; name?: unknown } | null;
+/** An object with a string `id` and `name` (a character reference, a scenario). */
+function hasIdAndName(v: unknown): v is { id: string; name: string } {
+  const o = v as { id?: unknown; name?: unknown } | null;
   return typeof o === 'object' && o !== null && typeof o.id === 'string' && typeof o.name === 'string';
 }
 
+export function isScenarioInfo(s: unknown): s is ScenarioInfo {
+  return hasIdAndName(s);
+}
+
 /** `roles` always an array of named roles. */
-function normaliseScenario(s: ScenarioInfo): ScenarioInfo {
+export function normaliseScenario(s: ScenarioInfo): ScenarioInfo {
   const roles = Array.isArray(s.roles) ? s.roles.filter((r): r is ScenarioRoleInfo => typeof (r as { name?: unknown } | null)?.name === 'string') : [];
   return { ...s, roles };
 }
 
 function isCharacterRef(c: unknown): c is CharacterRef {
-  const o = c as { id?: unknown; name?: unknown } | null;
-  return typeof o === 'object' && o !== null && typeof o.id === 'string' && typeof o.name === 'string';
+  return hasIdAndName(c);
 }
 
 function normaliseChatStarted(out: Record<string, unknown>): void {

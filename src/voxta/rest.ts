@@ -9,7 +9,7 @@ import { logger } from '../log.js';
 import type { VoxtaEndpoint } from './endpoint.js';
 import { asUnreachable, VoxtaAuthError, VoxtaError, VoxtaHttpError, VoxtaServerError } from './errors.js';
 import { BODY_CAPS, readBounded } from './http-body.js';
-import type { ScenarioInfo, ScenarioRoleInfo } from './messages.js';
+import { isScenarioInfo, normaliseScenario, type ScenarioInfo } from './messages.js';
 
 export interface CharacterSummary {
   id: string;
@@ -77,15 +77,15 @@ export class VoxtaRest {
     const body = await this.getJson('/api/scenarios', opts);
     const list = Array.isArray(body) ? body : (body as { scenarios?: unknown })?.scenarios;
     if (!Array.isArray(list)) throw new VoxtaServerError('GET /api/scenarios did not return a list of scenarios');
-    const out: ScenarioSummary[] = [];
-    for (const raw of list as Array<Record<string, unknown>>) {
-      if (typeof raw?.id !== 'string' || typeof raw?.name !== 'string') continue;
-      const roles = (Array.isArray(raw.roles) ? raw.roles : []).filter((r): r is ScenarioRoleInfo => typeof (r as { name?: unknown } | null)?.name === 'string');
-      const defaultRoles: Record<string, string> = {};
-      for (const r of roles) if (typeof r.defaultCharacterId === 'string') defaultRoles[r.name] = r.defaultCharacterId;
-      out.push({ ...raw, id: raw.id, name: raw.name, roles, defaultRoles });
-    }
-    return out;
+    // Parsed as the hub's ScenarioInfo is (messages.ts), plus the default cast by role.
+    return list
+      .filter(isScenarioInfo)
+      .map(normaliseScenario)
+      .map((s) => {
+        const defaultRoles: Record<string, string> = {};
+        for (const r of s.roles) if (typeof r.defaultCharacterId === 'string') defaultRoles[r.name] = r.defaultCharacterId;
+        return { ...s, defaultRoles };
+      });
   }
 
   /** `GET /api/characters/{id}`; undefined when Voxta answers 404. */

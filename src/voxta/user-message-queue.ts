@@ -76,6 +76,11 @@ export class UserMessageQueue {
     }
     this.#queue.push({ text, opts: { ...opts }, resend: false });
     this.#counts.sendsQueued++;
+    this.flushInBackground();
+  }
+
+  /** {@link flush} for callers that do not wait (failures are the queue's to report; nothing escapes). */
+  flushInBackground(): void {
     this.flush().catch((err: unknown) => this.#log.error({ err: errorInfo(err, true) }, 'voxta: flushing queued messages failed unexpectedly'));
   }
 
