@@ -98,12 +98,7 @@ export async function fetchImage(url: string | URL, opts: FetchImageOptions = {}
     res.body?.cancel().catch(() => undefined);
     throw new FetchImageError('http-status', `HTTP ${res.status}`, res.status);
   }
-  const declaredLength = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declaredLength) && declaredLength > maxBytes) {
-    res.body?.cancel().catch(() => undefined);
-    throw new FetchImageError('too-large', `The image is ${declaredLength} bytes (limit ${maxBytes})`);
-  }
-
+  // A declared Content-Length over the cap is refused by readCapped before reading.
   let bytes: Buffer;
   try {
     bytes = await readCapped(res, maxBytes);

@@ -116,7 +116,7 @@ export interface VoiceLinkStats {
 const REJOIN_WINDOW_MS = 10 * 60_000;
 
 /** The reason a cancelled join rejects with: the signal's own, so the caller recognises it. */
-export function cancelledBy(signal: AbortSignal): Error {
+function cancelledBy(signal: AbortSignal): Error {
   const r: unknown = signal.reason;
   return r instanceof Error ? r : new Error('the voice join was cancelled');
 }

@@ -462,11 +462,7 @@ export class GuildVoice extends EventEmitter<Events> {
     if (!r || r.spoken.length === 0) return;
     const name = this.voxta.chat?.characters.find((c) => c.id === r.senderId)?.name ?? this.voxta.chat?.characters[0]?.name ?? 'Character';
     const text = r.spoken.join(' ') + (r.interrupted ? ' …' : '');
-    try {
-      this.opts.mirror('character', name, text);
-    } catch (err) {
-      this.log.warn({ err: errorInfo(err) }, 'voice: mirror failed');
-    }
+    this.safeMirror('character', name, text);
   }
 
   private onReplyChunk(m: ReplyChunkMessage): void {
@@ -549,11 +545,7 @@ export class GuildVoice extends EventEmitter<Events> {
     this.counters.transcriptsSent++;
     this.log.debug({ speakerId, chars: raw.length }, 'voice: transcript sent');
     this.voxta.send(text);
-    try {
-      this.opts.mirror('member', name, raw);
-    } catch (err) {
-      this.log.warn({ err: errorInfo(err) }, 'voice: mirror failed');
-    }
+    this.safeMirror('member', name, raw);
   }
 
   /**
@@ -571,8 +563,13 @@ export class GuildVoice extends EventEmitter<Events> {
   private onUnheard(u: UnheardUtterance): void {
     this.log.warn({ speakerId: u.speakerId, reason: u.reason, ms: u.ms }, 'voice: an utterance could not be delivered to Voxta');
     const name = this.opts.displayName(u.speakerId);
+    this.safeMirror('unheard', name, NOT_HEARD_TEXT);
+  }
+
+  /** Reports to the mirror; a throwing mirror is logged and voice goes on. */
+  private safeMirror(kind: VoiceMirrorKind, name: string, text: string): void {
     try {
-      this.opts.mirror('unheard', name, NOT_HEARD_TEXT);
+      this.opts.mirror(kind, name, text);
     } catch (err) {
       this.log.warn({ err: errorInfo(err) }, 'voice: mirror failed');
     }

@@ -126,7 +126,6 @@ type ItemState = 'deliver' | 'tentative' | 'dropped';
 interface Item {
   id: number;
   speakerId: string;
-  liveAt: number;
   state: ItemState;
   blocks: Int16Array[];
   /** Samples stored (the last block may be partly filled). Positions below are sample indexes. */
@@ -235,7 +234,6 @@ export class HeldInput {
     const item: Item = {
       id: u.utteranceId,
       speakerId: u.speakerId,
-      liveAt: u.liveAt,
       state,
       blocks: [],
       samples: 0,
