@@ -43,28 +43,16 @@ export interface ChannelImagesDeps {
   now?: () => number;
 }
 
-export interface ChannelImagesStats {
-  offered: number;
-  prepared: number;
-  failed: number;
-}
-
 export class ChannelImages {
   private latestEntry: Entry | undefined;
-  private readonly counters: ChannelImagesStats = { offered: 0, prepared: 0, failed: 0 };
   private readonly abort = new AbortController();
 
   constructor(private readonly deps: ChannelImagesDeps) {}
-
-  get stats(): ChannelImagesStats {
-    return { ...this.counters };
-  }
 
   /** The message's pictures: the last usable one becomes the channel's latest (its download starts now). */
   add(refs: readonly ImageRef[], author: string): boolean {
     const ref = [...refs].reverse().find((r) => r.size === undefined || r.size <= IMAGE_DOWNLOAD_MAX_BYTES);
     if (!ref) return false;
-    this.counters.offered++;
     const image = this.download(ref, author);
     this.latestEntry = { image, at: this.now() };
     return true;
@@ -110,12 +98,10 @@ export class ChannelImages {
         allowUrl: this.deps.allowUrl,
       });
       const prepared = await prepareImage(fetched.bytes);
-      this.counters.prepared++;
       this.deps.log().debug({ from: fetched.info, to: { type: prepared.type, width: prepared.width, height: prepared.height, bytes: prepared.bytes.length } }, 'guild session: picture ready for Voxta');
       const label = `posted by ${author}`;
       return { bytes: prepared.bytes, contentType: prepared.type, fileName: ref.name ? baseName(ref.name, prepared.type) : undefined, label };
     } catch (err) {
-      this.counters.failed++;
       const reason = err instanceof FetchImageError ? err.reason : undefined;
       // Not a picture after all (a file named .png), too large, or Discord's CDN failing: the
       // character just does not see it; nobody waits on it.

@@ -338,10 +338,6 @@ export class GuildSettings {
     return this.value(guildId, 'barge-in');
   }
 
-  mirrorTranscripts(guildId: string): boolean {
-    return this.value(guildId, 'transcripts');
-  }
-
   chatRoleIds(guildId: string): string[] {
     return this.value(guildId, 'chat-roles');
   }

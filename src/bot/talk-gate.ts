@@ -89,6 +89,9 @@ export interface TalkGateDeps {
   now?: () => number;
 }
 
+/** A Discord user id (members' roles can only be fetched for those). */
+const SNOWFLAKE = /^\d{15,21}$/;
+
 export class TalkGate {
   private readonly roles = new Map<string, RolesEntry>();
   private readonly buckets = new Map<string, TokenBucket>();
@@ -140,7 +143,8 @@ export class TalkGate {
       // No way to fetch (a port without it): the client's cache is all there is.
       return guild?.memberRoleIds(userId);
     }
-    if (!e?.fetching) this.fetchRoles(guild, key, userId, e);
+    // A proxied name no member's message matched (`proxy:<name>`) is no Discord user: nothing to fetch.
+    if (!e?.fetching && SNOWFLAKE.test(userId)) this.fetchRoles(guild, key, userId, e);
     return e?.roles;
   }
 

@@ -168,11 +168,6 @@ export class WebhookPool {
     });
   }
 
-  /** The bot's webhooks in a channel as this process sees them (tests, /status). */
-  hooks(channelId: string): readonly StoredWebhook[] {
-    return this.state(channelId).hooks;
-  }
-
   // ---- internals --------------------------------------------------------------------------
 
   private state(channelId: string): ChannelState {
@@ -376,8 +371,16 @@ async function loadAvatar(persona: Persona, log: Logger): Promise<{ bytes: Buffe
   }
 }
 
+/** Avatar hashes by buffer: the avatar cache hands out the same bytes for every post of a character. */
+const hashes = new WeakMap<Buffer, string>();
+
 function hashOf(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+  let h = hashes.get(bytes);
+  if (h === undefined) {
+    h = createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+    hashes.set(bytes, h);
+  }
+  return h;
 }
 
 /**

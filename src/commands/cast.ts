@@ -69,7 +69,8 @@ export const cast: Command = {
     // Explicit characters only where the chat may hold them (as /start's list does).
     const { core } = ctx;
     const channelId = core.session(ctx.guildId).textChannelId ?? ctx.channelId;
-    const allowed = core.settings.explicitCharacters(ctx.guildId) === 'age-restricted' && channelId !== undefined && core.guild(ctx.guildId)?.isAgeRestricted?.(channelId) === true;
+    const guild = core.guild(ctx.guildId);
+    const allowed = guild !== undefined && channelId !== undefined && core.ageGate.channelsAllow(guild, channelId, undefined);
     await ctx.respond(await core.catalog.characterChoices(ctx.focused.value, undefined, { explicit: allowed ? 'mark' : 'hide', keep: (c) => !present.has(c.id) }));
   },
 };

@@ -86,8 +86,8 @@ export const start: Command = {
     // and the chosen text channel is age-restricted. The voice channel is checked on submit.
     const { core } = ctx;
     const textChannelId = ctx.option?.('text-channel') ?? ctx.channelId;
-    const allowed =
-      core.settings.explicitCharacters(ctx.guildId) === 'age-restricted' && textChannelId !== undefined && core.guild(ctx.guildId)?.isAgeRestricted?.(textChannelId) === true;
+    const guild = core.guild(ctx.guildId);
+    const allowed = guild !== undefined && textChannelId !== undefined && core.ageGate.channelsAllow(guild, textChannelId, undefined);
     await ctx.respond(await core.catalog.characterChoices(ctx.focused.value, undefined, { explicit: allowed ? 'mark' : 'hide' }));
   },
 };
