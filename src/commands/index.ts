@@ -7,7 +7,7 @@
 import type { RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
 import { mayControlSession, refusalText } from '../bot/permissions.js';
 import { describeForUser, UserFacingError } from '../bot/user-errors.js';
-import { errorInfo } from '../log.js';
+import { errorInfo, type Logger } from '../log.js';
 import { cast } from './cast.js';
 import { config } from './config.js';
 import { interrupt } from './interrupt.js';
@@ -49,17 +49,59 @@ export const SAFETY_DEFER_MS = 2000;
  * the answer a second initial response (Discord 40060) and the user sees a failure instead of it.
  */
 function serialisedResponses(ctx: CommandContext): CommandContext {
-  let tail: Promise<unknown> = Promise.resolve();
-  const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => undefined);
-    return run;
-  };
+  const inTurn = turnTaker();
   // The original stays the prototype: its getters (`acknowledged`) and options still answer.
   return Object.create(ctx, {
     defer: { value: (o: { ephemeral: boolean }) => inTurn(() => (ctx.acknowledged ? Promise.resolve() : ctx.defer(o))) },
     reply: { value: (r: Parameters<CommandContext['reply']>[0]) => inTurn(() => ctx.reply(r)) },
   }) as CommandContext;
+}
+
+/** Runs the functions given to it one after another, each once the previous one has settled. */
+function turnTaker(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+/**
+ * Runs a command or button handler with the safety defer armed: success and failure are counted,
+ * a failure is logged with context and answered in one private sentence.
+ */
+async function runHandler(o: {
+  what: 'command' | 'button';
+  core: CommandContext['core'];
+  log: Logger;
+  metric: string;
+  /** How a refusal (UserFacingError) is counted. */
+  refusedOutcome: 'refused' | 'failed';
+  execute: () => Promise<void>;
+  safetyDefer: () => Promise<void>;
+  answer: (text: string) => Promise<void>;
+}): Promise<void> {
+  const { core, log } = o;
+  const safety = setTimeout(() => {
+    o.safetyDefer().catch((err: unknown) => log.debug({ err: errorInfo(err) }, 'the safety defer failed'));
+  }, SAFETY_DEFER_MS);
+  try {
+    await o.execute();
+    core.metrics.commands.inc({ command: o.metric, outcome: 'ok' });
+  } catch (err) {
+    const expected = err instanceof UserFacingError;
+    if (expected) log.info({ reason: err.message }, `${o.what} answered with a refusal`);
+    else log.warn({ err: errorInfo(err, !(err instanceof Error && err.name.startsWith('Voxta'))) }, `${o.what} failed`);
+    core.metrics.commands.inc({ command: o.metric, outcome: expected ? o.refusedOutcome : 'failed' });
+    try {
+      await o.answer(describeForUser(err, core.config.voxta.maxChats));
+    } catch (replyErr) {
+      log.warn({ err: errorInfo(replyErr) }, `could not say that the ${o.what} failed`);
+    }
+  } finally {
+    clearTimeout(safety);
+  }
 }
 
 export async function runCommand(original: CommandContext): Promise<void> {
@@ -77,25 +119,16 @@ export async function runCommand(original: CommandContext): Promise<void> {
     await ctx.reply({ ephemeral: true, content: refusalText(core.config.discord.adminRoleIds) });
     return;
   }
-  const safety = setTimeout(() => {
-    ctx.defer({ ephemeral: false }).catch((err: unknown) => log.debug({ err: errorInfo(err) }, 'the safety defer failed'));
-  }, SAFETY_DEFER_MS);
-  try {
-    await command.execute(ctx);
-    core.metrics.commands.inc({ command: ctx.commandName, outcome: 'ok' });
-  } catch (err) {
-    const expected = err instanceof UserFacingError;
-    if (expected) log.info({ reason: err.message }, 'command answered with a refusal');
-    else log.warn({ err: errorInfo(err, !(err instanceof Error && err.name.startsWith('Voxta'))) }, 'command failed');
-    core.metrics.commands.inc({ command: ctx.commandName, outcome: 'failed' });
-    try {
-      await ctx.reply({ ephemeral: true, content: describeForUser(err, core.config.voxta.maxChats) });
-    } catch (replyErr) {
-      log.warn({ err: errorInfo(replyErr) }, 'could not tell the user the command failed');
-    }
-  } finally {
-    clearTimeout(safety);
-  }
+  await runHandler({
+    what: 'command',
+    core,
+    log,
+    metric: ctx.commandName,
+    refusedOutcome: 'failed',
+    execute: () => command.execute(ctx),
+    safetyDefer: () => ctx.defer({ ephemeral: false }),
+    answer: (content) => ctx.reply({ ephemeral: true, content }),
+  });
 }
 
 export async function runAutocomplete(ctx: AutocompleteContext): Promise<void> {
@@ -122,34 +155,19 @@ export async function runButton(ctx: ButtonContext): Promise<void> {
     return;
   }
   // A defer still in flight when the handler answers must go first (as for commands).
-  let tail: Promise<unknown> = Promise.resolve();
-  const inTurn = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => undefined);
-    return run;
-  };
+  const inTurn = turnTaker();
   const turnTaking: ButtonContext = Object.create(ctx, {
     deferUpdate: { value: () => inTurn(() => (ctx.acknowledged ? Promise.resolve() : ctx.deferUpdate())) },
     reply: { value: (content: string) => inTurn(() => ctx.reply(content)) },
   }) as ButtonContext;
-  const safety = setTimeout(() => {
-    turnTaking.deferUpdate().catch((err: unknown) => log.debug({ err: errorInfo(err) }, 'the safety defer failed'));
-  }, SAFETY_DEFER_MS);
-  const metric = `button:${handler.name}`;
-  try {
-    await handler.execute(turnTaking);
-    core.metrics.commands.inc({ command: metric, outcome: 'ok' });
-  } catch (err) {
-    const expected = err instanceof UserFacingError;
-    if (expected) log.info({ reason: err.message }, 'button answered with a refusal');
-    else log.warn({ err: errorInfo(err, !(err instanceof Error && err.name.startsWith('Voxta'))) }, 'button failed');
-    core.metrics.commands.inc({ command: metric, outcome: expected ? 'refused' : 'failed' });
-    try {
-      await turnTaking.reply(describeForUser(err, core.config.voxta.maxChats));
-    } catch (replyErr) {
-      log.warn({ err: errorInfo(replyErr) }, 'could not tell the member the button failed');
-    }
-  } finally {
-    clearTimeout(safety);
-  }
+  await runHandler({
+    what: 'button',
+    core,
+    log,
+    metric: `button:${handler.name}`,
+    refusedOutcome: 'refused',
+    execute: () => handler.execute(turnTaking),
+    safetyDefer: () => turnTaking.deferUpdate(),
+    answer: (content) => turnTaking.reply(content),
+  });
 }
