@@ -9,11 +9,14 @@
 import path from 'node:path';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-export type BargeInMode = 'off' | 'anyone' | 'floor';
+export const BARGE_IN_MODES = ['off', 'anyone', 'floor'] as const;
+export type BargeInMode = (typeof BARGE_IN_MODES)[number];
 /** Where characters Voxta marks explicit may run: nowhere, or only in age-restricted channels. */
-export type ExplicitCharactersPolicy = 'never' | 'age-restricted';
+export const EXPLICIT_CHARACTERS_POLICIES = ['never', 'age-restricted'] as const;
+export type ExplicitCharactersPolicy = (typeof EXPLICIT_CHARACTERS_POLICIES)[number];
 /** What `/start` does about voice when no voice channel is given: join the invoker's, or stay in text. */
-export type StartVoiceDefault = 'join' | 'text-only';
+export const START_VOICE_DEFAULTS = ['join', 'text-only'] as const;
+export type StartVoiceDefault = (typeof START_VOICE_DEFAULTS)[number];
 /** At most `count` per `perSeconds`; undefined = no limit. */
 export interface RateLimit {
   count: number;
@@ -235,7 +238,7 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
     voice: {
       endOfUtteranceMs: int(env, 'END_OF_UTTERANCE_MS', 700, 200, 5000),
       floorHangoverMs: int(env, 'FLOOR_HANGOVER_MS', 200, 0, 5000),
-      bargeIn: oneOf<BargeInMode>(env, 'BARGE_IN', 'anyone', ['off', 'anyone', 'floor']),
+      bargeIn: oneOf<BargeInMode>(env, 'BARGE_IN', 'anyone', BARGE_IN_MODES),
       bargeInMinMs: int(env, 'BARGE_IN_MIN_MS', 400, 0, 10_000),
       bargeInGraceMs: int(env, 'BARGE_IN_GRACE_MS', 300, 0, 10_000),
       mirrorTranscripts: bool(env, 'MIRROR_TRANSCRIPTS', true),
@@ -246,8 +249,8 @@ export function loadConfig(env: Env = process.env, opts: LoadConfigOptions = {})
       textRate: rate(env, 'TEXT_RATE_LIMIT', { count: 6, perSeconds: 30 }),
       voiceRate: rate(env, 'VOICE_RATE_LIMIT', { count: 15, perSeconds: 60 }),
       maxQueuedTurns: int(env, 'MAX_QUEUED_TURNS', 10, 1, 1000),
-      explicitCharacters: oneOf<ExplicitCharactersPolicy>(env, 'EXPLICIT_CHARACTERS', 'never', ['never', 'age-restricted']),
-      startVoice: oneOf<StartVoiceDefault>(env, 'START_VOICE', 'join', ['join', 'text-only']),
+      explicitCharacters: oneOf<ExplicitCharactersPolicy>(env, 'EXPLICIT_CHARACTERS', 'never', EXPLICIT_CHARACTERS_POLICIES),
+      startVoice: oneOf<StartVoiceDefault>(env, 'START_VOICE', 'join', START_VOICE_DEFAULTS),
     },
     health: {
       port: int(env, 'HEALTH_PORT', 8080, 0, 65535),

@@ -9,8 +9,11 @@
  * counts as unset: the default applies and the log says so.
  */
 import {
+  BARGE_IN_MODES,
   describeRate,
+  EXPLICIT_CHARACTERS_POLICIES,
   parseRate,
+  START_VOICE_DEFAULTS,
   type BargeInMode,
   type Config,
   type ExplicitCharactersPolicy,
@@ -118,7 +121,7 @@ const SPECS: { readonly [N in SettingName]: SettingSpec<SettingValues[N]> } = {
     'bargeIn',
     'BARGE_IN',
     'Who stops the character by speaking over it: off, anyone, floor (only the member being answered).',
-    ['off', 'anyone', 'floor'],
+    BARGE_IN_MODES,
     (c) => c.voice.bargeIn,
     'off: nobody, anyone: any member, floor: only the member being answered',
   ),
@@ -199,7 +202,7 @@ const SPECS: { readonly [N in SettingName]: SettingSpec<SettingValues[N]> } = {
     'explicitCharacters',
     'EXPLICIT_CHARACTERS',
     'Characters Voxta marks explicit: never, or only in age-restricted channels (text and voice).',
-    ['never', 'age-restricted'],
+    EXPLICIT_CHARACTERS_POLICIES,
     (c) => c.server.explicitCharacters,
     'never: not in this server, age-restricted: only in age-restricted channels',
   ),
@@ -208,7 +211,7 @@ const SPECS: { readonly [N in SettingName]: SettingSpec<SettingValues[N]> } = {
     'startVoice',
     'START_VOICE',
     'What /start does without a voice channel: join (the voice channel you are in) or text-only.',
-    ['join', 'text-only'],
+    START_VOICE_DEFAULTS,
     (c) => c.server.startVoice,
     'join: the voice channel of whoever runs /start, text-only: only when a voice channel is given',
   ),
